@@ -1,0 +1,1 @@
+"""Retriever service: help-center ingestion, embeddings and hybrid search on Qdrant."""

@@ -1,0 +1,242 @@
+"""Ingestion and search over a VectorStore, independent of which Qdrant deployment backs it."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from services.retriever.chunking import Chunk, chunk_document, document_hash
+from services.retriever.embedding import DenseEmbedder, SparseEmbedder
+from services.retriever.parsing import DocumentError, parse_document
+from services.retriever.settings import RetrieverSettings
+from services.retriever.stores import QueryPlan, SearchModeName, StoredPoint, VectorStore, point_id
+from supportbot.core.errors import InvalidArgument, NotFound
+
+_COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_DOCUMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+
+
+@dataclass
+class DocumentInput:
+    content: bytes
+    source_path: str = ""
+    document_id: str = ""
+    mime_type: str = ""
+    title: str = ""
+    url: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class IngestOutcome:
+    document_id: str
+    status: str  # added, updated, unchanged, failed
+    chunks: int = 0
+    error: str = ""
+
+
+@dataclass
+class SearchHit:
+    chunk: dict
+    score: float
+    dense_score: float
+
+
+@dataclass
+class SearchOutcome:
+    collection: str
+    hits: list[SearchHit]
+    embed_ms: float
+    search_ms: float
+
+
+def derive_document_id(source_path: str) -> str:
+    stem = PurePosixPath(source_path.replace("\\", "/")).stem
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")
+    return slug[:200] or "document"
+
+
+class KnowledgeBase:
+    def __init__(
+        self,
+        settings: RetrieverSettings,
+        store: VectorStore,
+        dense: DenseEmbedder,
+        sparse: SparseEmbedder,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.dense = dense
+        self.sparse = sparse
+        # Writers of one collection take turns, so a document's old and new versions never race.
+        self._write_lock = threading.Lock()
+
+    # -- validation -------------------------------------------------------------------------
+    def collection_name(self, name: str) -> str:
+        name = name or self.settings.default_collection
+        if not _COLLECTION_NAME.match(name):
+            raise InvalidArgument(
+                f"collection name {name!r} is invalid: use 1-63 lowercase letters, digits, '-' or '_', "
+                "starting with a letter or digit"
+            )
+        return name
+
+    def existing_collection(self, name: str) -> str:
+        name = self.collection_name(name)
+        if not self.store.has_collection(name):
+            known = ", ".join(self.store.collections()) or "none yet"
+            raise NotFound(f"collection {name!r} does not exist (collections: {known})")
+        return name
+
+    # -- ingestion --------------------------------------------------------------------------
+    def ingest(self, collection: str, document: DocumentInput) -> IngestOutcome:
+        collection = self.collection_name(collection)
+        document_id = document.document_id or derive_document_id(document.source_path)
+        if not _DOCUMENT_ID.match(document_id):
+            return IngestOutcome(document_id, "failed", error=f"invalid document id {document_id!r}")
+        try:
+            if len(document.content) > self.settings.max_document_bytes:
+                raise DocumentError(
+                    f"document is {len(document.content)} bytes, over the limit of "
+                    f"{self.settings.max_document_bytes}"
+                )
+            parsed = parse_document(document.content, document.source_path, document.mime_type)
+        except DocumentError as exc:
+            return IngestOutcome(document_id, "failed", error=str(exc))
+        title = document.title or parsed.title
+        parsed.title = title
+        metadata = {**parsed.metadata, **document.metadata}
+        url = document.url or metadata.pop("url", "") or document.source_path
+        content_hash = document_hash(document.content, title, url, metadata)
+
+        with self._write_lock:
+            self.store.ensure_collection(collection, self.dense.dimension)
+            previous = self.store.document_hash(collection, document_id)
+            if previous == content_hash:
+                return IngestOutcome(document_id, "unchanged")
+            chunks = chunk_document(
+                parsed,
+                document_id=document_id,
+                collection=collection,
+                url=url,
+                content_hash=content_hash,
+                metadata=metadata,
+                budget=min(self.settings.chunk_tokens, self.dense.max_seq_length - 32),
+                overlap=self.settings.chunk_overlap_tokens,
+                count=self.dense.count_tokens,
+            )
+            self.store.upsert(collection, self._points(chunks))
+            # Only once the new version is stored does the old one go.
+            self.store.delete_document(collection, document_id, keep_hash=content_hash)
+        return IngestOutcome(document_id, "added" if previous is None else "updated", len(chunks))
+
+    def _points(self, chunks: list[Chunk]) -> list[StoredPoint]:
+        texts = [chunk.embedding_text() for chunk in chunks]
+        dense = self.dense.embed_documents(texts)
+        return [
+            StoredPoint(
+                id=point_id(chunk.chunk_id, chunk.content_hash),
+                dense=vector.tolist(),
+                sparse=self.sparse.embed_document(text),
+                payload={
+                    "chunk_id": chunk.chunk_id,
+                    "document_id": chunk.document_id,
+                    "ordinal": chunk.ordinal,
+                    "title": chunk.title,
+                    "heading_path": chunk.heading_path,
+                    "url": chunk.url,
+                    "collection": chunk.collection,
+                    "text": chunk.text,
+                    "content_hash": chunk.content_hash,
+                    "metadata": chunk.metadata,
+                },
+            )
+            for chunk, vector, text in zip(chunks, dense, texts, strict=True)
+        ]
+
+    def finish_ingest(self, collection: str) -> None:
+        """Builds the HNSW index once a batch is in, rather than after every document."""
+        collection = self.collection_name(collection)
+        if self.store.has_collection(collection):
+            with self._write_lock:
+                self.store.optimize(collection)
+
+    def delete_documents(self, collection: str, document_ids: list[str]) -> tuple[int, int]:
+        collection = self.existing_collection(collection)
+        if not document_ids:
+            raise InvalidArgument("document_ids is empty: name at least one document to delete")
+        documents = chunks = 0
+        with self._write_lock:
+            for document_id in document_ids:
+                removed = self.store.delete_document(collection, document_id)
+                documents += 1 if removed else 0
+                chunks += removed
+        return documents, chunks
+
+    # -- search -----------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str = "",
+        top_k: int = 0,
+        score_threshold: float = 0.0,
+        filter: dict[str, str] | None = None,
+        mode: SearchModeName = "hybrid",
+        mmr: bool = False,
+        mmr_lambda: float = 0.0,
+    ) -> SearchOutcome:
+        query = query.strip()
+        if not query:
+            raise InvalidArgument("query is empty: send the customer's question")
+        if len(query) > self.settings.max_query_chars:
+            raise InvalidArgument(
+                f"query is {len(query)} characters, over the limit of {self.settings.max_query_chars}"
+            )
+        top_k = top_k or self.settings.default_top_k
+        if not 1 <= top_k <= self.settings.max_top_k:
+            raise InvalidArgument(f"top_k must be between 1 and {self.settings.max_top_k}, got {top_k}")
+        if not 0.0 <= mmr_lambda <= 1.0:
+            raise InvalidArgument(f"mmr_lambda must be between 0 and 1, got {mmr_lambda}")
+        for key, value in (filter or {}).items():
+            if not _FILTER_KEY.match(key):
+                raise InvalidArgument(f"filter key {key!r} is invalid: use letters, digits, '_' or '-'")
+            if not value:
+                raise InvalidArgument(f"filter value for {key!r} is empty")
+        threshold = self.settings.score_threshold if score_threshold == 0 else score_threshold
+        collection = self.existing_collection(collection)
+
+        started = time.perf_counter()
+        dense = self.dense.embed_query(query)
+        sparse = self.sparse.embed_query(query)
+        embedded = time.perf_counter()
+        plan = QueryPlan(
+            dense=dense,
+            sparse=sparse,
+            mode=mode,
+            limit=top_k,
+            filter=dict(filter or {}),
+            mmr_lambda=(mmr_lambda or 0.7) if mmr else None,
+        )
+        raw = self.store.query(collection, plan)
+        searched = time.perf_counter()
+        query_vector = np.asarray(dense, dtype=np.float32)
+        hits = []
+        for hit in raw:
+            cosine = float(np.dot(query_vector, hit.dense_vector)) if hit.dense_vector else 0.0
+            if threshold >= 0 and cosine < threshold:
+                continue
+            hits.append(SearchHit(hit.payload, hit.score, cosine))
+        return SearchOutcome(
+            collection, hits, (embedded - started) * 1000, (searched - embedded) * 1000
+        )
+
+    def stats(self, collection: str = "") -> list[tuple[str, int, int]]:
+        names = [self.existing_collection(collection)] if collection else self.store.collections()
+        return [(n, self.store.count_documents(n), self.store.count_points(n)) for n in names]

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from supportbot.core.settings import ServiceSettings
+
+
+class RetrieverSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SUPPORTBOT_RETRIEVER_", extra="ignore")
+
+    port: int = 50052
+    metrics_port: int = 9102
+
+    # A sentence-transformers model name or path; empty means the bundled all-MiniLM-L6-v2.
+    embedding_model: str = ""
+    embedding_batch_size: int = Field(default=64, ge=1)
+    # Query embeddings kept in memory so repeated questions skip the model.
+    query_cache_size: int = Field(default=4096, ge=0)
+
+    # "edge": Qdrant's engine in-process, on disk under data_dir/qdrant.
+    # "server": a Qdrant server or cluster through qdrant-client (qdrant_url), or qdrant-client's
+    # local mode when qdrant_location is set (":memory:" or a path).
+    backend: Literal["edge", "server"] = "edge"
+    qdrant_url: str = "http://127.0.0.1:6333"
+    qdrant_api_key: str | None = None
+    qdrant_prefer_grpc: bool = True
+    qdrant_location: str | None = None
+    # Collection layout on a Qdrant cluster.
+    shard_number: int = Field(default=1, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    index_path: Path | None = None
+
+    default_collection: str = "helpcenter"
+    default_top_k: int = Field(default=5, ge=1)
+    max_top_k: int = Field(default=100, ge=1)
+    # Minimum cosine similarity of a result to the question; below it a result is not relevant.
+    score_threshold: float = 0.3
+    max_query_chars: int = Field(default=2000, ge=1)
+
+    # Chunk size and overlap, in tokens of the embedding model's tokenizer.
+    chunk_tokens: int = Field(default=200, ge=16)
+    chunk_overlap_tokens: int = Field(default=40, ge=0)
+    max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+
+    def resolved_index_path(self) -> Path:
+        return self.index_path or self.data_dir / "qdrant"

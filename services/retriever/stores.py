@@ -1,0 +1,392 @@
+"""One schema, two Qdrant deployments: Qdrant's engine in-process (qdrant-edge-py, one shard per
+collection on disk) and a Qdrant server or cluster through qdrant-client.
+
+Both store a named dense vector ("dense", cosine) and a named sparse vector ("bm25", with the IDF
+modifier), and both answer a hybrid query as one Qdrant query: two prefetches fused with
+reciprocal-rank fusion, optionally re-ranked with Qdrant's MMR."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+DENSE = "dense"
+SPARSE = "bm25"
+RRF_K = 60
+SearchModeName = Literal["hybrid", "dense", "sparse"]
+
+
+def point_id(chunk_id: str, content_hash: str) -> str:
+    """Points of a new document version get new ids, so the old version stays searchable until
+    the new one is fully written."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{chunk_id}@{content_hash}"))
+
+
+@dataclass
+class StoredPoint:
+    id: str
+    dense: list[float]
+    sparse: tuple[list[int], list[float]]
+    payload: dict[str, Any]
+
+
+@dataclass
+class Hit:
+    payload: dict[str, Any]
+    score: float
+    dense_vector: list[float] | None
+
+
+@dataclass
+class QueryPlan:
+    dense: list[float]
+    sparse: tuple[list[int], list[float]]
+    mode: SearchModeName
+    limit: int
+    filter: dict[str, str]
+    mmr_lambda: float | None
+
+    @property
+    def candidates(self) -> int:
+        return max(self.limit * 4, 40)
+
+
+class VectorStore(Protocol):
+    backend: str
+
+    def collections(self) -> list[str]: ...
+    def has_collection(self, name: str) -> bool: ...
+    def ensure_collection(self, name: str, dimension: int) -> None: ...
+    def upsert(self, name: str, points: list[StoredPoint]) -> None: ...
+    def document_hash(self, name: str, document_id: str) -> str | None: ...
+    def delete_document(self, name: str, document_id: str, keep_hash: str | None = None) -> int: ...
+    def count_points(self, name: str) -> int: ...
+    def count_documents(self, name: str) -> int: ...
+    def query(self, name: str, plan: QueryPlan) -> list[Hit]: ...
+    def optimize(self, name: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def payload_key(key: str) -> str:
+    """Filter keys name chunk fields (document_id, title, url) or ingestion metadata."""
+    return key if key in {"document_id", "title", "url", "collection"} else f"metadata.{key}"
+
+
+class EdgeStore:
+    """Qdrant's engine in-process: one EdgeShard per collection under `root`."""
+
+    backend = "edge"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._shards: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        for path in sorted(self.root.iterdir()):
+            if path.is_dir():
+                self._open(path.name)
+
+    def _open(self, name: str) -> Any:
+        from qdrant_edge import EdgeShard
+
+        shard = EdgeShard.load(str(self.root / name))
+        self._shards[name] = shard
+        return shard
+
+    def _shard(self, name: str) -> Any:
+        with self._lock:
+            return self._shards[name]
+
+    def collections(self) -> list[str]:
+        with self._lock:
+            return sorted(self._shards)
+
+    def has_collection(self, name: str) -> bool:
+        with self._lock:
+            return name in self._shards
+
+    def ensure_collection(self, name: str, dimension: int) -> None:
+        import qdrant_edge as q
+
+        with self._lock:
+            if name in self._shards:
+                return
+            path = self.root / name
+            if path.exists():
+                shutil.rmtree(path)
+            config = q.EdgeConfig(
+                vectors={DENSE: q.EdgeVectorParams(size=dimension, distance=q.Distance.Cosine)},
+                sparse_vectors={SPARSE: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)},
+                hnsw_config=q.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000),
+            )
+            shard = q.EdgeShard.create(str(path), config)
+            shard.update(q.UpdateOperation.create_field_index("document_id", q.PayloadSchemaType.Keyword))
+            self._shards[name] = shard
+
+    def upsert(self, name: str, points: list[StoredPoint]) -> None:
+        import qdrant_edge as q
+
+        edge_points = [
+            q.Point(
+                p.id,
+                {DENSE: p.dense, SPARSE: q.SparseVector(list(p.sparse[0]), list(p.sparse[1]))},
+                p.payload,
+            )
+            for p in points
+        ]
+        shard = self._shard(name)
+        shard.update(q.UpdateOperation.upsert_points(edge_points))
+        shard.flush()
+
+    def _document_filter(self, document_id: str, keep_hash: str | None = None) -> Any:
+        import qdrant_edge as q
+
+        must_not = [q.FieldCondition("content_hash", match=q.MatchValue(keep_hash))] if keep_hash else None
+        return q.Filter(
+            must=[q.FieldCondition("document_id", match=q.MatchValue(document_id))], must_not=must_not
+        )
+
+    def document_hash(self, name: str, document_id: str) -> str | None:
+        import qdrant_edge as q
+
+        records, _ = self._shard(name).scroll(
+            q.ScrollRequest(limit=1, filter=self._document_filter(document_id), with_payload=True)
+        )
+        return records[0].payload.get("content_hash") if records else None
+
+    def delete_document(self, name: str, document_id: str, keep_hash: str | None = None) -> int:
+        import qdrant_edge as q
+
+        shard = self._shard(name)
+        selector = self._document_filter(document_id, keep_hash)
+        count = shard.count(q.CountRequest(filter=selector, exact=True))
+        if count:
+            shard.update(q.UpdateOperation.delete_points_by_filter(selector))
+            shard.flush()
+        return count
+
+    def count_points(self, name: str) -> int:
+        import qdrant_edge as q
+
+        return self._shard(name).count(q.CountRequest(exact=True))
+
+    def count_documents(self, name: str) -> int:
+        import qdrant_edge as q
+
+        response = self._shard(name).facet(q.FacetRequest("document_id", limit=1_000_000, exact=True))
+        # Deleted documents can linger in the facet with a zero count until segments are merged.
+        return sum(1 for hit in response.hits if hit.count > 0)
+
+    def _filter(self, conditions: dict[str, str]) -> Any:
+        import qdrant_edge as q
+
+        if not conditions:
+            return None
+        return q.Filter(
+            must=[q.FieldCondition(payload_key(k), match=q.MatchValue(v)) for k, v in conditions.items()]
+        )
+
+    def query(self, name: str, plan: QueryPlan) -> list[Hit]:
+        import qdrant_edge as q
+
+        dense = q.Query.Nearest(plan.dense, using=DENSE)
+        sparse = q.Query.Nearest(q.SparseVector(*plan.sparse), using=SPARSE)
+        filter_ = self._filter(plan.filter)
+        if plan.mode == "hybrid":
+            candidates = [
+                q.Prefetch(limit=plan.candidates, query=dense, filter=filter_),
+                q.Prefetch(limit=plan.candidates, query=sparse, filter=filter_),
+            ]
+            if plan.mmr_lambda is None:
+                prefetches, scoring = candidates, q.Fusion.Rrf(k=RRF_K)
+            else:
+                prefetches = [q.Prefetch(limit=plan.candidates, query=q.Fusion.Rrf(k=RRF_K), prefetches=candidates)]
+                scoring = q.Mmr(plan.dense, plan.mmr_lambda, plan.candidates, using=DENSE)
+        elif plan.mode == "dense" and plan.mmr_lambda is not None:
+            prefetches, scoring = None, q.Mmr(plan.dense, plan.mmr_lambda, plan.candidates, using=DENSE)
+        else:
+            prefetches, scoring = None, dense if plan.mode == "dense" else sparse
+        request = q.QueryRequest(
+            limit=plan.limit,
+            query=scoring,
+            prefetches=prefetches,
+            filter=filter_,
+            with_payload=True,
+            with_vector=[DENSE],
+        )
+        return [
+            Hit(point.payload or {}, float(point.score), _named_vector(point.vector, DENSE))
+            for point in self._shard(name).query(request)
+        ]
+
+    def optimize(self, name: str) -> None:
+        self._shard(name).optimize()
+
+    def close(self) -> None:
+        with self._lock:
+            for shard in self._shards.values():
+                shard.flush()
+                shard.close()
+            self._shards.clear()
+
+
+def _named_vector(vector: Any, name: str) -> list[float] | None:
+    if isinstance(vector, dict):
+        value = vector.get(name)
+        return list(value) if value is not None else None
+    return None
+
+
+class QdrantServerStore:
+    """A Qdrant server or cluster through qdrant-client (also its in-process local mode)."""
+
+    backend = "server"
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        prefer_grpc: bool = True,
+        location: str | None = None,
+        shard_number: int = 1,
+        replication_factor: int = 1,
+    ) -> None:
+        from qdrant_client import QdrantClient
+
+        if location == ":memory:":
+            self.client = QdrantClient(location=":memory:")
+        elif location:
+            self.client = QdrantClient(path=location)
+        else:
+            self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc)
+        self.shard_number = shard_number
+        self.replication_factor = replication_factor
+
+    def collections(self) -> list[str]:
+        return sorted(c.name for c in self.client.get_collections().collections)
+
+    def has_collection(self, name: str) -> bool:
+        return self.client.collection_exists(name)
+
+    def ensure_collection(self, name: str, dimension: int) -> None:
+        from qdrant_client import models as m
+
+        if self.client.collection_exists(name):
+            return
+        self.client.create_collection(
+            name,
+            vectors_config={DENSE: m.VectorParams(size=dimension, distance=m.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            shard_number=self.shard_number,
+            replication_factor=self.replication_factor,
+        )
+        self.client.create_payload_index(name, "document_id", m.PayloadSchemaType.KEYWORD)
+
+    def upsert(self, name: str, points: list[StoredPoint]) -> None:
+        from qdrant_client import models as m
+
+        self.client.upsert(
+            name,
+            points=[
+                m.PointStruct(
+                    id=p.id,
+                    vector={DENSE: p.dense, SPARSE: m.SparseVector(indices=p.sparse[0], values=p.sparse[1])},
+                    payload=p.payload,
+                )
+                for p in points
+            ],
+            wait=True,
+        )
+
+    def _document_filter(self, document_id: str, keep_hash: str | None = None) -> Any:
+        from qdrant_client import models as m
+
+        return m.Filter(
+            must=[m.FieldCondition(key="document_id", match=m.MatchValue(value=document_id))],
+            must_not=[m.FieldCondition(key="content_hash", match=m.MatchValue(value=keep_hash))]
+            if keep_hash
+            else None,
+        )
+
+    def document_hash(self, name: str, document_id: str) -> str | None:
+        records, _ = self.client.scroll(
+            name, scroll_filter=self._document_filter(document_id), limit=1, with_payload=True
+        )
+        return records[0].payload.get("content_hash") if records else None
+
+    def delete_document(self, name: str, document_id: str, keep_hash: str | None = None) -> int:
+        from qdrant_client import models as m
+
+        selector = self._document_filter(document_id, keep_hash)
+        count = self.client.count(name, count_filter=selector, exact=True).count
+        if count:
+            self.client.delete(name, points_selector=m.FilterSelector(filter=selector), wait=True)
+        return count
+
+    def count_points(self, name: str) -> int:
+        return self.client.count(name, exact=True).count
+
+    def count_documents(self, name: str) -> int:
+        response = self.client.facet(name, key="document_id", limit=1_000_000, exact=True)
+        return len(response.hits)
+
+    def _filter(self, conditions: dict[str, str]) -> Any:
+        from qdrant_client import models as m
+
+        if not conditions:
+            return None
+        return m.Filter(
+            must=[m.FieldCondition(key=payload_key(k), match=m.MatchValue(value=v)) for k, v in conditions.items()]
+        )
+
+    def query(self, name: str, plan: QueryPlan) -> list[Hit]:
+        from qdrant_client import models as m
+
+        sparse = m.SparseVector(indices=plan.sparse[0], values=plan.sparse[1])
+        filter_ = self._filter(plan.filter)
+        mmr = (
+            m.NearestQuery(nearest=plan.dense, mmr=m.Mmr(diversity=1 - plan.mmr_lambda, candidates_limit=plan.candidates))
+            if plan.mmr_lambda is not None
+            else None
+        )
+        prefetch: Any = None
+        using: str | None = None
+        if plan.mode == "hybrid":
+            candidates = [
+                m.Prefetch(query=plan.dense, using=DENSE, limit=plan.candidates, filter=filter_),
+                m.Prefetch(query=sparse, using=SPARSE, limit=plan.candidates, filter=filter_),
+            ]
+            if mmr is None:
+                prefetch, query = candidates, m.FusionQuery(fusion=m.Fusion.RRF)
+            else:
+                prefetch = [m.Prefetch(prefetch=candidates, query=m.FusionQuery(fusion=m.Fusion.RRF), limit=plan.candidates)]
+                query, using = mmr, DENSE
+        elif plan.mode == "dense":
+            query, using = (mmr or plan.dense), DENSE
+        else:
+            query, using = sparse, SPARSE
+        response = self.client.query_points(
+            name,
+            query=query,
+            using=using,
+            prefetch=prefetch,
+            query_filter=filter_,
+            limit=plan.limit,
+            with_payload=True,
+            with_vectors=[DENSE],
+        )
+        return [
+            Hit(point.payload or {}, float(point.score), _named_vector(point.vector, DENSE))
+            for point in response.points
+        ]
+
+    def optimize(self, name: str) -> None:
+        """A Qdrant server builds its HNSW index in the background by itself."""
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,2 @@
+"""Code every supportbot service shares: settings, logging, the gRPC server bootstrap, channels
+and metrics."""

@@ -1,0 +1,327 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from supportbot.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SessionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_STATUS_UNSPECIFIED: _ClassVar[SessionStatus]
+    SESSION_STATUS_BOT: _ClassVar[SessionStatus]
+    SESSION_STATUS_WAITING_FOR_AGENT: _ClassVar[SessionStatus]
+    SESSION_STATUS_WITH_AGENT: _ClassVar[SessionStatus]
+    SESSION_STATUS_CLOSED: _ClassVar[SessionStatus]
+SESSION_STATUS_UNSPECIFIED: SessionStatus
+SESSION_STATUS_BOT: SessionStatus
+SESSION_STATUS_WAITING_FOR_AGENT: SessionStatus
+SESSION_STATUS_WITH_AGENT: SessionStatus
+SESSION_STATUS_CLOSED: SessionStatus
+
+class Turn(_message.Message):
+    __slots__ = ("turn_id", "role", "content", "citations", "create_time", "grounded", "feedback")
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    GROUNDED_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    turn_id: str
+    role: _common_pb2.Role
+    content: str
+    citations: _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]
+    create_time: _timestamp_pb2.Timestamp
+    grounded: bool
+    feedback: int
+    def __init__(self, turn_id: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grounded: _Optional[bool] = ..., feedback: _Optional[int] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("session_id", "status", "customer_id", "collection", "channel", "turns", "create_time", "update_time", "assigned_agent", "handoff_reason")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    TURNS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_AGENT_FIELD_NUMBER: _ClassVar[int]
+    HANDOFF_REASON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    status: SessionStatus
+    customer_id: str
+    collection: str
+    channel: str
+    turns: _containers.RepeatedCompositeFieldContainer[Turn]
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    assigned_agent: str
+    handoff_reason: str
+    def __init__(self, session_id: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., customer_id: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_agent: _Optional[str] = ..., handoff_reason: _Optional[str] = ...) -> None: ...
+
+class ChatRequest(_message.Message):
+    __slots__ = ("session_id", "message", "collection", "channel")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    message: str
+    collection: str
+    channel: str
+    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
+
+class ChatResponse(_message.Message):
+    __slots__ = ("session", "sources", "delta", "result")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    session: SessionInfo
+    sources: SourcesRetrieved
+    delta: AnswerDelta
+    result: ChatResult
+    def __init__(self, session: _Optional[_Union[SessionInfo, _Mapping]] = ..., sources: _Optional[_Union[SourcesRetrieved, _Mapping]] = ..., delta: _Optional[_Union[AnswerDelta, _Mapping]] = ..., result: _Optional[_Union[ChatResult, _Mapping]] = ...) -> None: ...
+
+class SessionInfo(_message.Message):
+    __slots__ = ("session_id", "turn_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    turn_id: str
+    def __init__(self, session_id: _Optional[str] = ..., turn_id: _Optional[str] = ...) -> None: ...
+
+class SourcesRetrieved(_message.Message):
+    __slots__ = ("sources", "rewritten_question")
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    REWRITTEN_QUESTION_FIELD_NUMBER: _ClassVar[int]
+    sources: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
+    rewritten_question: str
+    def __init__(self, sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., rewritten_question: _Optional[str] = ...) -> None: ...
+
+class AnswerDelta(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
+
+class StageLatencies(_message.Message):
+    __slots__ = ("session_ms", "rewrite_ms", "retrieval_ms", "first_token_ms", "total_ms")
+    SESSION_MS_FIELD_NUMBER: _ClassVar[int]
+    REWRITE_MS_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    session_ms: float
+    rewrite_ms: float
+    retrieval_ms: float
+    first_token_ms: float
+    total_ms: float
+    def __init__(self, session_ms: _Optional[float] = ..., rewrite_ms: _Optional[float] = ..., retrieval_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
+
+class ChatResult(_message.Message):
+    __slots__ = ("turn_id", "answer", "citations", "finish_reason", "latencies", "handoff", "grounded", "completion_tokens", "rewritten_question")
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    LATENCIES_FIELD_NUMBER: _ClassVar[int]
+    HANDOFF_FIELD_NUMBER: _ClassVar[int]
+    GROUNDED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REWRITTEN_QUESTION_FIELD_NUMBER: _ClassVar[int]
+    turn_id: str
+    answer: str
+    citations: _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]
+    finish_reason: _common_pb2.FinishReason
+    latencies: StageLatencies
+    handoff: bool
+    grounded: bool
+    completion_tokens: int
+    rewritten_question: str
+    def __init__(self, turn_id: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., latencies: _Optional[_Union[StageLatencies, _Mapping]] = ..., handoff: _Optional[bool] = ..., grounded: _Optional[bool] = ..., completion_tokens: _Optional[int] = ..., rewritten_question: _Optional[str] = ...) -> None: ...
+
+class CreateSessionRequest(_message.Message):
+    __slots__ = ("collection", "channel", "customer_id")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    channel: str
+    customer_id: str
+    def __init__(self, collection: _Optional[str] = ..., channel: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
+
+class CreateSessionResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class GetSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetSessionResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ("statuses", "collection", "page_size")
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    statuses: _containers.RepeatedScalarFieldContainer[SessionStatus]
+    collection: str
+    page_size: int
+    def __init__(self, statuses: _Optional[_Iterable[_Union[SessionStatus, str]]] = ..., collection: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class ListSessionsResponse(_message.Message):
+    __slots__ = ("sessions",)
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
+
+class CloseSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class CloseSessionResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class SubmitFeedbackRequest(_message.Message):
+    __slots__ = ("session_id", "turn_id", "rating", "comment")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    turn_id: str
+    rating: int
+    comment: str
+    def __init__(self, session_id: _Optional[str] = ..., turn_id: _Optional[str] = ..., rating: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class SubmitFeedbackResponse(_message.Message):
+    __slots__ = ("handoff",)
+    HANDOFF_FIELD_NUMBER: _ClassVar[int]
+    handoff: bool
+    def __init__(self, handoff: _Optional[bool] = ...) -> None: ...
+
+class RequestHandoffRequest(_message.Message):
+    __slots__ = ("session_id", "reason")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    reason: str
+    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RequestHandoffResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class WatchSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class WatchSessionResponse(_message.Message):
+    __slots__ = ("turn", "status", "delta")
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    turn: Turn
+    status: SessionStatus
+    delta: AnswerDelta
+    def __init__(self, turn: _Optional[_Union[Turn, _Mapping]] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., delta: _Optional[_Union[AnswerDelta, _Mapping]] = ...) -> None: ...
+
+class TakeOverSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class TakeOverSessionResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class HandBackSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class HandBackSessionResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class SendAgentReplyRequest(_message.Message):
+    __slots__ = ("session_id", "message")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    message: str
+    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class SendAgentReplyResponse(_message.Message):
+    __slots__ = ("turn",)
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    turn: Turn
+    def __init__(self, turn: _Optional[_Union[Turn, _Mapping]] = ...) -> None: ...
+
+class SuggestRepliesRequest(_message.Message):
+    __slots__ = ("session_id", "count")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    count: int
+    def __init__(self, session_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class SuggestedReply(_message.Message):
+    __slots__ = ("text", "citations")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    citations: _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]
+    def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ...) -> None: ...
+
+class SuggestRepliesResponse(_message.Message):
+    __slots__ = ("suggestions", "sources")
+    SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    suggestions: _containers.RepeatedCompositeFieldContainer[SuggestedReply]
+    sources: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
+    def __init__(self, suggestions: _Optional[_Iterable[_Union[SuggestedReply, _Mapping]]] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ...) -> None: ...
+
+class SummarizeSessionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class SummarizeSessionResponse(_message.Message):
+    __slots__ = ("summary",)
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    summary: str
+    def __init__(self, summary: _Optional[str] = ...) -> None: ...
