@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from supportbot.core.documents import MIME_BY_SUFFIX
+
 
 class DocumentError(ValueError):
     """A document that cannot be ingested; the message says why, for people."""
@@ -26,15 +28,6 @@ class ParsedDocument:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-MIME_BY_SUFFIX = {
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".txt": "text/plain",
-    ".text": "text/plain",
-    ".pdf": "application/pdf",
-}
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)

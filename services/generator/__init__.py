@@ -1,0 +1,1 @@
+"""Generator service: grounded, cited answers streamed from vLLM."""

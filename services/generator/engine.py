@@ -1,0 +1,86 @@
+"""vLLM's async engine, built from GeneratorSettings, and what it actually runs with."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from services.generator.settings import GeneratorSettings
+
+log = logging.getLogger(__name__)
+
+
+def on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def engine_args(settings: GeneratorSettings) -> Any:
+    from vllm import AsyncEngineArgs
+
+    cpu = on_cpu()
+    enforce_eager = settings.enforce_eager if settings.enforce_eager is not None else cpu
+    compilation: dict[str, Any] = {}
+    if settings.compilation_mode:
+        compilation["mode"] = settings.compilation_mode
+    if settings.cudagraph_mode:
+        compilation["cudagraph_mode"] = settings.cudagraph_mode
+    if settings.fusion_passes:
+        compilation["pass_config"] = {name: True for name in settings.fusion_passes}
+    kwargs: dict[str, Any] = {
+        "model": settings.resolved_model(),
+        "served_model_name": settings.served_model_name or None,
+        "dtype": "float32" if settings.dtype == "auto" and cpu else settings.dtype,
+        "max_model_len": settings.max_model_len,
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "max_num_seqs": settings.max_num_seqs,
+        "enforce_eager": enforce_eager,
+        "seed": settings.seed,
+        "gpu_memory_utilization": min(settings.gpu_memory_utilization, 0.5) if cpu else settings.gpu_memory_utilization,
+        "disable_log_stats": False,
+    }
+    if cpu:
+        kwargs["kv_cache_memory_bytes"] = settings.kv_cache_bytes
+    if compilation:
+        kwargs["compilation_config"] = compilation
+    if settings.attention_backend:
+        kwargs["attention_backend"] = settings.attention_backend
+    if settings.lora_adapters:
+        kwargs.update(enable_lora=True, max_loras=len(settings.lora_adapters), max_lora_rank=settings.max_lora_rank)
+    return AsyncEngineArgs(**kwargs)
+
+
+def build_engine(settings: GeneratorSettings) -> Any:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncLLM.from_engine_args(engine_args(settings))
+
+
+def _enum_name(value: Any) -> str:
+    return getattr(value, "name", str(value)) if value is not None else ""
+
+
+def kernel_settings(engine: Any) -> dict[str, Any]:
+    """Read back from the engine's resolved config, not from our settings."""
+    config = engine.vllm_config
+    compilation = config.compilation_config
+    passes = compilation.pass_config
+    fusion = sorted(
+        name
+        for name in type(passes).__dataclass_fields__
+        if (name.startswith("fuse_") or name.startswith("enable_") or name == "eliminate_noops")
+        and getattr(passes, name) is True
+    )
+    if _enum_name(compilation.mode) == "NONE":
+        # Fusion passes run inside vLLM's compiler; in eager mode none of them is applied.
+        fusion = []
+    backend = config.attention_config.backend
+    return {
+        "enforce_eager": bool(config.model_config.enforce_eager),
+        "compilation_mode": _enum_name(compilation.mode),
+        "cudagraph_mode": _enum_name(compilation.cudagraph_mode),
+        "fusion_passes": fusion,
+        "attention_backend": _enum_name(backend) if backend is not None else "platform default",
+        "custom_ops": list(compilation.custom_ops),
+    }

@@ -1,0 +1,245 @@
+"""GeneratorService over gRPC on vLLM's async engine: continuous batching across concurrent
+requests, text streamed as deltas, aborted in the engine as soon as the caller goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Gauge, Histogram
+
+from services.generator.engine import build_engine, kernel_settings
+from services.generator.prompting import build_grounded_messages, parse_citations, raw_messages
+from services.generator.settings import GeneratorSettings
+from supportbot.core.errors import InvalidArgument, ResourceExhausted, ServiceError
+from supportbot.core.server import GrpcService
+from supportbot.v1 import common_pb2, generator_pb2, generator_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+TIME_TO_FIRST_TOKEN = Histogram(
+    "supportbot_generator_time_to_first_token_seconds",
+    "Time from request to the first streamed text.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+)
+TOKENS_PER_SECOND = Histogram(
+    "supportbot_generator_tokens_per_second",
+    "Generated tokens per second of each request, after its first token.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+QUEUE_DEPTH = Gauge("supportbot_generator_queue_depth", "Requests waiting beyond the running batch.")
+IN_FLIGHT = Gauge("supportbot_generator_in_flight_requests", "Requests the engine is working on.")
+FINISHED = Counter("supportbot_generator_finished_total", "Finished requests by reason.", ["reason"])
+GENERATED_TOKENS = Counter("supportbot_generator_generated_tokens_total", "Tokens generated.")
+
+_FINISH_NAMES = {
+    common_pb2.FINISH_REASON_END_OF_TURN: "end_of_turn",
+    common_pb2.FINISH_REASON_STOP_STRING: "stop_string",
+    common_pb2.FINISH_REASON_LENGTH: "length",
+    common_pb2.FINISH_REASON_ABORTED: "aborted",
+}
+
+
+def finish_reason(output: Any) -> int:
+    if output.finish_reason == "length":
+        return common_pb2.FINISH_REASON_LENGTH
+    if output.finish_reason == "stop":
+        return (
+            common_pb2.FINISH_REASON_STOP_STRING
+            if isinstance(output.stop_reason, str)
+            else common_pb2.FINISH_REASON_END_OF_TURN
+        )
+    return common_pb2.FINISH_REASON_ABORTED
+
+
+class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
+    def __init__(self, settings: GeneratorSettings, engine: Any) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.tokenizer = engine.tokenizer
+        self.in_flight = 0
+        self.capacity = engine.vllm_config.scheduler_config.max_num_seqs + settings.max_queued_requests
+        self.adapters = {name: index + 1 for index, name in enumerate(sorted(settings.lora_adapters))}
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    # -- request preparation ----------------------------------------------------------------
+    def _max_tokens(self, requested: int) -> int:
+        if requested < 0 or requested > self.settings.max_tokens_limit:
+            raise InvalidArgument(
+                f"max_tokens must be between 1 and {self.settings.max_tokens_limit}, got {requested}"
+            )
+        return requested or min(self.settings.default_max_tokens, self.settings.max_tokens_limit)
+
+    def prepare(self, request: generator_pb2.GenerateRequest) -> tuple[str, list[common_pb2.Source], int, int]:
+        max_tokens = self._max_tokens(request.max_tokens)
+        budget = self.settings.max_model_len - max_tokens - self.settings.template_overhead_tokens
+        if request.messages:
+            messages = raw_messages(request.messages)
+            sources: list[common_pb2.Source] = []
+            history_used = 0
+        else:
+            built = build_grounded_messages(
+                system_prompt=self.settings.system_prompt,
+                question=request.question,
+                sources=request.sources,
+                history=request.history,
+                budget_tokens=budget,
+                count=self.count_tokens,
+            )
+            messages, sources, history_used = built.messages, built.sources, built.history_used
+        prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        prompt_tokens = self.count_tokens(prompt)
+        if prompt_tokens + max_tokens > self.settings.max_model_len:
+            raise InvalidArgument(
+                f"the prompt has {prompt_tokens} tokens; with max_tokens={max_tokens} it exceeds the "
+                f"model's context of {self.settings.max_model_len} tokens"
+            )
+        return prompt, sources, history_used, max_tokens
+
+    def sampling_params(self, request: generator_pb2.GenerateRequest, max_tokens: int) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        structured = None
+        if request.json_schema:
+            try:
+                schema = json.loads(request.json_schema)
+            except json.JSONDecodeError as exc:
+                raise InvalidArgument(f"json_schema is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+            if not isinstance(schema, dict):
+                raise InvalidArgument("json_schema must be a JSON object")
+            structured = StructuredOutputsParams(json=schema)
+        if not 0.0 <= request.temperature <= 2.0:
+            raise InvalidArgument(f"temperature must be between 0 and 2, got {request.temperature}")
+        use_stops = not request.disable_stop_strings and structured is None
+        return SamplingParams(
+            max_tokens=max_tokens,
+            temperature=request.temperature,
+            stop=list(self.settings.stop_strings) if use_stops else None,
+            include_stop_str_in_output=False,
+            structured_outputs=structured,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    def lora_request(self, adapter: str) -> Any:
+        if not adapter:
+            return None
+        if adapter not in self.adapters:
+            known = ", ".join(sorted(self.adapters)) or "none configured"
+            raise InvalidArgument(f"unknown adapter {adapter!r} (adapters: {known})")
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(adapter, self.adapters[adapter], str(self.settings.lora_adapters[adapter]))
+
+    # -- RPCs -------------------------------------------------------------------------------
+    async def Generate(self, request, context):  # noqa: N802 (gRPC method name)
+        started = time.perf_counter()
+        try:
+            prompt, sources, history_used, max_tokens = self.prepare(request)
+            params = self.sampling_params(request, max_tokens)
+            lora = self.lora_request(request.adapter)
+            if self.in_flight >= self.capacity:
+                raise ResourceExhausted(
+                    f"the generator is at capacity ({self.in_flight} requests in flight); retry shortly"
+                )
+        except ServiceError as exc:
+            await context.abort(exc.code, exc.message)
+
+        request_id = f"{request.request_id or 'gen'}-{uuid.uuid4().hex[:12]}"
+        self.in_flight += 1
+        IN_FLIGHT.set(self.in_flight)
+        QUEUE_DEPTH.set(max(0, self.in_flight - self.engine.vllm_config.scheduler_config.max_num_seqs))
+        text_parts: list[str] = []
+        first_token_at: float | None = None
+        last: Any = None
+        completion_tokens = prompt_tokens = 0
+        finished = False
+        try:
+            async for output in self.engine.generate(prompt, params, request_id, lora_request=lora):
+                if output.prompt_token_ids is not None:
+                    prompt_tokens = len(output.prompt_token_ids)
+                completion = output.outputs[0]
+                completion_tokens += len(completion.token_ids)
+                GENERATED_TOKENS.inc(len(completion.token_ids))
+                last = completion
+                if completion.text:
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                        TIME_TO_FIRST_TOKEN.observe(first_token_at - started)
+                    text_parts.append(completion.text)
+                    yield generator_pb2.GenerateResponse(delta=generator_pb2.TextDelta(text=completion.text))
+            finished = True
+        finally:
+            self.in_flight -= 1
+            IN_FLIGHT.set(self.in_flight)
+            if not finished:
+                # The caller cancelled or went away: stop spending compute on this request now.
+                await self.engine.abort(request_id)
+                FINISHED.labels("aborted").inc()
+                log.info("generation aborted", extra={"engine_request_id": request_id})
+
+        ended = time.perf_counter()
+        reason = finish_reason(last) if last is not None else common_pb2.FINISH_REASON_END_OF_TURN
+        FINISHED.labels(_FINISH_NAMES.get(reason, "other")).inc()
+        if first_token_at is not None and completion_tokens > 1 and ended > first_token_at:
+            TOKENS_PER_SECOND.observe((completion_tokens - 1) / (ended - first_token_at))
+        text = "".join(text_parts)
+        yield generator_pb2.GenerateResponse(
+            result=generator_pb2.GenerateResult(
+                text=text,
+                citations=parse_citations(text, sources),
+                finish_reason=reason,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                time_to_first_token_ms=((first_token_at or ended) - started) * 1000,
+                total_ms=(ended - started) * 1000,
+                sources_used=len(sources),
+                history_messages_used=history_used,
+            )
+        )
+
+    async def Info(self, request, context):  # noqa: N802
+        import vllm
+
+        config = self.engine.vllm_config
+        kernels = kernel_settings(self.engine)
+        eos = self.tokenizer.eos_token_id
+        return generator_pb2.InfoResponse(
+            model=config.model_config.served_model_name or config.model_config.model,
+            engine="vllm",
+            engine_version=vllm.__version__,
+            device=str(config.device_config.device_type),
+            dtype=str(config.model_config.dtype).removeprefix("torch."),
+            max_model_len=config.model_config.max_model_len,
+            kernels=generator_pb2.KernelSettings(**kernels),
+            stopping=generator_pb2.StopSettings(
+                stop_strings=list(self.settings.stop_strings),
+                stop_token_ids=[eos] if isinstance(eos, int) else [],
+                default_max_tokens=self.settings.default_max_tokens,
+            ),
+            max_tokens_limit=self.settings.max_tokens_limit,
+            max_queued_requests=self.settings.max_queued_requests,
+            adapters=sorted(self.adapters),
+            kv_cache_bytes=int(config.cache_config.kv_cache_memory_bytes or 0),
+        )
+
+
+async def build_service(settings: GeneratorSettings) -> GrpcService:
+    engine = build_engine(settings)
+    servicer = GeneratorServicer(settings, engine)
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        generator_pb2_grpc.add_GeneratorServiceServicer_to_server(servicer, server)
+        return [generator_pb2.DESCRIPTOR.services_by_name["GeneratorService"].full_name]
+
+    async def on_stop() -> None:
+        engine.shutdown()
+
+    return GrpcService("generator", settings, register, on_stop)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from supportbot.core.settings import ServiceSettings
+from supportbot.models import default_model_dir
+
+DEFAULT_STOP_STRINGS = ["\nUser:", "\nCustomer:", "\nAssistant:", "\nAgent:", "<|im_start|>"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a customer support assistant. Answer the customer's question using only the "
+    "numbered sources. Cite the sources you use as [1], [2]. Be brief and friendly. If the "
+    "sources do not contain the answer, say that the help center does not cover it and offer "
+    "to connect the customer with a person."
+)
+
+
+class GeneratorSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SUPPORTBOT_GENERATOR_", extra="ignore")
+
+    port: int = 50053
+    metrics_port: int = 9103
+
+    # A Hugging Face model name or local path; empty means the prepared SmolLM2-135M-Instruct.
+    model: str = ""
+    served_model_name: str = ""
+    # "auto" picks float32 on CPU (no native bf16 here) and the model's dtype on GPU.
+    dtype: str = "auto"
+    max_model_len: int = Field(default=4096, ge=256)
+    # KV-cache size; on CPU this is memory taken from RAM.
+    kv_cache_bytes: int = Field(default=1 << 30, ge=1 << 24)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    max_num_seqs: int = Field(default=32, ge=1)
+    seed: int = 0
+
+    # Kernel fusion and graphs. None means the platform's best default: compiled with CUDA
+    # graphs and fusion on GPU; eager on CPU, where compilation costs minutes of start-up for no
+    # measured gain (bench/generator_bench.py).
+    enforce_eager: bool | None = None
+    compilation_mode: Literal["", "NONE", "STOCK_TORCH_COMPILE", "DYNAMO_TRACE_ONCE", "VLLM_COMPILE"] = ""
+    cudagraph_mode: Literal["", "NONE", "PIECEWISE", "FULL", "FULL_DECODE_ONLY", "FULL_AND_PIECEWISE"] = ""
+    # vLLM pass-config switches to turn on, e.g. ["fuse_norm_quant", "fuse_act_quant"].
+    fusion_passes: list[str] = Field(default_factory=list)
+    attention_backend: str = ""
+
+    # LoRA adapters by name (e.g. one per tenant or collection): {"acme": "/models/acme-lora"}.
+    lora_adapters: dict[str, Path] = Field(default_factory=dict)
+    max_lora_rank: int = 16
+
+    default_max_tokens: int = Field(default=256, ge=1)
+    max_tokens_limit: int = Field(default=1024, ge=1)
+    # Requests waiting beyond the engine's running batch; more are refused (RESOURCE_EXHAUSTED).
+    max_queued_requests: int = Field(default=64, ge=0)
+    stop_strings: list[str] = Field(default_factory=lambda: list(DEFAULT_STOP_STRINGS))
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # Tokens held back for the chat template's own markup when budgeting the prompt.
+    template_overhead_tokens: int = 64
+
+    def resolved_model(self) -> str:
+        return self.model or str(default_model_dir(self.data_dir))
