@@ -55,6 +55,8 @@ def prepare_default_model(data_dir: Path, *, force: bool = False) -> Path:
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     (staging / _MARKER).write_text(json.dumps({"source": str(source / GGUF_FILE)}))
+    if target.is_symlink():
+        target.unlink()
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target

@@ -1,0 +1,290 @@
+"""`supportbot`: the product's scripted surface. Service addresses come from flags or the
+SUPPORTBOT_*_ADDRESS environment variables, so the CLI works against any deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import grpc
+import typer
+from google.protobuf.json_format import MessageToDict
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from supportbot.client import (
+    SupportbotClient,
+    documents_from_paths,
+    gateway_address,
+    retriever_address,
+)
+from supportbot.core.settings import default_data_dir
+from supportbot.v1 import retriever_pb2
+
+app = typer.Typer(help="supportbot: a customer-support chatbot on gRPC microservices.", no_args_is_help=True)
+model_app = typer.Typer(help="Manage the generator's model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[Path, typer.Option("--data-dir", envvar="SUPPORTBOT_DATA_DIR", help="Where all local state lives.")]
+Gateway = Annotated[str, typer.Option("--gateway", envvar="SUPPORTBOT_GATEWAY_ADDRESS", help="Gateway address.")]
+Retriever = Annotated[str, typer.Option("--retriever", envvar="SUPPORTBOT_RETRIEVER_ADDRESS", help="Retriever address.")]
+Collection = Annotated[str, typer.Option("--collection", "-c", help="Knowledge base (collection) name.")]
+ApiKey = Annotated[str, typer.Option("--api-key", envvar="SUPPORTBOT_API_KEY", help="API key for the gateway.")]
+
+
+def _fail(error: grpc.aio.AioRpcError) -> None:
+    errors.print(f"[red]{error.code().name}[/red]: {error.details()}")
+    raise typer.Exit(1)
+
+
+def _run(coroutine) -> None:  # type: ignore[no-untyped-def]
+    try:
+        asyncio.run(coroutine)
+    except grpc.aio.AioRpcError as error:
+        _fail(error)
+
+
+@app.command()
+def up(
+    data_dir: DataDir = default_data_dir(),
+    services: Annotated[str, typer.Option(help="Comma-separated: gateway,retriever,generator,ui")] = "gateway,retriever,generator,ui",
+    ingest_sample: Annotated[bool, typer.Option(help="Ingest the sample help center.")] = True,
+) -> None:
+    """Start the stack on embedded defaults; Ctrl-C stops everything."""
+    from supportbot.models import default_model_dir, is_prepared, prepare_default_model
+    from supportbot.stack import ALL_SERVICES, SAMPLE_KB, Stack
+
+    chosen = tuple(s.strip() for s in services.split(",") if s.strip())
+    unknown = set(chosen) - set(ALL_SERVICES)
+    if unknown:
+        errors.print(f"unknown services: {', '.join(sorted(unknown))} (choose from {', '.join(ALL_SERVICES)})")
+        raise typer.Exit(2)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if "generator" in chosen and not os.environ.get("SUPPORTBOT_GENERATOR_MODEL") and not is_prepared(default_model_dir(data_dir)):
+        with console.status("Preparing the default model (once)…"):
+            prepare_default_model(data_dir)
+    stack = Stack(data_dir, chosen)
+    stopping = False
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with console.status(f"Starting {', '.join(chosen)} (the generator's engine takes about a minute)…"):
+            stack.start()
+        if "retriever" in chosen and ingest_sample:
+            asyncio.run(_ingest([SAMPLE_KB], "", stack.address("retriever"), quiet=True))
+        table = Table(title="supportbot is up", show_header=True)
+        table.add_column("service")
+        table.add_column("address")
+        table.add_column("log")
+        for process in stack.processes:
+            table.add_row(process.name, process.address, str(process.log_path))
+        console.print(table)
+        console.print(f"Data directory: {data_dir}")
+        console.print("Try: [bold]supportbot ask \"How do I reset my password?\"[/bold]   Ctrl-C stops everything.")
+        while True:
+            for process in stack.processes:
+                if process.popen.poll() is not None:
+                    errors.print(f"[red]{process.name} exited ({process.popen.returncode}); see {process.log_path}[/red]")
+                    raise KeyboardInterrupt
+            time.sleep(1)
+    except KeyboardInterrupt:
+        stopping = True
+    finally:
+        if stack.processes:
+            with console.status("Stopping…"):
+                codes = stack.stop()
+            console.print("Stopped: " + ", ".join(f"{n} ({c})" for n, c in codes.items()))
+    if not stopping:
+        raise typer.Exit(1)
+
+
+async def _ingest(paths: list[Path], collection: str, address: str, quiet: bool = False) -> dict[str, int]:
+    documents = documents_from_paths(paths)
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "failed": 0, "chunks": 0}
+    names = {v: k for k, v in {
+        "added": retriever_pb2.INGEST_STATUS_ADDED, "updated": retriever_pb2.INGEST_STATUS_UPDATED,
+        "unchanged": retriever_pb2.INGEST_STATUS_UNCHANGED, "failed": retriever_pb2.INGEST_STATUS_FAILED,
+    }.items()}
+    failures: list[tuple[str, str]] = []
+    async with SupportbotClient(retriever=address) as client:
+        with Progress(
+            TextColumn("[bold]Ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), console=console, disable=quiet,
+        ) as progress:
+            task = progress.add_task("ingest", total=len(documents), rate="")
+            started = time.perf_counter()
+            async for response in client.ingest((d for _, d in documents), collection=collection):
+                status = names.get(response.status, "failed")
+                counts[status] += 1
+                counts["chunks"] += response.chunks
+                if status == "failed":
+                    failures.append((response.source_path, response.error))
+                elapsed = max(time.perf_counter() - started, 1e-6)
+                progress.update(task, advance=1, rate=f"{counts['chunks'] / elapsed:.0f} chunks/s")
+    for source, reason in failures:
+        errors.print(f"[yellow]skipped[/yellow] {source}: {reason}")
+    if not quiet:
+        console.print(
+            f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
+            f"{counts['failed']} failed; {counts['chunks']} chunks written"
+        )
+    return counts
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(exists=True, help="Files or folders (Markdown, HTML, text, PDF).")],
+    collection: Collection = "",
+    retriever: Retriever = retriever_address(),
+) -> None:
+    """Ingest help-center documents; unchanged ones are skipped, changed ones replaced."""
+    result: dict[str, int] = {}
+
+    async def main() -> None:
+        result.update(await _ingest(paths, collection, retriever))
+
+    _run(main())
+    if result.get("failed"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: str,
+    collection: Collection = "",
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    retriever: Retriever = retriever_address(),
+) -> None:
+    """Search the knowledge base (hybrid dense + BM25)."""
+
+    async def main() -> None:
+        async with SupportbotClient(retriever=retriever) as client:
+            response = await client.search(query, collection=collection, top_k=top_k)
+        if as_json:
+            print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
+            return
+        table = Table(title=f"{len(response.results)} results in {response.search_ms:.1f} ms (+{response.embed_ms:.1f} ms embedding)")
+        for column in ("#", "score", "cosine", "document", "section", "text"):
+            table.add_column(column)
+        for rank, result in enumerate(response.results, 1):
+            table.add_row(
+                str(rank), f"{result.score:.3f}", f"{result.dense_score:.2f}", result.title,
+                " > ".join(result.heading_path), result.text[:120].replace("\n", " "),
+            )
+        console.print(table)
+
+    _run(main())
+
+
+async def _turn(client: SupportbotClient, message: str, session_id: str, as_json: bool) -> str:
+    result = None
+    sources = []
+    async for event in client.chat(message, session_id=session_id, channel="cli"):
+        if event.kind == "session":
+            session_id = event.session_id
+        elif event.kind == "sources":
+            sources = event.sources
+        elif event.kind == "delta" and not as_json:
+            console.print(event.text, end="", markup=False, highlight=False)
+        elif event.kind == "result":
+            result = event.result
+    assert result is not None
+    if as_json:
+        payload = {
+            "session_id": session_id,
+            **MessageToDict(result, preserving_proto_field_name=True),
+            "sources": [MessageToDict(s, preserving_proto_field_name=True) for s in sources],
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        console.print()
+        for citation in result.citations:
+            console.print(f"  [dim][{citation.index}] {citation.title} — {citation.url}[/dim]")
+        if result.handoff:
+            console.print("[yellow]A person from our support team will take over this conversation.[/yellow]")
+    return session_id
+
+
+@app.command()
+def ask(
+    question: str,
+    session: Annotated[Optional[str], typer.Option("--session", help="Continue this session.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    gateway: Gateway = gateway_address(),
+    api_key: ApiKey = "",
+) -> None:
+    """One chat turn through the gateway."""
+
+    async def main() -> None:
+        async with SupportbotClient(gateway, api_key=api_key) as client:
+            session_id = await _turn(client, question, session or "", as_json)
+        if not as_json:
+            errors.print(f"[dim]session: {session_id}[/dim]")
+
+    _run(main())
+
+
+@app.command()
+def chat(gateway: Gateway = gateway_address(), api_key: ApiKey = "") -> None:
+    """Interactive terminal chat (Ctrl-D to quit)."""
+
+    async def main() -> None:
+        session_id = ""
+        async with SupportbotClient(gateway, api_key=api_key) as client:
+            while True:
+                try:
+                    message = await asyncio.to_thread(console.input, "[bold green]you>[/bold green] ")
+                except (EOFError, KeyboardInterrupt):
+                    console.print()
+                    return
+                if not message.strip():
+                    continue
+                console.print("[bold blue]bot>[/bold blue] ", end="")
+                try:
+                    session_id = await _turn(client, message, session_id, False)
+                except grpc.aio.AioRpcError as error:
+                    errors.print(f"[red]{error.code().name}[/red]: {error.details()}")
+
+    _run(main())
+
+
+@model_app.command("prepare")
+def model_prepare(
+    data_dir: DataDir = default_data_dir(),
+    force: Annotated[bool, typer.Option(help="Convert again even if prepared.")] = False,
+) -> None:
+    """Make the default generator model (SmolLM2-135M-Instruct) available locally."""
+    from supportbot.models import prepare_default_model
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    with console.status("Converting SmolLM2-135M-Instruct from GGUF to safetensors…"):
+        path = prepare_default_model(data_dir, force=force)
+    console.print(f"Model ready: {path}")
+
+
+@app.command(name="eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def evaluate() -> None:
+    """Offline evaluation from the interaction log (not built yet)."""
+    errors.print("supportbot eval is not available yet: offline evaluation is still to be built (issue 7).")
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

