@@ -16,8 +16,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from supportbot.sample import HELPCENTER as SAMPLE_KB
+
 ALL_SERVICES = ("retriever", "generator", "gateway", "ui")
-SAMPLE_KB = Path(__file__).parent / "sample" / "helpcenter"
 
 
 def redis_server_binary() -> str:

@@ -223,6 +223,9 @@ class KnowledgeBase:
             limit=top_k,
             filter=dict(filter or {}),
             mmr_lambda=(mmr_lambda or 0.7) if mmr else None,
+            fusion_weights=(self.settings.dense_weight, self.settings.sparse_weight),
+            rrf_k=self.settings.rrf_k,
+            candidate_factor=self.settings.candidate_factor,
         )
         raw = self.store.query(collection, plan)
         searched = time.perf_counter()

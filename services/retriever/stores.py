@@ -16,7 +16,6 @@ from typing import Any, Literal, Protocol
 
 DENSE = "dense"
 SPARSE = "bm25"
-RRF_K = 60
 SearchModeName = Literal["hybrid", "dense", "sparse"]
 
 
@@ -49,10 +48,14 @@ class QueryPlan:
     limit: int
     filter: dict[str, str]
     mmr_lambda: float | None
+    # Reciprocal-rank fusion weights of the dense and the sparse list.
+    fusion_weights: tuple[float, float] = (1.0, 1.0)
+    rrf_k: int = 60
+    candidate_factor: int = 4
 
     @property
     def candidates(self) -> int:
-        return max(self.limit * 4, 40)
+        return self.limit * self.candidate_factor
 
 
 class VectorStore(Protocol):
@@ -202,9 +205,9 @@ class EdgeStore:
                 q.Prefetch(limit=plan.candidates, query=sparse, filter=filter_),
             ]
             if plan.mmr_lambda is None:
-                prefetches, scoring = candidates, q.Fusion.Rrf(k=RRF_K)
+                prefetches, scoring = candidates, q.Fusion.Rrf(k=plan.rrf_k, weights=list(plan.fusion_weights))
             else:
-                prefetches = [q.Prefetch(limit=plan.candidates, query=q.Fusion.Rrf(k=RRF_K), prefetches=candidates)]
+                prefetches = [q.Prefetch(limit=plan.candidates, query=q.Fusion.Rrf(k=plan.rrf_k, weights=list(plan.fusion_weights)), prefetches=candidates)]
                 scoring = q.Mmr(plan.dense, plan.mmr_lambda, plan.candidates, using=DENSE)
         elif plan.mode == "dense" and plan.mmr_lambda is not None:
             prefetches, scoring = None, q.Mmr(plan.dense, plan.mmr_lambda, plan.candidates, using=DENSE)
@@ -258,6 +261,8 @@ class QdrantServerStore:
     ) -> None:
         from qdrant_client import QdrantClient
 
+        # Local mode keeps no payload indexes (it filters by scanning).
+        self.local = bool(location)
         if location == ":memory:":
             self.client = QdrantClient(location=":memory:")
         elif location:
@@ -285,7 +290,8 @@ class QdrantServerStore:
             shard_number=self.shard_number,
             replication_factor=self.replication_factor,
         )
-        self.client.create_payload_index(name, "document_id", m.PayloadSchemaType.KEYWORD)
+        if not self.local:
+            self.client.create_payload_index(name, "document_id", m.PayloadSchemaType.KEYWORD)
 
     def upsert(self, name: str, points: list[StoredPoint]) -> None:
         from qdrant_client import models as m
@@ -362,9 +368,9 @@ class QdrantServerStore:
                 m.Prefetch(query=sparse, using=SPARSE, limit=plan.candidates, filter=filter_),
             ]
             if mmr is None:
-                prefetch, query = candidates, m.FusionQuery(fusion=m.Fusion.RRF)
+                prefetch, query = candidates, m.RrfQuery(rrf=m.Rrf(k=plan.rrf_k, weights=list(plan.fusion_weights)))
             else:
-                prefetch = [m.Prefetch(prefetch=candidates, query=m.FusionQuery(fusion=m.Fusion.RRF), limit=plan.candidates)]
+                prefetch = [m.Prefetch(prefetch=candidates, query=m.RrfQuery(rrf=m.Rrf(k=plan.rrf_k, weights=list(plan.fusion_weights))), limit=plan.candidates)]
                 query, using = mmr, DENSE
         elif plan.mode == "dense":
             query, using = (mmr or plan.dense), DENSE

@@ -1,0 +1,25 @@
+"""Helpers the benchmarks share: an in-process knowledge base over the sample help center."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from services.retriever.knowledge_base import DocumentInput, KnowledgeBase  # noqa: E402
+from services.retriever.server import build_knowledge_base  # noqa: E402
+from services.retriever.settings import RetrieverSettings  # noqa: E402
+from supportbot.client import documents_from_paths  # noqa: E402
+from supportbot.sample import HELPCENTER  # noqa: E402
+
+
+def sample_knowledge_base(backend: str = "edge", data_dir: Path | None = None) -> KnowledgeBase:
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="supportbot-bench-"))
+    extra = {"qdrant_location": ":memory:"} if backend == "server" else {}
+    kb = build_knowledge_base(RetrieverSettings(data_dir=data_dir, backend=backend, **extra))
+    for path, document in documents_from_paths([HELPCENTER]):
+        kb.ingest("", DocumentInput(content=document.content, source_path=str(path)))
+    kb.finish_ingest("")
+    return kb

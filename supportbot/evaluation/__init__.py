@@ -1,0 +1,1 @@
+"""Offline evaluation: retrieval and answer metrics computed from the interaction log."""
