@@ -164,6 +164,35 @@ def parse_text(text: str, source_path: str) -> ParsedDocument:
     return ParsedDocument(_fallback_title(source_path), [Section([], stripped)] if stripped else [])
 
 
+_PDF_HEADING = re.compile(r"^\d+(?:\.\d+)*\.?\s+[A-Z][^.!?]{0,70}$")
+
+
+def _pdf_page_sections(text: str, page: int, title: str) -> list[Section]:
+    """PDFs carry no heading markup: short numbered lines ("2. Warranty periods") start
+    sections, and lines wrapped mid-sentence are joined again."""
+    sections: list[Section] = []
+    heading = f"Page {page}"
+    lines: list[str] = []
+
+    def flush() -> None:
+        body = re.sub(r"\s*\n\s*", " ", "\n".join(lines)).strip()
+        if body:
+            sections.append(Section([heading], body))
+        lines.clear()
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped == title:
+            continue
+        if _PDF_HEADING.match(stripped):
+            flush()
+            heading = stripped
+            continue
+        lines.append(stripped)
+    flush()
+    return sections
+
+
 def parse_pdf(content: bytes, source_path: str) -> ParsedDocument:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
@@ -176,12 +205,9 @@ def parse_pdf(content: bytes, source_path: str) -> ParsedDocument:
     info_title = ""
     if reader.metadata and reader.metadata.title:
         info_title = str(reader.metadata.title)
-    # PDFs carry no reliable heading structure: the page is the section.
-    sections = [
-        Section([f"Page {number}"], text.strip())
-        for number, text in enumerate(pages, start=1)
-        if text.strip()
-    ]
+    sections: list[Section] = []
+    for number, page_text in enumerate(pages, start=1):
+        sections.extend(_pdf_page_sections(page_text, number, info_title))
     return ParsedDocument(info_title or _fallback_title(source_path), sections)
 
 

