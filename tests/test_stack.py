@@ -1,0 +1,243 @@
+"""The started stack (retriever, generator on vLLM with the default model, gateway, Redis),
+driven through its gRPC API and the CLI, as integrators and users drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from supportbot.client import SupportbotClient
+from supportbot.v1 import chat_pb2, chat_pb2_grpc, common_pb2, generator_pb2, generator_pb2_grpc, retriever_pb2
+
+pytestmark = pytest.mark.stack
+
+SERVICES = {
+    "retriever": "supportbot.v1.RetrieverService",
+    "generator": "supportbot.v1.GeneratorService",
+    "gateway": "supportbot.v1.ChatService",
+}
+
+
+def client_for(stack) -> SupportbotClient:  # type: ignore[no-untyped-def]
+    return SupportbotClient(
+        stack.address("gateway"), retriever=stack.address("retriever"), generator=stack.address("generator")
+    )
+
+
+def metric(port: int, name: str) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    samples = [s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
+    assert samples, f"metric {name} is not exported on port {port}"
+    return sum(samples)
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_services_answer_health_checks_and_reflection(stack, name: str) -> None:  # type: ignore[no-untyped-def]
+    with grpc.insecure_channel(stack.address(name)) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", SERVICES[name]):
+            status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        listed = {s.name for r in responses for s in r.list_services_response.service}
+        assert {SERVICES[name], "grpc.health.v1.Health"} <= listed
+        # Reflection serves the file descriptors, so clients need none of our files.
+        responses = reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICES[name])]), timeout=5
+        )
+        assert next(iter(responses)).file_descriptor_response.file_descriptor_proto
+
+
+def cli(stack, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, **{k: v for k, v in stack.environment().items() if k.endswith("_ADDRESS")}}
+    return subprocess.run(
+        [sys.executable, "-m", "supportbot.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_search_and_ask(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+    assert sample_ingested["added"] + sample_ingested["unchanged"] == 41 and sample_ingested["failed"] == 0
+    found = cli(stack, "search", "I forgot my password", "--json", "--top-k", "3")
+    assert found.returncode == 0, found.stderr
+    results = json.loads(found.stdout)["results"]
+    assert results[0]["document_id"] == "reset-password" and results[0]["url"].startswith("https://help.lumio.example/")
+
+    asked = cli(stack, "ask", "How do I reset my password?", "--json")
+    assert asked.returncode == 0, asked.stderr
+    turn = json.loads(asked.stdout)
+    assert turn["session_id"].startswith("s_") and turn["grounded"] is True and turn["answer"].strip()
+    assert turn["sources"][0]["document_id"] == "reset-password"
+    assert set(turn["latencies"]) >= {"retrieval_ms", "first_token_ms", "total_ms"}
+
+    empty = cli(stack, "ask", "   ")
+    assert empty.returncode == 1 and "INVALID_ARGUMENT" in empty.stderr and "message is empty" in empty.stderr
+
+
+async def test_generator_info_is_read_from_the_engine(stack) -> None:  # type: ignore[no-untyped-def]
+    async with client_for(stack) as client:
+        info = await client.generator_info()
+    assert info.engine == "vllm" and info.device == "cpu" and info.dtype == "float32"
+    assert info.model.endswith("SmolLM2-135M-Instruct") and info.max_model_len == 4096
+    assert info.kernels.enforce_eager and info.kernels.compilation_mode == "NONE"
+    assert "\nUser:" in info.stopping.stop_strings and info.stopping.stop_token_ids
+
+
+async def test_generation_streams_cites_and_reports_finish(stack) -> None:  # type: ignore[no-untyped-def]
+    source = common_pb2.Source(
+        chunk_id="kb/refund-timing#0", document_id="refund-timing", title="Refunds",
+        text="Card refunds take 5-10 business days after approval.",
+    )
+    async with client_for(stack) as client:
+        deltas, result = [], None
+        async for event in client.generator_stub.Generate(
+            generator_pb2.GenerateRequest(question="How long do card refunds take?", sources=[source], max_tokens=40)
+        ):
+            if event.HasField("delta"):
+                deltas.append(event.delta.text)
+            else:
+                result = event.result
+    assert result is not None and len(deltas) > 1
+    assert "".join(deltas) == result.text and result.text.strip()
+    assert result.finish_reason in (common_pb2.FINISH_REASON_END_OF_TURN, common_pb2.FINISH_REASON_STOP_STRING, common_pb2.FINISH_REASON_LENGTH)
+    assert 0 < result.completion_tokens <= 40 and result.prompt_tokens > 20 and result.sources_used == 1
+    assert "User:" not in result.text
+
+
+async def test_json_schema_output_parses(stack) -> None:  # type: ignore[no-untyped-def]
+    schema = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["yes", "no"]}}, "required": ["verdict"]}
+    async with client_for(stack) as client:
+        async for event in client.generator_stub.Generate(
+            generator_pb2.GenerateRequest(
+                messages=[common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content="Is the sky blue? Answer in JSON.")],
+                json_schema=json.dumps(schema), max_tokens=40,
+            )
+        ):
+            if event.HasField("result"):
+                assert json.loads(event.result.text)["verdict"] in ("yes", "no")
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "message"),
+    [
+        ({"question": ""}, "question is empty"),
+        ({"question": "hi", "max_tokens": 5000}, "max_tokens must be between"),
+        ({"question": "hi " * 5000}, "over the context budget"),
+        ({"question": "hi", "json_schema": "{not json"}, "json_schema is not valid JSON"),
+        ({"question": "hi", "adapter": "acme"}, "unknown adapter"),
+    ],
+)
+async def test_generator_rejects_bad_input(stack, request_fields: dict, message: str) -> None:  # type: ignore[no-untyped-def]
+    async with client_for(stack) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            async for _ in client.generator_stub.Generate(generator_pb2.GenerateRequest(**request_fields)):
+                pass
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in error.value.details()
+
+
+async def test_cancelling_a_request_aborts_it_in_the_engine(stack) -> None:  # type: ignore[no-untyped-def]
+    port = stack.ports.generator_metrics
+    request = generator_pb2.GenerateRequest(
+        messages=[common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content="Write a very long story about a lighthouse.")],
+        max_tokens=1000, disable_stop_strings=True, temperature=1.0,
+    )
+    async with client_for(stack) as client:
+        call = client.generator_stub.Generate(request)
+        received = 0
+        async for _ in call:
+            received += 1
+            if received == 3:
+                break
+        call.cancel()
+    deadline = time.monotonic() + 10
+    while metric(port, "vllm:num_requests_running") > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert metric(port, "vllm:num_requests_running") == 0
+    generated = metric(port, "vllm:generation_tokens_total")
+    await asyncio.sleep(2)
+    # Nothing is generated for the abandoned request any more; it was far from its 1000 tokens.
+    assert metric(port, "vllm:generation_tokens_total") == generated
+    assert metric(port, "supportbot_generator_finished_total") >= 1
+
+
+async def test_multi_turn_conversation_with_citations(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+    async with client_for(stack) as client:
+        session_id, first, sources = await client.ask("How long does standard shipping take?")
+        assert first.grounded and sources and sources[0].document_id == "shipping-options"
+        assert first.latencies.retrieval_ms > 0 and first.latencies.first_token_ms > 0
+        for citation in first.citations:
+            assert citation.document_id in {s.document_id for s in sources}
+        same_session, follow_up, sources = await client.ask("and how much is express?", session_id=session_id)
+        assert same_session == session_id
+        assert follow_up.rewritten_question.startswith("How long does standard shipping take?")
+        assert sources[0].document_id == "shipping-options"
+        session = (await client.chat_stub.GetSession(chat_pb2.GetSessionRequest(session_id=session_id))).session
+    assert [t.role for t in session.turns] == [common_pb2.ROLE_CUSTOMER, common_pb2.ROLE_ASSISTANT] * 2
+    assert session.turns[1].content == first.answer and session.turns[1].grounded
+
+
+async def test_unanswerable_question_offers_a_person(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+    async with client_for(stack) as client:
+        _, result, sources = await client.ask("what's the weather tomorrow")
+    assert sources == [] and not result.grounded
+    assert result.finish_reason == common_pb2.FINISH_REASON_NOT_GENERATED
+    assert "person" in result.answer
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "code", "message"),
+    [
+        ({"message": ""}, grpc.StatusCode.INVALID_ARGUMENT, "message is empty"),
+        ({"message": "x" * 5000}, grpc.StatusCode.INVALID_ARGUMENT, "over the limit"),
+        ({"message": "hi", "session_id": "nonsense"}, grpc.StatusCode.INVALID_ARGUMENT, "malformed session id"),
+        ({"message": "hi", "session_id": "s_" + "a" * 32}, grpc.StatusCode.NOT_FOUND, "does not exist"),
+    ],
+)
+async def test_gateway_rejects_bad_input(stack, request_fields: dict, code: grpc.StatusCode, message: str) -> None:  # type: ignore[no-untyped-def]
+    async with client_for(stack) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            async for _ in client.chat_stub.Chat(chat_pb2.ChatRequest(**request_fields)):
+                pass
+    assert error.value.code() == code and message in error.value.details()
+
+
+async def test_retriever_rejects_bad_input_over_grpc(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+    async with client_for(stack) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await client.search("refund", top_k=1000)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await client.search("refund", collection="no-such-kb")
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND and "does not exist" in error.value.details()
+        stats = await client.stats()
+    assert stats.backend == "edge" and stats.embedding_dimension == 384
+    assert [(c.name, c.documents) for c in stats.collections] == [("helpcenter", 41)]
+
+
+@pytest.mark.stops_stack
+def test_sigterm_drains_in_flight_turns_then_every_service_exits_cleanly(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+    gateway = next(p for p in stack.processes if p.name == "gateway")
+    events: list[str] = []
+    with grpc.insecure_channel(stack.address("gateway")) as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        for response in stub.Chat(chat_pb2.ChatRequest(message="How do I cancel Lumio Plus?"), timeout=120):
+            kind = response.WhichOneof("event")
+            events.append(kind)
+            if kind == "delta" and events.count("delta") == 1:
+                gateway.popen.send_signal(signal.SIGTERM)
+    assert events[-1] == "result", events
+    assert gateway.popen.wait(60) == 0
+    codes = stack.stop()
+    assert codes == {"gateway": 0, "generator": 0, "retriever": 0, "redis": 0}
