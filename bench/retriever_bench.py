@@ -1,0 +1,163 @@
+"""Retriever benchmarks, printed side by side (figures, not assertions):
+
+1. Ingest rate (chunks/s, parsing, embedding and storage included) on the sample help center and
+   on a synthetic corpus (default 100k chunks).
+2. Search latency p50/p95 at 10k and 100k chunks, with the query embedding excluded and included,
+   for the embedded engine (qdrant-edge-py) and qdrant-client's local mode in the same run.
+
+Run: python bench/retriever_bench.py [--ingest-chunks 100000] [--sizes 10000,100000]
+Target: search p95 under 5 ms at 100k chunks with the embedded engine (embedding excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from bench.common import sample_knowledge_base  # noqa: E402
+from services.retriever.embedding import DenseEmbedder, SparseEmbedder  # noqa: E402
+from services.retriever.stores import EdgeStore, QdrantServerStore, QueryPlan, StoredPoint, point_id  # noqa: E402
+from supportbot.sample import load_golden_set  # noqa: E402
+
+console = Console()
+TOPICS = ["refund", "invoice", "password", "hub", "bulb", "shipping", "return", "warranty", "schedule", "alexa"]
+VERBS = ["reset", "cancel", "update", "track", "connect", "download", "replace", "pair", "export", "change"]
+
+
+def synthetic_text(rng: random.Random, index: int) -> str:
+    topic, verb = rng.choice(TOPICS), rng.choice(VERBS)
+    days = rng.randint(1, 30)
+    return (
+        f"Article {index}: how to {verb} your {topic}. Open the Lumio app, go to Settings and choose "
+        f"{verb.capitalize()} {topic}. It takes about {days} days. If it fails, restart the {topic} "
+        f"and try again, or contact support with reference {index * 7919 % 100003}."
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def bench_ingest(dense: DenseEmbedder, sparse: SparseEmbedder, chunks: int) -> list[tuple[str, int, float]]:
+    rows = []
+    started = time.perf_counter()
+    kb = sample_knowledge_base("edge")
+    sample_chunks = kb.stats()[0][2]
+    rows.append(("sample help center (edge)", sample_chunks, time.perf_counter() - started))
+    kb.store.close()
+
+    rng = random.Random(7)
+    store = EdgeStore(Path(tempfile.mkdtemp(prefix="supportbot-ingest-")))
+    store.ensure_collection("bench", dense.dimension)
+    batch = 512
+    started = time.perf_counter()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"embedding and storing {chunks} synthetic chunks", total=chunks)
+        for offset in range(0, chunks, batch):
+            texts = [synthetic_text(rng, i) for i in range(offset, min(offset + batch, chunks))]
+            vectors = dense.embed_documents(texts)
+            store.upsert(
+                "bench",
+                [
+                    StoredPoint(point_id(f"bench/{offset + i}", "h"), v.tolist(), sparse.embed_document(t), {"document_id": str(offset + i), "text": t})
+                    for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
+                ],
+            )
+            progress.advance(task, len(texts))
+        store.optimize("bench")
+    rows.append((f"synthetic corpus (edge, HNSW built)", chunks, time.perf_counter() - started))
+    store.close()
+    return rows
+
+
+def fill(store, size: int, dense_dim: int, sparse: SparseEmbedder) -> float:  # type: ignore[no-untyped-def]
+    """Random unit vectors stand in for embeddings: search cost does not depend on what they mean."""
+    rng = np.random.default_rng(size)
+    text_rng = random.Random(size)
+    store.ensure_collection("bench", dense_dim)
+    started = time.perf_counter()
+    for offset in range(0, size, 2000):
+        count = min(2000, size - offset)
+        vectors = rng.standard_normal((count, dense_dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        texts = [synthetic_text(text_rng, offset + i) for i in range(count)]
+        store.upsert(
+            "bench",
+            [
+                StoredPoint(point_id(f"bench/{offset + i}", "h"), vectors[i].tolist(), sparse.embed_document(texts[i]), {"document_id": str(offset + i), "text": texts[i]})
+                for i in range(count)
+            ],
+        )
+    store.optimize("bench")
+    return time.perf_counter() - started
+
+
+def bench_search(dense: DenseEmbedder, sparse: SparseEmbedder, sizes: list[int]) -> list[tuple]:
+    questions = [item["question"] for item in load_golden_set()]
+    rows = []
+    for size in sizes:
+        stores = {
+            "edge (in-process engine)": EdgeStore(Path(tempfile.mkdtemp(prefix="supportbot-search-"))),
+            "qdrant-client local mode": QdrantServerStore(location=":memory:"),
+        }
+        for name, store in stores.items():
+            with console.status(f"loading {size} chunks into {name}"):
+                load_s = fill(store, size, dense.dimension, sparse)
+            excluded, included = [], []
+            for mode in ("hybrid",):
+                for repeat in range(3):
+                    for question in questions:
+                        t0 = time.perf_counter()
+                        vector = dense.model.encode([question], normalize_embeddings=True)[0].tolist()
+                        sparse_vector = sparse.embed_query(question)
+                        t1 = time.perf_counter()
+                        store.query("bench", QueryPlan(vector, sparse_vector, mode, 5, {}, None, (2.0, 1.0), 2, 4))
+                        t2 = time.perf_counter()
+                        if repeat:  # the first pass warms caches
+                            excluded.append((t2 - t1) * 1000)
+                            included.append((t2 - t0) * 1000)
+            rows.append((size, name, load_s, percentile(excluded, 50), percentile(excluded, 95), percentile(included, 50), percentile(included, 95)))
+            store.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ingest-chunks", type=int, default=100_000)
+    parser.add_argument("--sizes", default="10000,100000")
+    args = parser.parse_args()
+    dense, sparse = DenseEmbedder(), SparseEmbedder()
+
+    ingest = Table(title="Ingest rate (parsing, dense + BM25 embedding, storage)")
+    for column in ("corpus", "chunks", "seconds", "chunks/s"):
+        ingest.add_column(column, justify="right" if column != "corpus" else "left")
+    for corpus, chunks, seconds in bench_ingest(dense, sparse, args.ingest_chunks):
+        ingest.add_row(corpus, str(chunks), f"{seconds:.1f}", f"{chunks / seconds:.0f}")
+    console.print(ingest)
+
+    search = Table(title="Hybrid search latency, top 5 (ms; 'with embedding' adds the query's dense + BM25 embedding)")
+    for column in ("chunks", "engine", "load s", "p50", "p95", "p50 with embedding", "p95 with embedding"):
+        search.add_column(column, justify="right" if column != "engine" else "left")
+    rows = bench_search(dense, sparse, [int(s) for s in args.sizes.split(",")])
+    for size, name, load_s, p50, p95, p50e, p95e in rows:
+        search.add_row(str(size), name, f"{load_s:.1f}", f"{p50:.2f}", f"{p95:.2f}", f"{p50e:.2f}", f"{p95e:.2f}")
+    console.print(search)
+    for size in sorted({r[0] for r in rows}):
+        edge, local = (r for r in rows if r[0] == size)
+        console.print(f"{size} chunks: qdrant-client local mode p95 / edge p95 = {local[4] / edge[4]:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
