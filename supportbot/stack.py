@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,15 +151,15 @@ class Stack:
         for process in self.processes:
             if process.name in grpc_services:
                 self.wait_healthy(process, timeout_s=600)
+            elif process.name == "ui":
+                self.wait_http_ok(process, f"{process.address}/_stcore/health", timeout_s=120)
 
     def wait_healthy(self, process: Process, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         with grpc.insecure_channel(process.address) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
-                if process.popen.poll() is not None:
-                    tail = process.log_path.read_text(errors="replace")[-3000:]
-                    raise RuntimeError(f"{process.name} exited with {process.popen.returncode}:\n{tail}")
+                self._check_alive(process)
                 try:
                     response = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
                     if response.status == health_pb2.HealthCheckResponse.SERVING:
@@ -168,6 +169,26 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{process.name} did not become healthy in {timeout_s:.0f} s")
                 time.sleep(0.5)
+
+    def wait_http_ok(self, process: Process, url: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._check_alive(process)
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{process.name} did not answer {url} in {timeout_s:.0f} s")
+            time.sleep(0.5)
+
+    @staticmethod
+    def _check_alive(process: Process) -> None:
+        if process.popen.poll() is not None:
+            tail = process.log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{process.name} exited with {process.popen.returncode}:\n{tail}")
 
     def stop(self, timeout_s: float = 30) -> dict[str, int | None]:
         """SIGTERM in reverse start order (gateway drains before its backends go)."""
