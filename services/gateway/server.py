@@ -13,6 +13,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.asyncio import Redis
 
+from services.gateway.assist import suggestion_messages, suggestion_schema, summary_messages
+from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.redaction import redact
 from services.gateway.sessions import (
     STATUS_BOT,
@@ -25,8 +27,16 @@ from services.gateway.sessions import (
     new_turn_id,
 )
 from services.gateway.settings import GatewaySettings
+from supportbot.core.auth import AuthInterceptor, KeyRing, Principal, current_principal
 from supportbot.core.channels import create_channel
-from supportbot.core.errors import FailedPrecondition, InvalidArgument, ServiceError
+from supportbot.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ServiceError,
+    Unavailable,
+    require_text,
+)
 from supportbot.core.server import GrpcService
 from supportbot.v1 import (
     chat_pb2,
@@ -111,41 +121,66 @@ def _citation_dict(citation: common_pb2.Citation) -> dict[str, Any]:
     }
 
 
+# Which roles may call each method; the rest are open to every role (with per-session checks).
+METHOD_ROLES = {
+    "ListSessions": ("agent", "admin"),
+    "TakeOverSession": ("agent", "admin"),
+    "HandBackSession": ("agent", "admin"),
+    "SendAgentReply": ("agent", "admin"),
+    "SuggestReplies": ("agent", "admin"),
+    "SummarizeSession": ("agent", "admin"),
+}
+
+
+def _event(**fields: Any) -> bytes:
+    return chat_pb2.WatchSessionResponse(**fields).SerializeToString()
+
+
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     def __init__(
         self,
         settings: GatewaySettings,
         sessions: SessionStore,
+        interactions: InteractionLog,
         retriever: retriever_pb2_grpc.RetrieverServiceStub,
         generator: generator_pb2_grpc.GeneratorServiceStub,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.interactions = interactions
         self.retriever = retriever
         self.generator = generator
+        self.retriever_metadata = (("x-api-key", settings.retriever_api_key),) if settings.retriever_api_key else ()
+
+    # -- access -----------------------------------------------------------------------------
+    @staticmethod
+    def authorize(session: SessionRecord) -> SessionRecord:
+        principal = current_principal()
+        if principal is not None and not principal.can_see(session.collection, session.customer_id):
+            raise PermissionDenied(f"this key may not access session {session.session_id}")
+        return session
+
+    async def load(self, session_id: str) -> SessionRecord:
+        return self.authorize(await self.sessions.get(session_id))
 
     def _check_message(self, message: str) -> str:
-        message = message.strip()
-        if not message:
-            raise InvalidArgument("message is empty: type a question")
-        if len(message) > self.settings.max_message_chars:
-            raise InvalidArgument(
-                f"message is {len(message)} characters, over the limit of {self.settings.max_message_chars}"
-            )
-        return message
+        return require_text(message, field="message", limit=self.settings.max_message_chars, hint="type a question")
 
+    # -- the chat turn ----------------------------------------------------------------------
     async def Chat(self, request, context):  # noqa: N802 (gRPC method name)
         started = time.perf_counter()
         try:
             message = self._check_message(request.message)
             if request.session_id:
-                session = await self.sessions.get(request.session_id)
+                session = await self.load(request.session_id)
                 if session.status == STATUS_CLOSED:
                     raise FailedPrecondition(f"session {session.session_id} is closed: start a new one")
             else:
+                principal = current_principal()
                 session = await self.sessions.create(
                     collection=request.collection or self.settings.default_collection,
                     channel=request.channel or "api",
+                    customer_id=principal.customer_id if principal and principal.role == "customer" else "",
                 )
         except ServiceError as exc:
             await context.abort(exc.code, exc.message)
@@ -162,214 +197,369 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             rewrite_started = time.perf_counter()
             rewritten = standalone_question(message, session)
             rewrite_ms = (time.perf_counter() - rewrite_started) * 1000
-            session.turns.append(TurnRecord(new_turn_id(), "customer", message, time.time()))
+            customer_turn = TurnRecord(new_turn_id(), "customer", message, time.time())
+            session.turns.append(customer_turn)
+            await self.sessions.publish(session.session_id, _event(turn=turn_message(customer_turn)))
 
             if session.status in {STATUS_WAITING, STATUS_WITH_AGENT}:
                 # A person is handling this conversation: the bot stays quiet.
-                result = chat_pb2.ChatResult(
-                    turn_id=turn_id,
-                    finish_reason=common_pb2.FINISH_REASON_NOT_GENERATED,
-                    latencies=chat_pb2.StageLatencies(session_ms=session_ms, total_ms=(time.perf_counter() - started) * 1000),
-                    handoff=True,
+                yield chat_pb2.ChatResponse(
+                    result=chat_pb2.ChatResult(
+                        turn_id=turn_id,
+                        finish_reason=common_pb2.FINISH_REASON_NOT_GENERATED,
+                        latencies=chat_pb2.StageLatencies(session_ms=session_ms, total_ms=(time.perf_counter() - started) * 1000),
+                        handoff=True,
+                    )
                 )
-                yield chat_pb2.ChatResponse(result=result)
                 return
 
-            sources: list[common_pb2.Source] = []
-            retrieval_started = time.perf_counter()
-            retrieval_failed = False
+            turn = _TurnState()
             try:
-                response = await self.retriever.Search(
-                    retriever_pb2.SearchRequest(query=rewritten, collection=session.collection, top_k=self.settings.top_k),
-                    timeout=self.settings.retrieval_timeout_s,
-                )
-                sources = list(response.results)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                    await context.abort(exc.code(), exc.details())
-                retrieval_failed = exc.code() != grpc.StatusCode.NOT_FOUND
-                log.warning("retrieval failed", extra={"code": exc.code().name, "details": exc.details()})
-            retrieval_ms = (time.perf_counter() - retrieval_started) * 1000
-            yield chat_pb2.ChatResponse(sources=chat_pb2.SourcesRetrieved(sources=sources, rewritten_question=rewritten))
+                async for response in self._answer(session, message, rewritten, history, turn_id, started, turn, context):
+                    yield response
+            finally:
+                # Also when the customer goes away mid-answer: what was said stays in the session.
+                await self._finish_turn(session, turn_id, message, rewritten, session_ms, rewrite_ms, started, turn)
+            yield chat_pb2.ChatResponse(result=turn.result)
 
-            answer, citations = "", []
-            finish = common_pb2.FINISH_REASON_NOT_GENERATED
-            first_token_ms = 0.0
-            completion_tokens = 0
-            grounded = False
-            if retrieval_failed:
-                answer = self.settings.unavailable_answer
-            elif not sources:
-                answer = self.settings.ungrounded_answer
-            else:
-                try:
-                    stream = self.generator.Generate(
-                        generator_pb2.GenerateRequest(
-                            question=message,
-                            sources=sources,
-                            history=history,
-                            max_tokens=self.settings.max_answer_tokens,
-                            request_id=turn_id,
-                        ),
-                        timeout=self.settings.generation_timeout_s,
-                    )
-                    async for event in stream:
-                        if event.HasField("delta"):
-                            if not first_token_ms:
-                                first_token_ms = (time.perf_counter() - started) * 1000
-                            yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=event.delta.text))
-                        elif event.HasField("result"):
-                            answer = event.result.text.strip()
-                            citations = list(event.result.citations)
-                            finish = event.result.finish_reason
-                            completion_tokens = event.result.completion_tokens
-                            grounded = True
-                except grpc.aio.AioRpcError as exc:
-                    log.warning("generation failed", extra={"code": exc.code().name, "details": exc.details()})
-                    answer = answer or self.settings.unavailable_answer
-                    grounded = False
-            if not grounded and answer:
-                yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=answer))
+    async def _answer(self, session, message, rewritten, history, turn_id, started, turn, context):  # type: ignore[no-untyped-def]
+        retrieval_started = time.perf_counter()
+        retrieval_failed = False
+        try:
+            response = await self.retriever.Search(
+                retriever_pb2.SearchRequest(query=rewritten, collection=session.collection, top_k=self.settings.top_k),
+                timeout=self.settings.retrieval_timeout_s,
+                metadata=self.retriever_metadata,
+            )
+            turn.sources = list(response.results)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                await context.abort(exc.code(), exc.details())
+            retrieval_failed = exc.code() != grpc.StatusCode.NOT_FOUND
+            log.warning("retrieval failed", extra={"code": exc.code().name, "details": exc.details()})
+        turn.retrieval_ms = (time.perf_counter() - retrieval_started) * 1000
+        yield chat_pb2.ChatResponse(sources=chat_pb2.SourcesRetrieved(sources=turn.sources, rewritten_question=rewritten))
 
-            session.ungrounded_streak = 0 if grounded else session.ungrounded_streak + 1
-            handoff = False
-            if _ASKS_FOR_PERSON.search(message):
-                handoff, session.handoff_reason = True, "customer asked for a person"
-            elif session.ungrounded_streak >= 2:
-                handoff, session.handoff_reason = True, "the bot could not answer twice in a row"
-            if handoff:
-                session.status = STATUS_WAITING
-            session.turns.append(
-                TurnRecord(
-                    turn_id, "assistant", answer, time.time(),
-                    citations=[_citation_dict(c) for c in citations], grounded=grounded,
-                )
+        if retrieval_failed or not turn.sources:
+            turn.answer = self.settings.unavailable_answer if retrieval_failed else self.settings.ungrounded_answer
+            yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=turn.answer))
+            return
+        parts: list[str] = []
+        try:
+            stream = self.generator.Generate(
+                generator_pb2.GenerateRequest(
+                    question=message, sources=turn.sources, history=history,
+                    max_tokens=self.settings.max_answer_tokens, request_id=turn_id,
+                ),
+                timeout=self.settings.generation_timeout_s,
             )
-            total_ms = (time.perf_counter() - started) * 1000
-            latencies = chat_pb2.StageLatencies(
-                session_ms=session_ms, rewrite_ms=rewrite_ms, retrieval_ms=retrieval_ms,
-                first_token_ms=first_token_ms, total_ms=total_ms,
-            )
-            await self._log_interaction(
-                session, turn_id, message, rewritten, sources, answer, citations, finish,
-                completion_tokens, latencies, grounded, handoff,
-            )
-            yield chat_pb2.ChatResponse(
-                result=chat_pb2.ChatResult(
-                    turn_id=turn_id, answer=answer, citations=citations, finish_reason=finish,
-                    latencies=latencies, handoff=handoff, grounded=grounded,
-                    completion_tokens=completion_tokens, rewritten_question=rewritten,
-                )
-            )
+            async for event in stream:
+                if event.HasField("delta"):
+                    if not turn.first_token_ms:
+                        turn.first_token_ms = (time.perf_counter() - started) * 1000
+                    parts.append(event.delta.text)
+                    turn.answer = "".join(parts)
+                    yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=event.delta.text))
+                else:
+                    turn.answer = event.result.text.strip()
+                    turn.citations = list(event.result.citations)
+                    turn.finish = event.result.finish_reason
+                    turn.completion_tokens = event.result.completion_tokens
+                    turn.grounded = True
+        except grpc.aio.AioRpcError as exc:
+            log.warning("generation failed", extra={"code": exc.code().name, "details": exc.details()})
+            if not parts:
+                turn.answer = self.settings.unavailable_answer
+                yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=turn.answer))
 
-    async def _log_interaction(
-        self, session: SessionRecord, turn_id: str, question: str, rewritten: str,
-        sources: list[common_pb2.Source], answer: str, citations: list[common_pb2.Citation],
-        finish: int, completion_tokens: int, latencies: chat_pb2.StageLatencies, grounded: bool,
-        handoff: bool,
-    ) -> None:
-        record = {
+    async def _finish_turn(self, session, turn_id, message, rewritten, session_ms, rewrite_ms, started, turn):  # type: ignore[no-untyped-def]
+        if not turn.grounded and turn.finish == common_pb2.FINISH_REASON_NOT_GENERATED and turn.answer and turn.first_token_ms:
+            turn.finish = common_pb2.FINISH_REASON_ABORTED  # cut short while streaming
+        session.ungrounded_streak = 0 if turn.grounded else session.ungrounded_streak + 1
+        handoff = False
+        if _ASKS_FOR_PERSON.search(message):
+            handoff, session.handoff_reason = True, "customer asked for a person"
+        elif session.ungrounded_streak >= 2:
+            handoff, session.handoff_reason = True, "the bot could not answer twice in a row"
+        assistant_turn = TurnRecord(
+            turn_id, "assistant", turn.answer, time.time(),
+            citations=[_citation_dict(c) for c in turn.citations], grounded=turn.grounded,
+        )
+        session.turns.append(assistant_turn)
+        if handoff:
+            session.status = STATUS_WAITING
+        latencies = chat_pb2.StageLatencies(
+            session_ms=session_ms, rewrite_ms=rewrite_ms, retrieval_ms=turn.retrieval_ms,
+            first_token_ms=turn.first_token_ms, total_ms=(time.perf_counter() - started) * 1000,
+        )
+        turn.result = chat_pb2.ChatResult(
+            turn_id=turn_id, answer=turn.answer, citations=turn.citations, finish_reason=turn.finish,
+            latencies=latencies, handoff=handoff, grounded=turn.grounded,
+            completion_tokens=turn.completion_tokens, rewritten_question=rewritten,
+        )
+        await self.sessions.publish(session.session_id, _event(turn=turn_message(assistant_turn)))
+        if handoff:
+            await self.sessions.publish(session.session_id, _event(status=_STATUS_TO_PB[STATUS_WAITING]))
+        await self.interactions.append("turn", {
             "turn_id": turn_id,
             "session_id": session.session_id,
             "timestamp": time.time(),
             "collection": session.collection,
             "channel": session.channel,
-            "question": redact(question),
+            "question": redact(message),
             "rewritten_question": redact(rewritten),
             "retrieved": [
                 {"chunk_id": s.chunk_id, "document_id": s.document_id, "score": s.score, "dense_score": s.dense_score}
-                for s in sources
+                for s in turn.sources
             ],
-            "contexts": [s.text for s in sources],
-            "answer": redact(answer),
-            "citations": [_citation_dict(c) for c in citations],
-            "finish_reason": common_pb2.FinishReason.Name(finish),
-            "completion_tokens": completion_tokens,
+            "contexts": [s.text for s in turn.sources],
+            "answer": redact(turn.answer),
+            "citations": [_citation_dict(c) for c in turn.citations],
+            "finish_reason": common_pb2.FinishReason.Name(turn.finish),
+            "completion_tokens": turn.completion_tokens,
             "latencies_ms": {
                 "session": latencies.session_ms, "rewrite": latencies.rewrite_ms,
                 "retrieval": latencies.retrieval_ms, "first_token": latencies.first_token_ms,
                 "total": latencies.total_ms,
             },
-            "grounded": grounded,
+            "grounded": turn.grounded,
             "handoff": handoff,
-        }
-        await self.sessions.redis.xadd(self.settings.interaction_stream, {"record": json.dumps(record)})
+        })
 
     # -- sessions ---------------------------------------------------------------------------
     async def CreateSession(self, request, context):  # noqa: N802
+        principal = current_principal()
+        customer_id = request.customer_id
+        if principal is not None and principal.role == "customer":
+            customer_id = principal.customer_id
         session = await self.sessions.create(
             collection=request.collection or self.settings.default_collection,
             channel=request.channel or "api",
-            customer_id=request.customer_id,
+            customer_id=customer_id,
         )
         return chat_pb2.CreateSessionResponse(session=session_message(session))
 
     async def GetSession(self, request, context):  # noqa: N802
         try:
-            session = await self.sessions.get(request.session_id)
+            session = await self.load(request.session_id)
         except ServiceError as exc:
             await context.abort(exc.code, exc.message)
         return chat_pb2.GetSessionResponse(session=session_message(session))
 
     async def ListSessions(self, request, context):  # noqa: N802
+        if not 0 <= request.page_size <= 1000:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be between 0 and 1000")
         statuses = {_PB_TO_STATUS[s] for s in request.statuses if s in _PB_TO_STATUS} or {
             STATUS_BOT, STATUS_WAITING, STATUS_WITH_AGENT,
         }
-        if request.page_size < 0 or request.page_size > 1000:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be between 0 and 1000")
-        sessions = await self.sessions.list(statuses, request.collection, request.page_size or 100)
+        principal = current_principal()
+        allowed = set(principal.collections) if principal and principal.collections else None
+        if request.collection:
+            if allowed is not None and request.collection not in allowed:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"this key may not see collection {request.collection!r}")
+            allowed = {request.collection}
+        sessions = await self.sessions.list(statuses, allowed, request.page_size or 100)
         return chat_pb2.ListSessionsResponse(sessions=[session_message(s) for s in sessions])
 
-    async def _set_status(self, session_id: str, status: str, context: Any, reason: str = "") -> SessionRecord:
+    async def _change(self, session_id: str, context: Any, change) -> SessionRecord:  # type: ignore[no-untyped-def]
+        """Applies `change` to the session under its lock and tells watchers."""
         try:
             async with self.sessions.locked(session_id) as session:
-                session.status = status
-                if reason:
-                    session.handoff_reason = reason
+                self.authorize(session)
+                before = session.status
+                event = change(session)
         except ServiceError as exc:
             await context.abort(exc.code, exc.message)
+        if event is not None:
+            await self.sessions.publish(session_id, _event(turn=turn_message(event)))
+        if session.status != before:
+            await self.sessions.publish(session_id, _event(status=_STATUS_TO_PB[session.status]))
         return session
 
     async def CloseSession(self, request, context):  # noqa: N802
-        session = await self._set_status(request.session_id, STATUS_CLOSED, context)
-        return chat_pb2.CloseSessionResponse(session=session_message(session))
+        def close(session: SessionRecord) -> None:
+            session.status = STATUS_CLOSED
+
+        return chat_pb2.CloseSessionResponse(session=session_message(await self._change(request.session_id, context, close)))
 
     async def RequestHandoff(self, request, context):  # noqa: N802
-        session = await self._set_status(
-            request.session_id, STATUS_WAITING, context, request.reason or "customer asked for a person"
-        )
+        def hand_off(session: SessionRecord) -> None:
+            if session.status == STATUS_CLOSED:
+                raise FailedPrecondition(f"session {session.session_id} is closed")
+            if session.status == STATUS_BOT:
+                session.status = STATUS_WAITING
+                session.handoff_reason = request.reason.strip()[:500] or "customer asked for a person"
+
+        session = await self._change(request.session_id, context, hand_off)
         return chat_pb2.RequestHandoffResponse(session=session_message(session))
 
     async def SubmitFeedback(self, request, context):  # noqa: N802
         if request.rating not in (-1, 1):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "rating must be -1 (thumbs down) or 1 (thumbs up)")
+        if len(request.comment) > 2000:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "comment is over the limit of 2000 characters")
+        handoff = False
+
+        def rate(session: SessionRecord) -> None:
+            nonlocal handoff
+            turn = session.turn(request.turn_id)
+            if turn.role != "assistant":
+                raise InvalidArgument("feedback is for the assistant's answers")
+            turn.feedback = request.rating
+            handoff = request.rating < 0 and session.status == STATUS_BOT
+            if handoff:
+                session.status, session.handoff_reason = STATUS_WAITING, "the customer marked an answer as unhelpful"
+
+        await self._change(request.session_id, context, rate)
+        await self.interactions.append("feedback", {
+            "turn_id": request.turn_id, "session_id": request.session_id, "rating": request.rating,
+            "comment": redact(request.comment), "timestamp": time.time(),
+        })
+        return chat_pb2.SubmitFeedbackResponse(handoff=handoff)
+
+    # -- agent assist -----------------------------------------------------------------------
+    async def WatchSession(self, request, context):  # noqa: N802
         try:
-            async with self.sessions.locked(request.session_id) as session:
-                session.turn(request.turn_id).feedback = request.rating
-                handoff = request.rating < 0 and session.status == STATUS_BOT
-                if handoff:
-                    session.status, session.handoff_reason = STATUS_WAITING, "the customer marked an answer as unhelpful"
+            session = await self.load(request.session_id)
         except ServiceError as exc:
             await context.abort(exc.code, exc.message)
-        await self.sessions.redis.xadd(
-            self.settings.interaction_stream,
-            {"feedback": json.dumps({
-                "turn_id": request.turn_id, "session_id": request.session_id, "rating": request.rating,
-                "comment": redact(request.comment), "timestamp": time.time(),
-            })},
+        async with self.sessions.subscribe(session.session_id) as events:
+            # Subscribed first, then the current status: nothing falls between the two.
+            current = await self.sessions.get(session.session_id)
+            yield chat_pb2.WatchSessionResponse(status=_STATUS_TO_PB[current.status])
+            async for raw in events:
+                yield chat_pb2.WatchSessionResponse.FromString(raw)
+
+    async def TakeOverSession(self, request, context):  # noqa: N802
+        principal = current_principal()
+
+        def take_over(session: SessionRecord) -> None:
+            if session.status == STATUS_CLOSED:
+                raise FailedPrecondition(f"session {session.session_id} is closed")
+            session.status = STATUS_WITH_AGENT
+            session.assigned_agent = principal.name if principal else "agent"
+
+        return chat_pb2.TakeOverSessionResponse(session=session_message(await self._change(request.session_id, context, take_over)))
+
+    async def HandBackSession(self, request, context):  # noqa: N802
+        def hand_back(session: SessionRecord) -> None:
+            if session.status == STATUS_CLOSED:
+                raise FailedPrecondition(f"session {session.session_id} is closed")
+            session.status, session.assigned_agent, session.ungrounded_streak = STATUS_BOT, "", 0
+
+        return chat_pb2.HandBackSessionResponse(session=session_message(await self._change(request.session_id, context, hand_back)))
+
+    async def SendAgentReply(self, request, context):  # noqa: N802
+        try:
+            message = require_text(request.message, field="message", limit=self.settings.max_message_chars, hint="type the reply")
+        except ServiceError as exc:
+            await context.abort(exc.code, exc.message)
+        principal = current_principal()
+        reply = TurnRecord(new_turn_id(), "agent", message, time.time())
+
+        def send(session: SessionRecord) -> TurnRecord:
+            if session.status == STATUS_CLOSED:
+                raise FailedPrecondition(f"session {session.session_id} is closed")
+            session.status = STATUS_WITH_AGENT
+            session.assigned_agent = session.assigned_agent or (principal.name if principal else "agent")
+            session.turns.append(reply)
+            return reply
+
+        await self._change(request.session_id, context, send)
+        return chat_pb2.SendAgentReplyResponse(turn=turn_message(reply))
+
+    async def _generate_text(self, messages, *, json_schema: str = "", max_tokens: int) -> str:  # type: ignore[no-untyped-def]
+        try:
+            async for event in self.generator.Generate(
+                generator_pb2.GenerateRequest(messages=messages, json_schema=json_schema, max_tokens=max_tokens),
+                timeout=self.settings.generation_timeout_s,
+            ):
+                if event.HasField("result"):
+                    return event.result.text
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(f"the generator is not available right now ({exc.code().name}); try again") from exc
+        raise Unavailable("the generator ended without an answer; try again")
+
+    async def SuggestReplies(self, request, context):  # noqa: N802
+        count = request.count or 3
+        try:
+            if not 1 <= count <= 5:
+                raise InvalidArgument(f"count must be between 1 and 5, got {count}")
+            session = await self.load(request.session_id)
+            question = next((t.content for t in reversed(session.turns) if t.role == "customer"), "")
+            if not question:
+                raise FailedPrecondition("the customer has not written anything yet")
+            sources: list[common_pb2.Source] = []
+            try:
+                response = await self.retriever.Search(
+                    retriever_pb2.SearchRequest(query=standalone_question(question, session), collection=session.collection, top_k=3),
+                    timeout=self.settings.retrieval_timeout_s, metadata=self.retriever_metadata,
+                )
+                sources = list(response.results)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("retrieval for suggestions failed", extra={"code": exc.code().name})
+            text = await self._generate_text(
+                suggestion_messages(session, sources, count), json_schema=suggestion_schema(count), max_tokens=96 * count
+            )
+        except ServiceError as exc:
+            await context.abort(exc.code, exc.message)
+        from services.generator.prompting import parse_citations
+
+        try:
+            replies = [r.strip() for r in json.loads(text)["replies"] if r.strip()]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            # Guided decoding makes the JSON parse unless the token budget cut it off.
+            replies = []
+        return chat_pb2.SuggestRepliesResponse(
+            suggestions=[chat_pb2.SuggestedReply(text=r, citations=parse_citations(r, sources)) for r in replies],
+            sources=sources,
         )
-        return chat_pb2.SubmitFeedbackResponse(handoff=handoff)
+
+    async def SummarizeSession(self, request, context):  # noqa: N802
+        try:
+            session = await self.load(request.session_id)
+            if not session.turns:
+                raise FailedPrecondition("the conversation is empty")
+            summary = await self._generate_text(summary_messages(session), max_tokens=160)
+        except ServiceError as exc:
+            await context.abort(exc.code, exc.message)
+        return chat_pb2.SummarizeSessionResponse(summary=summary.strip())
+
+
+class _TurnState:
+    """What one chat turn has produced so far."""
+
+    def __init__(self) -> None:
+        self.sources: list[common_pb2.Source] = []
+        self.answer = ""
+        self.citations: list[common_pb2.Citation] = []
+        self.finish = common_pb2.FINISH_REASON_NOT_GENERATED
+        self.completion_tokens = 0
+        self.grounded = False
+        self.retrieval_ms = 0.0
+        self.first_token_ms = 0.0
+        self.result: chat_pb2.ChatResult | None = None
 
 
 async def build_service(settings: GatewaySettings) -> GrpcService:
     redis = Redis.from_url(settings.redis_url)
     retriever_channel = create_channel(settings.retriever_address, retry_services=["supportbot.v1.RetrieverService"])
     generator_channel = create_channel(settings.generator_address)
+    interactions = InteractionLog(redis, settings.interaction_stream)
     servicer = ChatServicer(
         settings,
         SessionStore(redis, settings.session_ttl_s),
+        interactions,
         retriever_pb2_grpc.RetrieverServiceStub(retriever_channel),
         generator_pb2_grpc.GeneratorServiceStub(generator_channel),
+    )
+    interceptors = []
+    if settings.auth_enabled:
+        keys_file = settings.resolved_api_keys_file()
+        interceptors.append(AuthInterceptor(KeyRing.load(keys_file), METHOD_ROLES))
+    stop_export = asyncio.Event()
+    exporter = asyncio.create_task(
+        JsonlExporter(redis, settings.interaction_stream, settings.resolved_interaction_log_dir()).run(stop_export)
     )
 
     def register(server: grpc.aio.Server) -> list[str]:
@@ -377,8 +567,10 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
         return [chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name]
 
     async def on_stop() -> None:
+        stop_export.set()
+        await exporter
         await retriever_channel.close()
         await generator_channel.close()
         await redis.aclose()
 
-    return GrpcService("gateway", settings, register, on_stop)
+    return GrpcService("gateway", settings, register, on_stop, interceptors)

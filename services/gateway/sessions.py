@@ -3,6 +3,7 @@ two turns sent at once never interleave their writes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -88,6 +89,30 @@ class SessionStore:
     def key(session_id: str) -> str:
         return SESSION_PREFIX + session_id
 
+    @staticmethod
+    def events_channel(session_id: str) -> str:
+        return f"{SESSION_PREFIX}{session_id}:events"
+
+    async def publish(self, session_id: str, event: bytes) -> None:
+        """Live events for whoever watches the session (the agent panel, the customer page)."""
+        await self.redis.publish(self.events_channel(session_id), event)
+
+    @asynccontextmanager
+    async def subscribe(self, session_id: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(self.events_channel(session_id))
+
+        async def messages() -> AsyncIterator[bytes]:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    yield message["data"]
+
+        try:
+            yield messages()
+        finally:
+            await pubsub.unsubscribe()
+            await pubsub.aclose()
+
     async def create(self, *, collection: str, channel: str, customer_id: str = "") -> SessionRecord:
         session = SessionRecord(new_session_id(), collection=collection, channel=channel, customer_id=customer_id)
         await self.redis.set(self.key(session.session_id), session.to_json(), ex=self.ttl_s, nx=True)
@@ -106,20 +131,29 @@ class SessionStore:
         lock = self.redis.lock(f"{self.key(session_id)}:lock", timeout=timeout_s, blocking_timeout=timeout_s)
         async with lock:
             session = await self.get(session_id)
-            yield session
-            session.updated_at = time.time()
-            await self.redis.set(self.key(session_id), session.to_json(), ex=self.ttl_s)
+            try:
+                yield session
+            except (asyncio.CancelledError, GeneratorExit):
+                # The caller went away mid-turn: keep what was said. Errors save nothing.
+                await self._save(session)
+                raise
+            await self._save(session)
 
-    async def list(self, statuses: set[str], collection: str = "", limit: int = 100) -> list[SessionRecord]:
+    async def _save(self, session: SessionRecord) -> None:
+        session.updated_at = time.time()
+        await self.redis.set(self.key(session.session_id), session.to_json(), ex=self.ttl_s)
+
+    async def list(self, statuses: set[str], collections: set[str] | None = None, limit: int = 100) -> list[SessionRecord]:
+        """Sessions by status, newest first; `collections` None means every collection."""
         sessions = []
-        async for key in self.redis.scan_iter(match=SESSION_PREFIX + "*", count=500):
-            if key.endswith(b":lock") if isinstance(key, bytes) else key.endswith(":lock"):
+        async for key in self.redis.scan_iter(match=SESSION_PREFIX + "*", count=500, _type="string"):
+            if key.endswith(b":lock"):
                 continue
             raw = await self.redis.get(key)
             if raw is None:
                 continue
             session = SessionRecord.from_json(raw)
-            if session.status in statuses and (not collection or session.collection == collection):
+            if session.status in statuses and (collections is None or session.collection in collections):
                 sessions.append(session)
         sessions.sort(key=lambda s: s.updated_at, reverse=True)
         return sessions[:limit]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -31,6 +33,14 @@ class GatewaySettings(ServiceSettings):
     session_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     max_answer_tokens: int = Field(default=256, ge=1)
     interaction_stream: str = "supportbot:interactions"
+    # JSON Lines copies of the interaction log; default data_dir/interactions.
+    interaction_log_dir: Path | None = None
+
+    # API keys with roles (see supportbot/core/auth.py); default data_dir/api-keys.json.
+    auth_enabled: bool = True
+    api_keys_file: Path | None = None
+    # Key the gateway presents to the retriever when the retriever checks keys.
+    retriever_api_key: str = ""
     ungrounded_answer: str = (
         "I'm sorry, our help center doesn't cover that. Would you like me to connect you with a "
         "person from our support team?"
@@ -39,3 +49,9 @@ class GatewaySettings(ServiceSettings):
         "Sorry, I can't reach our help center right now. Please try again in a moment, or ask "
         "to talk to a person."
     )
+
+    def resolved_api_keys_file(self) -> Path:
+        return self.api_keys_file or self.data_dir / "api-keys.json"
+
+    def resolved_interaction_log_dir(self) -> Path:
+        return self.interaction_log_dir or self.data_dir / "interactions"

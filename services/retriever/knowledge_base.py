@@ -15,7 +15,7 @@ from services.retriever.embedding import DenseEmbedder, SparseEmbedder
 from services.retriever.parsing import DocumentError, parse_document
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import QueryPlan, SearchModeName, StoredPoint, VectorStore, point_id
-from supportbot.core.errors import InvalidArgument, NotFound
+from supportbot.core.errors import InvalidArgument, NotFound, require_text
 
 _COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -192,13 +192,7 @@ class KnowledgeBase:
         mmr: bool = False,
         mmr_lambda: float = 0.0,
     ) -> SearchOutcome:
-        query = query.strip()
-        if not query:
-            raise InvalidArgument("query is empty: send the customer's question")
-        if len(query) > self.settings.max_query_chars:
-            raise InvalidArgument(
-                f"query is {len(query)} characters, over the limit of {self.settings.max_query_chars}"
-            )
+        query = require_text(query, field="query", limit=self.settings.max_query_chars, hint="send the customer's question")
         top_k = top_k or self.settings.default_top_k
         if not 1 <= top_k <= self.settings.max_top_k:
             raise InvalidArgument(f"top_k must be between 1 and {self.settings.max_top_k}, got {top_k}")

@@ -13,11 +13,14 @@ from services.retriever.embedding import DenseEmbedder, SparseEmbedder
 from services.retriever.knowledge_base import DocumentInput, KnowledgeBase
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import EdgeStore, QdrantServerStore, VectorStore
+from supportbot.core.auth import AuthInterceptor, KeyRing
 from supportbot.core.errors import ServiceError
 from supportbot.core.server import GrpcService
 from supportbot.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+ADMIN_ONLY = {"Ingest": ("admin",), "DeleteDocuments": ("admin",), "Stats": ("admin",)}
 
 _MODES = {
     retriever_pb2.SEARCH_MODE_UNSPECIFIED: "hybrid",
@@ -168,4 +171,7 @@ async def build_service(settings: RetrieverSettings) -> GrpcService:
     async def on_stop() -> None:
         knowledge_base.store.close()
 
-    return GrpcService("retriever", settings, register, on_stop)
+    interceptors = []
+    if settings.api_keys_file is not None:
+        interceptors.append(AuthInterceptor(KeyRing.load(settings.api_keys_file), ADMIN_ONLY))
+    return GrpcService("retriever", settings, register, on_stop, interceptors)

@@ -56,6 +56,9 @@ class RetrieverSettings(ServiceSettings):
     chunk_tokens: int = Field(default=200, ge=16)
     chunk_overlap_tokens: int = Field(default=40, ge=0)
     max_document_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    # When set, callers need an API key from this file: any role may search, only admin may
+    # ingest, delete and read stats.
+    api_keys_file: Path | None = None
 
     def resolved_index_path(self) -> Path:
         return self.index_path or self.data_dir / "qdrant"

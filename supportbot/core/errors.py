@@ -44,3 +44,13 @@ class FailedPrecondition(ServiceError):
 
 async def abort_with(context: grpc.aio.ServicerContext, error: ServiceError) -> None:
     await context.abort(error.code, error.message)
+
+
+def require_text(value: str, *, field: str, limit: int, hint: str) -> str:
+    """The stripped text, or INVALID_ARGUMENT when it is empty or longer than `limit`."""
+    value = value.strip()
+    if not value:
+        raise InvalidArgument(f"{field} is empty: {hint}")
+    if len(value) > limit:
+        raise InvalidArgument(f"{field} is {len(value)} characters, over the limit of {limit}")
+    return value

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -65,8 +65,10 @@ class GrpcService:
         settings: ServiceSettings,
         register: Callable[[grpc.aio.Server], Iterable[str]],
         on_stop: Callable[[], Awaitable[None]] | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
         self.name = name
+        self.interceptors = list(interceptors)
         self.settings = settings
         self.register = register
         self.on_stop = on_stop
@@ -78,7 +80,7 @@ class GrpcService:
 
     async def start(self) -> int:
         server = grpc.aio.server(
-            interceptors=[RequestIdInterceptor(), MetricsInterceptor()],
+            interceptors=[RequestIdInterceptor(), MetricsInterceptor(), *self.interceptors],
             options=server_options(self.settings),
         )
         self.service_names = list(self.register(server))

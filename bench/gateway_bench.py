@@ -1,0 +1,177 @@
+"""Gateway benchmarks on a started stack (retriever, generator on vLLM, gateway, Valkey):
+
+1. The gateway's overhead over calling the generator directly with the same prompt: time to
+   first token and total time of a turn, as ratios (target: at most 1.10).
+2. 50 concurrent sessions of 5 turns each: errors, throughput, and whether every turn reached the
+   interaction log files (target: no errors, no lost records).
+
+Run: python bench/gateway_bench.py [--sessions 50] [--turns 5] [--answer-tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from supportbot.cli import _ingest  # noqa: E402
+from supportbot.client import SupportbotClient  # noqa: E402
+from supportbot.core.settings import default_data_dir  # noqa: E402
+from supportbot.models import default_model_dir, prepare_default_model  # noqa: E402
+from supportbot.sample import HELPCENTER, load_golden_set  # noqa: E402
+from supportbot.stack import Ports, Stack  # noqa: E402
+from supportbot.v1 import chat_pb2, generator_pb2  # noqa: E402
+
+console = Console()
+
+
+async def gateway_turn(client: SupportbotClient, question: str) -> tuple[float, float, list, str]:
+    started = time.perf_counter()
+    first = 0.0
+    sources: list = []
+    async for event in client.chat(question):
+        if event.kind == "sources":
+            sources = event.sources
+        elif event.kind == "delta" and not first:
+            first = time.perf_counter() - started
+        elif event.kind == "result":
+            return first, time.perf_counter() - started, sources, event.result.answer
+    raise RuntimeError("no result")
+
+
+async def direct_turn(client: SupportbotClient, question: str, sources: list, tokens: int) -> tuple[float, float]:
+    started = time.perf_counter()
+    first = 0.0
+    request = generator_pb2.GenerateRequest(question=question, sources=sources, max_tokens=tokens)
+    async for event in client.generator_stub.Generate(request):
+        if event.HasField("delta") and not first:
+            first = time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+async def overhead(stack: Stack, questions: list[str], tokens: int) -> dict[str, float]:
+    gateway_ttft, gateway_total, direct_ttft, direct_total = [], [], [], []
+    async with SupportbotClient(
+        stack.address("gateway"), retriever=stack.address("retriever"), generator=stack.address("generator"),
+        api_key=stack.key("customer"),
+    ) as client:
+        await gateway_turn(client, questions[0])  # warm-up
+        for index, question in enumerate(questions):
+            # The same sources the gateway retrieves for a new session's question.
+            sources = list((await client.search(question, top_k=4)).results)
+            if not sources:
+                continue
+            # vLLM caches prompt prefixes: alternate who goes first so neither side gets the
+            # cached prompt more often.
+            if index % 2:
+                d_first, d_total = await direct_turn(client, question, sources, tokens)
+                first, total, _, _ = await gateway_turn(client, question)
+            else:
+                first, total, _, _ = await gateway_turn(client, question)
+                d_first, d_total = await direct_turn(client, question, sources, tokens)
+            gateway_ttft.append(first)
+            gateway_total.append(total)
+            direct_ttft.append(d_first)
+            direct_total.append(d_total)
+    return {
+        "turns": len(gateway_ttft),
+        "gateway_ttft_ms": 1000 * statistics.median(gateway_ttft),
+        "direct_ttft_ms": 1000 * statistics.median(direct_ttft),
+        "gateway_total_ms": 1000 * statistics.median(gateway_total),
+        "direct_total_ms": 1000 * statistics.median(direct_total),
+    }
+
+
+async def concurrent_sessions(stack: Stack, questions: list[str], sessions: int, turns: int) -> dict[str, float]:
+    errors: list[str] = []
+    turn_ids: list[str] = []
+
+    async def one_session(index: int) -> None:
+        async with SupportbotClient(stack.address("gateway"), api_key=stack.key("customer")) as client:
+            session_id = ""
+            for turn in range(turns):
+                question = questions[(index * turns + turn) % len(questions)]
+                try:
+                    session_id, result, _ = await client.ask(question, session_id=session_id)
+                    turn_ids.append(result.turn_id)
+                except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_session(i) for i in range(sessions)))
+    elapsed = time.perf_counter() - started
+    logged: set[str] = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        logged = {
+            json.loads(line)["turn_id"]
+            for path in (stack.data_dir / "interactions").glob("*.jsonl")
+            for line in path.read_text().splitlines()
+        }
+        if set(turn_ids) <= logged:
+            break
+        await asyncio.sleep(0.5)
+    return {
+        "turns": len(turn_ids),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+        "seconds": elapsed,
+        "turns_per_s": len(turn_ids) / elapsed,
+        "missing_log_records": len(set(turn_ids) - logged),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--turns", type=int, default=5)
+    parser.add_argument("--answer-tokens", type=int, default=32)
+    parser.add_argument("--overhead-questions", type=int, default=20)
+    args = parser.parse_args()
+    prepare_default_model(default_data_dir())
+    questions = [item["question"] for item in load_golden_set() if item["answerable"]]
+    stack = Stack(
+        Path(tempfile.mkdtemp(prefix="supportbot-gateway-bench-")),
+        services=("retriever", "generator", "gateway"),
+        ports=Ports.free(),
+        extra_env={
+            "SUPPORTBOT_GENERATOR_MODEL": str(default_model_dir(default_data_dir())),
+            "SUPPORTBOT_GATEWAY_MAX_ANSWER_TOKENS": str(args.answer_tokens),
+        },
+    )
+    try:
+        with console.status("starting the stack"):
+            stack.start()
+            asyncio.run(_ingest([HELPCENTER], "", stack.address("retriever"), stack.key("admin"), quiet=True))
+        with console.status("gateway vs direct generator"):
+            over = asyncio.run(overhead(stack, questions[: args.overhead_questions], args.answer_tokens))
+        with console.status(f"{args.sessions} sessions x {args.turns} turns"):
+            load = asyncio.run(concurrent_sessions(stack, questions, args.sessions, args.turns))
+    finally:
+        stack.stop()
+
+    table = Table(title=f"Gateway overhead, median of {over['turns']} turns ({args.answer_tokens} answer tokens)")
+    for column in ("", "gateway", "generator directly", "ratio"):
+        table.add_column(column, justify="right")
+    table.add_row("time to first token (ms)", f"{over['gateway_ttft_ms']:.0f}", f"{over['direct_ttft_ms']:.0f}", f"{over['gateway_ttft_ms'] / over['direct_ttft_ms']:.2f}")
+    table.add_row("total (ms)", f"{over['gateway_total_ms']:.0f}", f"{over['direct_total_ms']:.0f}", f"{over['gateway_total_ms'] / over['direct_total_ms']:.2f}")
+    console.print(table)
+    console.print(
+        f"{args.sessions} concurrent sessions x {args.turns} turns: {load['turns']} turns in {load['seconds']:.0f} s "
+        f"({load['turns_per_s']:.1f} turns/s), {load['errors']} errors, {load['missing_log_records']} turns missing from the log"
+        + (f"; first error: {load['first_error']}" if load["first_error"] else "")
+    )
+
+
+if __name__ == "__main__":
+    main()

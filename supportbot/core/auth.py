@@ -1,0 +1,162 @@
+"""API keys in gRPC metadata (`x-api-key`), each with a role, checked by one server interceptor.
+
+A keys file is JSON: {"keys": [{"key": "...", "role": "customer", "name": "web", "customer_id": "c1",
+"collections": ["helpcenter"]}]}. Roles: customer (its own sessions), agent (sessions of its
+collections, agent assist), admin (everything, ingestion included)."""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import grpc
+
+API_KEY_METADATA_KEY = "x-api-key"
+Role = Literal["customer", "agent", "admin"]
+ROLES: tuple[Role, ...] = ("customer", "agent", "admin")
+# Calls anyone may make without a key: probes and tooling.
+_OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    customer_id: str = ""
+    # Collections an agent works on; empty means all.
+    collections: tuple[str, ...] = field(default_factory=tuple)
+
+    def can_see(self, collection: str, customer_id: str) -> bool:
+        if self.role == "admin":
+            return True
+        if self.role == "agent":
+            return not self.collections or collection in self.collections
+        return bool(self.customer_id) and customer_id == self.customer_id
+
+
+_principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
+
+
+def current_principal() -> Principal | None:
+    return _principal.get()
+
+
+class KeyRing:
+    def __init__(self, keys: dict[str, Principal]) -> None:
+        self._keys = keys
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RuntimeError(f"cannot read API keys from {path}: {exc}") from exc
+        keys = {}
+        for entry in data.get("keys", []):
+            role = entry.get("role")
+            if role not in ROLES or not entry.get("key"):
+                raise RuntimeError(f"{path}: every key needs a 'key' and a role in {ROLES}")
+            keys[entry["key"]] = Principal(
+                name=entry.get("name", role),
+                role=role,
+                customer_id=entry.get("customer_id", ""),
+                collections=tuple(entry.get("collections", [])),
+            )
+        return cls(keys)
+
+    def lookup(self, presented: str) -> Principal | None:
+        # Compare every key in constant time so timing does not reveal a prefix.
+        found = None
+        for key, principal in self._keys.items():
+            if hmac.compare_digest(key.encode(), presented.encode()):
+                found = principal
+        return found
+
+
+def create_local_keys(path: Path) -> dict[str, str]:
+    """Keys for one machine, one per role, written with owner-only permissions."""
+    if path.exists():
+        return {entry["role"]: entry["key"] for entry in json.loads(path.read_text())["keys"]}
+    keys = {role: f"sb_{role}_{secrets.token_urlsafe(24)}" for role in ROLES}
+    entries = [
+        {"key": keys["customer"], "role": "customer", "name": "local customer", "customer_id": "local-customer"},
+        {"key": keys["agent"], "role": "agent", "name": "local agent"},
+        {"key": keys["admin"], "role": "admin", "name": "local admin"},
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump({"keys": entries}, handle, indent=2)
+    return keys
+
+
+def local_key(path: Path, role: Role) -> str:
+    if not path.exists():
+        return ""
+    return next((e["key"] for e in json.loads(path.read_text())["keys"] if e["role"] == role), "")
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """UNAUTHENTICATED for a missing or unknown key, PERMISSION_DENIED for a role that may not
+    call the method. Per-session ownership is checked by the servicer with the principal."""
+
+    def __init__(self, keys: KeyRing, allowed_roles: dict[str, Iterable[Role]], default_roles: Iterable[Role] = ROLES):
+        self.keys = keys
+        self.allowed_roles = {method: set(roles) for method, roles in allowed_roles.items()}
+        self.default_roles = set(default_roles)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        handler = await continuation(handler_call_details)
+        if handler is None or method.startswith(_OPEN_PREFIXES):
+            return handler
+        presented = ""
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == API_KEY_METADATA_KEY:
+                presented = value if isinstance(value, str) else ""
+        principal = self.keys.lookup(presented) if presented else None
+        if principal is None:
+            return _deny(
+                handler,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing API key: send it in the x-api-key metadata" if not presented else "unknown API key",
+            )
+        name = method.rsplit("/", 1)[-1]
+        roles = self.allowed_roles.get(name, self.default_roles)
+        if principal.role not in roles:
+            return _deny(
+                handler,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the {principal.role} role may not call {name} (it needs {' or '.join(sorted(roles))})",
+            )
+        _principal.set(principal)
+        return handler
+
+
+def _deny(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as the real one that answers with the status at once."""
+
+    async def unary(request_or_iterator, context):  # type: ignore[no-untyped-def]
+        await context.abort(code, message)
+
+    async def streaming(request_or_iterator, context):  # type: ignore[no-untyped-def]
+        await context.abort(code, message)
+        yield  # never reached; makes this an async generator
+
+    return handler._replace(
+        unary_unary=unary if handler.unary_unary else None,
+        unary_stream=streaming if handler.unary_stream else None,
+        stream_unary=unary if handler.stream_unary else None,
+        stream_stream=streaming if handler.stream_stream else None,
+    )

@@ -1,0 +1,83 @@
+"""Sessions and the interaction log against a real Redis-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from services.gateway.interaction_log import InteractionLog, JsonlExporter
+from services.gateway.sessions import SessionStore, TurnRecord
+from supportbot.core.errors import InvalidArgument, NotFound
+
+
+@pytest.fixture()
+async def redis(redis_url: str):  # type: ignore[no-untyped-def]
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+async def test_concurrent_writers_do_not_lose_turns(redis: Redis) -> None:
+    store = SessionStore(redis, ttl_s=600)
+    session = await store.create(collection="helpcenter", channel="test")
+
+    async def add(text: str) -> None:
+        async with store.locked(session.session_id) as locked:
+            await asyncio.sleep(0.01)  # a slow turn: without the lock the writes would interleave
+            locked.turns.append(TurnRecord(text, "customer", text, 0))
+
+    await asyncio.gather(*(add(f"t{i}") for i in range(20)))
+    assert sorted(t.turn_id for t in (await store.get(session.session_id)).turns) == sorted(f"t{i}" for i in range(20))
+
+
+async def test_session_ids_are_checked(redis: Redis) -> None:
+    store = SessionStore(redis, ttl_s=600)
+    with pytest.raises(InvalidArgument, match="malformed session id"):
+        await store.get("../etc/passwd")
+    with pytest.raises(NotFound):
+        await store.get("s_" + "x" * 30)
+    first, second = (await store.create(collection="c", channel="t")).session_id, (await store.create(collection="c", channel="t")).session_id
+    assert first != second and len(first) >= 30
+
+
+async def test_exporter_resumes_without_loss_or_duplicates(redis: Redis, tmp_path: Path) -> None:
+    log = InteractionLog(redis, "test:interactions")
+    exporter = JsonlExporter(redis, "test:interactions", tmp_path, batch=7)
+    for i in range(10):
+        await log.append("turn", {"turn_id": f"t{i}"})
+    after = await exporter.export_once("0-0")
+    after = await exporter.export_once(after)
+    # A crash in the middle of writing leaves a torn last line.
+    path = next(tmp_path.glob("interactions-*.jsonl"))
+    with path.open("ab") as handle:
+        handle.write(b'{"stream_id": "9999999999999-0", "kind": "tu')
+    for i in range(10, 15):
+        await log.append("feedback" if i == 14 else "turn", {"turn_id": f"t{i}"})
+    restarted = JsonlExporter(redis, "test:interactions", tmp_path, batch=7)
+    after = restarted.last_exported_id()
+    while (next_after := await restarted.export_once(after)) != after:
+        after = next_after
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["turn_id"] for line in lines] == [f"t{i}" for i in range(15)]
+    assert lines[-1]["kind"] == "feedback" and len({line["stream_id"] for line in lines}) == 15
+
+
+async def test_exporter_background_task_keeps_up(redis: Redis, tmp_path: Path) -> None:
+    log = InteractionLog(redis, "test:live")
+    stop = asyncio.Event()
+    task = asyncio.create_task(JsonlExporter(redis, "test:live", tmp_path, interval_s=0.05).run(stop))
+    for i in range(5):
+        await log.append("turn", {"turn_id": f"t{i}"})
+    for _ in range(100):
+        files = list(tmp_path.glob("*.jsonl"))
+        if files and len(files[0].read_text().splitlines()) == 5:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert [json.loads(line)["turn_id"] for line in files[0].read_text().splitlines()] == [f"t{i}" for i in range(5)]

@@ -1,0 +1,110 @@
+"""The Streamlit UI: page logic with Streamlit's AppTest against the running stack, and an
+end-to-end run in a real headless Chromium with screenshots of both pages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from supportbot.client import SupportbotClient
+from supportbot.v1 import chat_pb2
+from tests.conftest import TEST_KEYS
+
+pytestmark = pytest.mark.stack
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+UI = Path(__file__).resolve().parent.parent / "ui"
+
+
+@pytest.fixture()
+def ui_env(stack, monkeypatch):  # type: ignore[no-untyped-def]
+    import ui.gateway
+
+    monkeypatch.setattr(ui.gateway, "GATEWAY", stack.address("gateway"))
+    monkeypatch.setattr(ui.gateway, "CUSTOMER_KEY", TEST_KEYS["customer"]["key"])
+    monkeypatch.setattr(ui.gateway, "AGENT_KEY", TEST_KEYS["agent"]["key"])
+    ui.gateway.stub.clear()
+    yield
+    ui.gateway.stub.clear()
+
+
+def test_customer_page_streams_an_answer_with_sources(stack, sample_ingested, ui_env) -> None:  # type: ignore[no-untyped-def]
+    app = AppTest.from_file(str(UI / "views" / "customer.py"), default_timeout=240).run()
+    assert not app.exception
+    app.chat_input[0].set_value("How do I reset my password?").run()
+    assert not app.exception
+    session_id = app.query_params["session"][0] if isinstance(app.query_params["session"], list) else app.query_params["session"]
+    assert session_id.startswith("s_")
+    messages = [m.markdown[-1].value for m in app.chat_message if m.markdown]
+    assert messages[0] == "How do I reset my password?" and messages[1]
+    assert any("Reset your password" in e.label for e in app.expander)
+    app.button(key=[b.key for b in app.button if b.key and b.key.startswith("up-")][0]).click().run()
+    assert not app.exception
+
+
+def test_customer_page_explains_when_the_service_is_down(stack, ui_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import ui.gateway
+
+    monkeypatch.setattr(ui.gateway, "GATEWAY", "127.0.0.1:9")  # nothing listens there
+    ui.gateway.stub.clear()
+    app = AppTest.from_file(str(UI / "views" / "customer.py"), default_timeout=60).run()
+    app.chat_input[0].set_value("hello").run()
+    assert not app.exception
+    assert any(ui.gateway.SERVICE_DOWN in m.markdown[-1].value for m in app.chat_message if m.markdown)
+
+
+async def test_agent_page_shows_the_queue_and_sends_a_reply(stack, sample_ingested, ui_env) -> None:  # type: ignore[no-untyped-def]
+    async with SupportbotClient(stack.address("gateway"), api_key=TEST_KEYS["customer"]["key"]) as customer:
+        session_id, _, _ = await customer.ask("I need to speak to a real person about my order")
+    app = AppTest.from_file(str(UI / "views" / "agent.py"), default_timeout=240).run()
+    assert not app.exception
+    assert any(b.key == f"open-{session_id}" for b in app.button)
+    app.button(key=f"open-{session_id}").click().run()
+    assert app.session_state.selected == session_id
+    assert any("I need to speak to a real person" in m.markdown[-1].value for m in app.chat_message if m.markdown)
+    app.button[[b.label for b in app.button].index("Take over")].click().run()
+    app.text_area(key="reply").set_value("Hi, this is Sam from Lumio. Let me check your order.").run()
+    app.button[[b.label for b in app.button].index("Send")].click().run()
+    assert not app.exception
+    async with SupportbotClient(stack.address("gateway"), api_key=TEST_KEYS["customer"]["key"]) as customer:
+        session = (await customer.chat_stub.GetSession(chat_pb2.GetSessionRequest(session_id=session_id), metadata=customer.metadata)).session
+    assert session.status == chat_pb2.SESSION_STATUS_WITH_AGENT
+    assert session.turns[-1].content == "Hi, this is Sam from Lumio. Let me check your order."
+
+
+def test_end_to_end_in_a_real_browser(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect, sync_playwright
+
+    browser_path = shutil.which("chromium")
+    assert browser_path, "Debian's chromium is missing: `make install` installs it"
+    ARTIFACTS.mkdir(exist_ok=True)
+    base = f"http://{stack.address('ui')}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=browser_path,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        customer = browser.new_page(viewport={"width": 1280, "height": 900})
+        customer.goto(f"{base}/chat")
+        customer.get_by_placeholder("Ask about your Lumio lights").fill("How long does standard shipping take?")
+        customer.keyboard.press("Enter")
+        expect(customer.get_by_text("[1] Shipping options and delivery times")).to_be_visible(timeout=180_000)
+        customer.get_by_role("button", name="Talk to a person").click()
+        expect(customer.get_by_text("a person from our support team will join")).to_be_visible(timeout=30_000)
+        customer.screenshot(path=str(ARTIFACTS / "customer-chat.png"), full_page=True)
+
+        agent = browser.new_page(viewport={"width": 1280, "height": 900})
+        agent.goto(f"{base}/agent")
+        agent.get_by_role("button", name="How long does standard shipping take").first.click()
+        expect(agent.get_by_text("waiting for an agent")).to_be_visible(timeout=30_000)
+        agent.get_by_label("Reply to the customer").fill("Hi, I'm Sam. Standard shipping takes 3-5 business days.")
+        agent.get_by_role("button", name="Send").click()
+        expect(agent.get_by_text("with an agent")).to_be_visible(timeout=30_000)
+        agent.screenshot(path=str(ARTIFACTS / "agent-assist.png"), full_page=True)
+
+        expect(customer.get_by_text("Hi, I'm Sam. Standard shipping takes 3-5 business days.")).to_be_visible(timeout=30_000)
+        customer.screenshot(path=str(ARTIFACTS / "customer-chat-with-agent.png"), full_page=True)
+        browser.close()

@@ -1,0 +1,139 @@
+"""Customer chat: streamed answers with their sources, feedback, and a way to reach a person."""
+
+from __future__ import annotations
+
+import grpc
+import streamlit as st
+
+from supportbot.v1 import chat_pb2
+from ui.gateway import customer_metadata, friendly, stub
+
+AGENT_ROLE = 4
+
+
+def fetch_session(session_id: str) -> chat_pb2.Session | None:
+    try:
+        return stub().GetSession(chat_pb2.GetSessionRequest(session_id=session_id), metadata=customer_metadata(), timeout=5).session
+    except grpc.RpcError:
+        return None
+
+
+def show_sources(sources: list[dict]) -> None:
+    for source in sources:
+        with st.expander(f"[{source['index']}] {source['title']}"):
+            st.markdown(source["text"])
+            if source["url"]:
+                st.markdown(f"[Open the article]({source['url']})")
+
+
+def feedback_buttons(session_id: str, turn_id: str) -> None:
+    given = st.session_state.feedback.get(turn_id)
+    up, down, _ = st.columns([1, 1, 8])
+    if up.button("👍", key=f"up-{turn_id}", disabled=given is not None, help="This answer helped"):
+        send_feedback(session_id, turn_id, 1)
+    if down.button("👎", key=f"down-{turn_id}", disabled=given is not None, help="This answer did not help"):
+        send_feedback(session_id, turn_id, -1)
+
+
+def send_feedback(session_id: str, turn_id: str, rating: int) -> None:
+    try:
+        response = stub().SubmitFeedback(
+            chat_pb2.SubmitFeedbackRequest(session_id=session_id, turn_id=turn_id, rating=rating),
+            metadata=customer_metadata(), timeout=10,
+        )
+        st.session_state.feedback[turn_id] = rating
+        if response.handoff:
+            st.session_state.notice = "Sorry about that. A person from our team will join this conversation."
+    except grpc.RpcError as error:
+        st.session_state.notice = friendly(error)
+
+
+def cited_sources(result: chat_pb2.ChatResult, sources: list) -> list[dict]:
+    """The sources the answer cites, numbered as in the answer; the top three if it cites none."""
+    if not result.grounded:
+        return []
+    cited = [(c.index, sources[c.index - 1]) for c in result.citations if 0 < c.index <= len(sources)]
+    chosen = cited or list(enumerate(sources[:3], start=1))
+    return [{"index": n, "title": s.title, "url": s.url, "text": s.text} for n, s in chosen]
+
+
+def ask(session_id: str, question: str) -> None:
+    with st.chat_message("user"):
+        st.markdown(question)
+    with st.chat_message("assistant"):
+        placeholder = st.empty()
+        answer, sources = "", []
+        try:
+            stream = stub().Chat(
+                chat_pb2.ChatRequest(session_id=session_id, message=question, channel="web"),
+                metadata=customer_metadata(), timeout=300,
+            )
+            for event in stream:
+                kind = event.WhichOneof("event")
+                if kind == "session":
+                    st.query_params["session"] = event.session.session_id
+                elif kind == "sources":
+                    sources = list(event.sources.sources)
+                elif kind == "delta":
+                    answer += event.delta.text
+                    placeholder.markdown(answer + "▌")
+                elif kind == "result":
+                    result = event.result
+                    if result.handoff:
+                        st.session_state.notice = "A person from our support team will take over this conversation."
+                    if result.answer:
+                        placeholder.markdown(result.answer)
+                    st.session_state.sources[result.turn_id] = cited_sources(result, sources)
+        except grpc.RpcError as error:
+            placeholder.markdown(friendly(error))
+
+
+def page() -> None:
+    st.title("Lumio support")
+    st.caption("Answers come from the Lumio help center. You can ask for a person at any time.")
+    st.session_state.setdefault("sources", {})
+    st.session_state.setdefault("feedback", {})
+    session_id = st.query_params.get("session", "")
+
+    new, person, _ = st.columns([2, 2, 4])
+    if new.button("New conversation"):
+        st.query_params.clear()
+        st.session_state.sources, st.session_state.feedback = {}, {}
+        st.rerun()
+    if person.button("Talk to a person", disabled=not session_id):
+        try:
+            stub().RequestHandoff(chat_pb2.RequestHandoffRequest(session_id=session_id, reason="customer pressed 'Talk to a person'"), metadata=customer_metadata(), timeout=10)
+            st.session_state.notice = "Thanks, a person from our support team will join this conversation shortly."
+        except grpc.RpcError as error:
+            st.session_state.notice = friendly(error)
+
+    transcript(session_id)
+    if question := st.chat_input("Ask about your Lumio lights, orders or account"):
+        ask(st.query_params.get("session", ""), question)
+        st.rerun()
+
+
+@st.fragment(run_every=3)
+def transcript(session_id: str) -> None:
+    """Refreshes by itself, so a human agent's replies appear without a reload."""
+    session = fetch_session(session_id) if session_id else None
+    if session_id and session is None:
+        st.warning("We could not load this conversation. Start a new one, or try again in a moment.")
+    for turn in session.turns if session else []:
+        is_customer = turn.role == 2
+        with st.chat_message("user" if is_customer else "assistant", avatar="🧑‍💼" if turn.role == AGENT_ROLE else None):
+            if turn.role == AGENT_ROLE:
+                st.caption("Support agent")
+            st.markdown(turn.content or "_…_")
+            if not is_customer and turn.role != AGENT_ROLE and turn.content:
+                show_sources(st.session_state.sources.get(turn.turn_id) or [
+                    {"index": c.index, "title": c.title, "url": c.url, "text": ""} for c in turn.citations
+                ])
+                feedback_buttons(session_id, turn.turn_id)
+    if notice := st.session_state.get("notice"):
+        st.info(notice)
+    if session and session.status in (chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT, chat_pb2.SESSION_STATUS_WITH_AGENT):
+        st.caption("You are connected to our support team." if session.status == chat_pb2.SESSION_STATUS_WITH_AGENT else "Waiting for a person from our support team…")
+
+
+page()
