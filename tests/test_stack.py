@@ -283,3 +283,18 @@ def test_sigterm_drains_in_flight_turns_then_every_service_exits_cleanly(stack, 
     assert gateway.popen.wait(60) == 0
     codes = stack.stop()
     assert codes == {"ui": 0, "gateway": 0, "generator": 0, "retriever": 0, "redis": 0}
+
+
+async def test_request_id_follows_a_turn_across_services(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+    request_id = "trace-" + os.urandom(6).hex()
+    async with client_for(stack, "customer") as client:
+        call = client.chat_stub.Chat(
+            chat_pb2.ChatRequest(message="Do you ship to Australia?"),
+            metadata=(*client.metadata, ("x-request-id", request_id)),
+        )
+        async for _ in call:
+            pass
+    await asyncio.sleep(0.5)
+    for name in ("gateway", "retriever", "generator"):
+        records = [json.loads(line) for line in stack.process(name).log_path.read_text().splitlines() if request_id in line]
+        assert any(r.get("request_id") == request_id and r.get("logger") == "supportbot.access" for r in records), name

@@ -543,8 +543,11 @@ class _TurnState:
 
 async def build_service(settings: GatewaySettings) -> GrpcService:
     redis = Redis.from_url(settings.redis_url)
-    retriever_channel = create_channel(settings.retriever_address, retry_services=["supportbot.v1.RetrieverService"])
-    generator_channel = create_channel(settings.generator_address)
+    roots = settings.backend_root_certificates.read_bytes() if settings.backend_root_certificates else None
+    retriever_channel = create_channel(
+        settings.retriever_address, retry_services=["supportbot.v1.RetrieverService"], root_certificates=roots
+    )
+    generator_channel = create_channel(settings.generator_address, root_certificates=roots)
     interactions = InteractionLog(redis, settings.interaction_stream)
     servicer = ChatServicer(
         settings,

@@ -41,6 +41,8 @@ class GatewaySettings(ServiceSettings):
     api_keys_file: Path | None = None
     # Key the gateway presents to the retriever when the retriever checks keys.
     retriever_api_key: str = ""
+    # CA bundle for TLS to the retriever and generator; unset means plaintext inside the cluster.
+    backend_root_certificates: Path | None = None
     ungrounded_answer: str = (
         "I'm sorry, our help center doesn't cover that. Would you like me to connect you with a "
         "person from our support team?"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from services.generator.settings import GeneratorSettings
@@ -51,10 +52,31 @@ def engine_args(settings: GeneratorSettings) -> Any:
     return AsyncEngineArgs(**kwargs)
 
 
+def cpu_threads_bind(settings: GeneratorSettings) -> str:
+    if settings.cpu_threads_bind:
+        return settings.cpu_threads_bind
+    cores = sorted(os.sched_getaffinity(0))
+    contiguous = cores == list(range(cores[0], cores[-1] + 1))
+    return f"{cores[0]}-{cores[-1]}" if contiguous else ",".join(map(str, cores))
+
+
 def build_engine(settings: GeneratorSettings) -> Any:
     from vllm.v1.engine.async_llm import AsyncLLM
 
+    if on_cpu():
+        # Read by the engine process vLLM is about to start.
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", cpu_threads_bind(settings))
     return AsyncLLM.from_engine_args(engine_args(settings))
+
+
+def stop_token_ids(tokenizer: Any, tokens: list[str]) -> list[int]:
+    """Ids of the turn-opening special tokens this model's vocabulary has."""
+    ids = []
+    for token in tokens:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+            ids.append(token_id)
+    return ids
 
 
 def _enum_name(value: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.generator.engine import build_engine, kernel_settings
+from services.generator.engine import build_engine, kernel_settings, stop_token_ids
 from services.generator.prompting import build_grounded_messages, parse_citations, raw_messages
 from services.generator.settings import GeneratorSettings
 from supportbot.core.errors import InvalidArgument, ResourceExhausted, ServiceError
@@ -49,11 +49,9 @@ def finish_reason(output: Any) -> int:
     if output.finish_reason == "length":
         return common_pb2.FINISH_REASON_LENGTH
     if output.finish_reason == "stop":
-        return (
-            common_pb2.FINISH_REASON_STOP_STRING
-            if isinstance(output.stop_reason, str)
-            else common_pb2.FINISH_REASON_END_OF_TURN
-        )
+        # No stop reason: the model's end-of-turn (EOS) token. A string or a token id: one of
+        # the turn-boundary stops.
+        return common_pb2.FINISH_REASON_END_OF_TURN if output.stop_reason is None else common_pb2.FINISH_REASON_STOP_STRING
     return common_pb2.FINISH_REASON_ABORTED
 
 
@@ -65,6 +63,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self.in_flight = 0
         self.capacity = engine.vllm_config.scheduler_config.max_num_seqs + settings.max_queued_requests
         self.adapters = {name: index + 1 for index, name in enumerate(sorted(settings.lora_adapters))}
+        self.stop_token_ids = stop_token_ids(self.tokenizer, settings.stop_tokens)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -123,6 +122,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             max_tokens=max_tokens,
             temperature=request.temperature,
             stop=list(self.settings.stop_strings) if use_stops else None,
+            stop_token_ids=list(self.stop_token_ids) if use_stops else None,
             include_stop_str_in_output=False,
             structured_outputs=structured,
             output_kind=RequestOutputKind.DELTA,
@@ -221,7 +221,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             kernels=generator_pb2.KernelSettings(**kernels),
             stopping=generator_pb2.StopSettings(
                 stop_strings=list(self.settings.stop_strings),
-                stop_token_ids=[eos] if isinstance(eos, int) else [],
+                stop_token_ids=([eos] if isinstance(eos, int) else []) + self.stop_token_ids,
                 default_max_tokens=self.settings.default_max_tokens,
             ),
             max_tokens_limit=self.settings.max_tokens_limit,

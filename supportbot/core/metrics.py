@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
+
+access_log = logging.getLogger("supportbot.access")
 
 RPC_HANDLED = Counter(
     "supportbot_grpc_server_handled_total",
@@ -57,8 +60,11 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         service, method = _split_method(handler_call_details.method)
 
         def observe(context: Any, started: float, error: BaseException | None) -> None:
-            RPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
-            RPC_HANDLED.labels(service, method, _code_of(context, error)).inc()
+            seconds = time.perf_counter() - started
+            code = _code_of(context, error)
+            RPC_LATENCY.labels(service, method).observe(seconds)
+            RPC_HANDLED.labels(service, method, code).inc()
+            access_log.info("rpc", extra={"method": f"{service}/{method}", "code": code, "ms": round(seconds * 1000, 2)})
 
         if handler.response_streaming:
             behaviour = handler.unary_stream or handler.stream_stream
