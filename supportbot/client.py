@@ -79,8 +79,9 @@ class SupportbotClient:
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def _channel(self, address: str) -> grpc.aio.Channel:
+        """Every call on it carries the API key, stubs used directly included."""
         if address not in self._channels:
-            self._channels[address] = create_channel(address, root_certificates=self._certificates)
+            self._channels[address] = create_channel(address, root_certificates=self._certificates, metadata=self.metadata)
         return self._channels[address]
 
     @property
@@ -118,7 +119,7 @@ class SupportbotClient:
         request = chat_pb2.ChatRequest(
             session_id=session_id, message=message, collection=collection, channel=channel
         )
-        call = self.chat_stub.Chat(request, metadata=self.metadata, timeout=timeout)
+        call = self.chat_stub.Chat(request, timeout=timeout)
         async for response in call:
             kind = response.WhichOneof("event")
             if kind == "session":
@@ -153,7 +154,6 @@ class SupportbotClient:
                 query=query, collection=collection, top_k=top_k, filter=filter or {}, mode=mode, mmr=mmr,
                 score_threshold=score_threshold,
             ),
-            metadata=self.metadata,
             timeout=60,
         )
 
@@ -164,16 +164,15 @@ class SupportbotClient:
             for document in documents:
                 yield retriever_pb2.IngestRequest(collection=collection, document=document)
 
-        async for response in self.retriever_stub.Ingest(requests(), metadata=self.metadata):
+        async for response in self.retriever_stub.Ingest(requests()):
             yield response
 
     async def stats(self, collection: str = "") -> retriever_pb2.StatsResponse:
-        return await self.retriever_stub.Stats(retriever_pb2.StatsRequest(collection=collection), metadata=self.metadata, timeout=30)
+        return await self.retriever_stub.Stats(retriever_pb2.StatsRequest(collection=collection), timeout=30)
 
     async def delete_documents(self, document_ids: list[str], *, collection: str = "") -> retriever_pb2.DeleteDocumentsResponse:
         return await self.retriever_stub.DeleteDocuments(
             retriever_pb2.DeleteDocumentsRequest(collection=collection, document_ids=document_ids),
-            metadata=self.metadata,
             timeout=60,
         )
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 from services.gateway.sessions import SessionRecord
-from services.generator.prompting import format_source
 from supportbot.v1 import common_pb2
 
 _ROLE_LABELS = {"customer": "Customer", "assistant": "Assistant", "agent": "Agent"}
@@ -17,34 +16,28 @@ def transcript(session: SessionRecord, last: int = 12) -> str:
     return "\n".join(lines[-last:])
 
 
-def suggestion_schema(count: int) -> str:
-    return json.dumps(
-        {
-            "type": "object",
-            "properties": {
-                "replies": {
-                    "type": "array",
-                    "items": {"type": "string", "minLength": 1, "maxLength": 400},
-                    "minItems": count,
-                    "maxItems": count,
-                }
-            },
-            "required": ["replies"],
-        }
-    )
+# One draft per request, each in the same grounded prompt the bot answers with, so even a small
+# model drafts from the sources; the schema keeps every draft parseable.
+SUGGESTION_SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "properties": {"reply": {"type": "string", "minLength": 20, "maxLength": 300}},
+        "required": ["reply"],
+    }
+)
 
 
-def suggestion_messages(session: SessionRecord, sources: list[common_pb2.Source], count: int) -> list[common_pb2.ConversationMessage]:
-    numbered = "\n\n".join(format_source(n, s) for n, s in enumerate(sources, start=1)) or "(no sources found)"
-    instruction = (
-        f"You help a call-center agent answer a customer. Write {count} different short replies the agent "
-        "could send next, each grounded in the numbered sources and citing them as [1], [2]. "
-        f"Sources:\n\n{numbered}\n\nConversation:\n{transcript(session)}"
-    )
-    return [
-        common_pb2.ConversationMessage(role=common_pb2.ROLE_SYSTEM, content="You draft replies for support agents."),
-        common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content=instruction),
-    ]
+def suggestion_temperatures(count: int) -> list[float]:
+    """The first draft is the most likely answer; the others are sampled for variety."""
+    return [0.0] + [round(0.7 + 0.15 * i, 2) for i in range(count - 1)]
+
+
+def parse_suggestion(text: str) -> str:
+    try:
+        return str(json.loads(text)["reply"]).strip()
+    except (json.JSONDecodeError, KeyError, TypeError):
+        # Guided decoding keeps the JSON whole unless the token budget cut it short.
+        return ""
 
 
 def summary_messages(session: SessionRecord) -> list[common_pb2.ConversationMessage]:

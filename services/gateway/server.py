@@ -13,7 +13,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.asyncio import Redis
 
-from services.gateway.assist import suggestion_messages, suggestion_schema, summary_messages
+from services.gateway.assist import SUGGESTION_SCHEMA, parse_suggestion, suggestion_temperatures, summary_messages
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.redaction import redact
 from services.gateway.sessions import (
@@ -27,7 +27,8 @@ from services.gateway.sessions import (
     new_turn_id,
 )
 from services.gateway.settings import GatewaySettings
-from supportbot.core.auth import AuthInterceptor, KeyRing, Principal, current_principal
+from services.generator.prompting import parse_citations
+from supportbot.core.auth import API_KEY_METADATA_KEY, AuthInterceptor, KeyRing, current_principal
 from supportbot.core.channels import create_channel
 from supportbot.core.errors import (
     FailedPrecondition,
@@ -150,7 +151,6 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self.interactions = interactions
         self.retriever = retriever
         self.generator = generator
-        self.retriever_metadata = (("x-api-key", settings.retriever_api_key),) if settings.retriever_api_key else ()
 
     # -- access -----------------------------------------------------------------------------
     @staticmethod
@@ -229,7 +229,6 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             response = await self.retriever.Search(
                 retriever_pb2.SearchRequest(query=rewritten, collection=session.collection, top_k=self.settings.top_k),
                 timeout=self.settings.retrieval_timeout_s,
-                metadata=self.retriever_metadata,
             )
             turn.sources = list(response.results)
         except grpc.aio.AioRpcError as exc:
@@ -468,12 +467,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         await self._change(request.session_id, context, send)
         return chat_pb2.SendAgentReplyResponse(turn=turn_message(reply))
 
-    async def _generate_text(self, messages, *, json_schema: str = "", max_tokens: int) -> str:  # type: ignore[no-untyped-def]
+    async def _generate_text(self, request: generator_pb2.GenerateRequest) -> str:
         try:
-            async for event in self.generator.Generate(
-                generator_pb2.GenerateRequest(messages=messages, json_schema=json_schema, max_tokens=max_tokens),
-                timeout=self.settings.generation_timeout_s,
-            ):
+            async for event in self.generator.Generate(request, timeout=self.settings.generation_timeout_s):
                 if event.HasField("result"):
                     return event.result.text
         except grpc.aio.AioRpcError as exc:
@@ -486,30 +482,35 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             if not 1 <= count <= 5:
                 raise InvalidArgument(f"count must be between 1 and 5, got {count}")
             session = await self.load(request.session_id)
-            question = next((t.content for t in reversed(session.turns) if t.role == "customer"), "")
+            asked = [t.content for t in session.turns if t.role == "customer"]
+            # "Can I talk to a person?" is no question for the help center: draft for the last real one.
+            question = next((q for q in reversed(asked) if not _ASKS_FOR_PERSON.search(q)), asked[-1] if asked else "")
             if not question:
                 raise FailedPrecondition("the customer has not written anything yet")
             sources: list[common_pb2.Source] = []
             try:
                 response = await self.retriever.Search(
                     retriever_pb2.SearchRequest(query=standalone_question(question, session), collection=session.collection, top_k=3),
-                    timeout=self.settings.retrieval_timeout_s, metadata=self.retriever_metadata,
+                    timeout=self.settings.retrieval_timeout_s,
                 )
                 sources = list(response.results)
             except grpc.aio.AioRpcError as exc:
                 log.warning("retrieval for suggestions failed", extra={"code": exc.code().name})
-            text = await self._generate_text(
-                suggestion_messages(session, sources, count), json_schema=suggestion_schema(count), max_tokens=96 * count
-            )
+            history = [
+                common_pb2.ConversationMessage(role=_ROLE_TO_PB[t.role], content=t.content)
+                for t in session.turns[-self.settings.history_messages :]
+                if t.role in {"customer", "assistant", "agent"} and t.content != question
+            ]
+            drafts = await asyncio.gather(*(
+                self._generate_text(generator_pb2.GenerateRequest(
+                    question=question, sources=sources, history=history, json_schema=SUGGESTION_SCHEMA,
+                    temperature=temperature, max_tokens=self.settings.max_answer_tokens,
+                ))
+                for temperature in suggestion_temperatures(count)
+            ))
         except ServiceError as exc:
             await context.abort(exc.code, exc.message)
-        from services.generator.prompting import parse_citations
-
-        try:
-            replies = [r.strip() for r in json.loads(text)["replies"] if r.strip()]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            # Guided decoding makes the JSON parse unless the token budget cut it off.
-            replies = []
+        replies = list(dict.fromkeys(r for r in map(parse_suggestion, drafts) if r))
         return chat_pb2.SuggestRepliesResponse(
             suggestions=[chat_pb2.SuggestedReply(text=r, citations=parse_citations(r, sources)) for r in replies],
             sources=sources,
@@ -520,7 +521,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             session = await self.load(request.session_id)
             if not session.turns:
                 raise FailedPrecondition("the conversation is empty")
-            summary = await self._generate_text(summary_messages(session), max_tokens=160)
+            summary = await self._generate_text(
+                generator_pb2.GenerateRequest(messages=summary_messages(session), max_tokens=160, repetition_penalty=1.1)
+            )
         except ServiceError as exc:
             await context.abort(exc.code, exc.message)
         return chat_pb2.SummarizeSessionResponse(summary=summary.strip())
@@ -545,7 +548,10 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
     redis = Redis.from_url(settings.redis_url)
     roots = settings.backend_root_certificates.read_bytes() if settings.backend_root_certificates else None
     retriever_channel = create_channel(
-        settings.retriever_address, retry_services=["supportbot.v1.RetrieverService"], root_certificates=roots
+        settings.retriever_address,
+        retry_services=["supportbot.v1.RetrieverService"],
+        root_certificates=roots,
+        metadata=((API_KEY_METADATA_KEY, settings.retriever_api_key),) if settings.retriever_api_key else (),
     )
     generator_channel = create_channel(settings.generator_address, root_certificates=roots)
     interactions = InteractionLog(redis, settings.interaction_stream)

@@ -117,10 +117,14 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             structured = StructuredOutputsParams(json=schema)
         if not 0.0 <= request.temperature <= 2.0:
             raise InvalidArgument(f"temperature must be between 0 and 2, got {request.temperature}")
+        repetition_penalty = request.repetition_penalty or 1.0
+        if not 1.0 <= repetition_penalty <= 2.0:
+            raise InvalidArgument(f"repetition_penalty must be between 1 and 2, got {request.repetition_penalty}")
         use_stops = not request.disable_stop_strings and structured is None
         return SamplingParams(
             max_tokens=max_tokens,
             temperature=request.temperature,
+            repetition_penalty=repetition_penalty,
             stop=list(self.settings.stop_strings) if use_stops else None,
             stop_token_ids=list(self.stop_token_ids) if use_stops else None,
             include_stop_str_in_output=False,

@@ -12,35 +12,48 @@ import grpc
 from supportbot.core.logging import REQUEST_ID_METADATA_KEY, current_request_id
 
 
-def _with_request_id(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    request_id = current_request_id()
-    metadata = list(details.metadata or ())
-    if request_id and not any(key == REQUEST_ID_METADATA_KEY for key, _ in metadata):
-        metadata.append((REQUEST_ID_METADATA_KEY, request_id))
-    return grpc.aio.ClientCallDetails(
-        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-    )
+class _CallMetadata:
+    """Adds the current request id, and any fixed metadata (an API key), to every call."""
+
+    def __init__(self, fixed: Sequence[tuple[str, str]] = ()) -> None:
+        self.fixed = tuple(fixed)
+
+    def details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = list(details.metadata or ())
+        present = {key for key, _ in metadata}
+        request_id = current_request_id()
+        if request_id and REQUEST_ID_METADATA_KEY not in present:
+            metadata.append((REQUEST_ID_METADATA_KEY, request_id))
+        metadata.extend((key, value) for key, value in self.fixed if key not in present)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
 
 
-class RequestIdClientInterceptor(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-    grpc.aio.StreamStreamClientInterceptor,
-):
-    """Forwards the current request id to the next service."""
-
+# grpc.aio files an interceptor under the first call type it implements only, so each call type
+# gets its own class.
+class _UnaryUnary(_CallMetadata, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
-        return await continuation(_with_request_id(client_call_details), request)
+        return await continuation(self.details(client_call_details), request)
 
+
+class _UnaryStream(_CallMetadata, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
-        return await continuation(_with_request_id(client_call_details), request)
+        return await continuation(self.details(client_call_details), request)
 
+
+class _StreamUnary(_CallMetadata, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
-        return await continuation(_with_request_id(client_call_details), request_iterator)
+        return await continuation(self.details(client_call_details), request_iterator)
 
+
+class _StreamStream(_CallMetadata, grpc.aio.StreamStreamClientInterceptor):
     async def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
-        return await continuation(_with_request_id(client_call_details), request_iterator)
+        return await continuation(self.details(client_call_details), request_iterator)
+
+
+def metadata_interceptors(fixed: Sequence[tuple[str, str]] = ()) -> list[grpc.aio.ClientInterceptor]:
+    return [kind(fixed) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
 
 
 def service_config(retry_services: Sequence[str] = ()) -> str:
@@ -69,15 +82,20 @@ def create_channel(
     retry_services: Sequence[str] = (),
     root_certificates: bytes | None = None,
     max_message_bytes: int = 64 * 1024 * 1024,
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> grpc.aio.Channel:
+    """`metadata` goes with every call on the channel (an API key, say)."""
     options = [
         ("grpc.service_config", service_config(retry_services)),
         ("grpc.enable_retries", 1),
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.keepalive_time_ms", 30_000),
+        # Reconnect quickly after a backend restarts instead of backing off for minutes.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
-    interceptors = [RequestIdClientInterceptor()]
+    interceptors = metadata_interceptors(metadata)
     if root_certificates is not None:
         credentials = grpc.ssl_channel_credentials(root_certificates)
         return grpc.aio.secure_channel(address, credentials, options, interceptors=interceptors)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("question", "sources", "history", "messages", "max_tokens", "temperature", "json_schema", "adapter", "disable_stop_strings", "request_id")
+    __slots__ = ("question", "sources", "history", "messages", "max_tokens", "temperature", "json_schema", "adapter", "disable_stop_strings", "request_id", "repetition_penalty")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,7 @@ class GenerateRequest(_message.Message):
     ADAPTER_FIELD_NUMBER: _ClassVar[int]
     DISABLE_STOP_STRINGS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REPETITION_PENALTY_FIELD_NUMBER: _ClassVar[int]
     question: str
     sources: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
     history: _containers.RepeatedCompositeFieldContainer[_common_pb2.ConversationMessage]
@@ -29,7 +30,8 @@ class GenerateRequest(_message.Message):
     adapter: str
     disable_stop_strings: bool
     request_id: str
-    def __init__(self, question: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., json_schema: _Optional[str] = ..., adapter: _Optional[str] = ..., disable_stop_strings: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
+    repetition_penalty: float
+    def __init__(self, question: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., json_schema: _Optional[str] = ..., adapter: _Optional[str] = ..., disable_stop_strings: _Optional[bool] = ..., request_id: _Optional[str] = ..., repetition_penalty: _Optional[float] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("delta", "result")

@@ -39,7 +39,8 @@ def queue() -> None:
         st.caption("Nobody is waiting.")
     for session in sessions:
         first = next((t.content for t in session.turns if t.role == 2), "")
-        label = f"{'🟠' if session.status == chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT else '🟢'} {first[:40] or session.session_id[:12]}"
+        waiting = session.status == chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT
+        label = f"{':material/schedule:' if waiting else ':material/headset_mic:'} {first[:40] or session.session_id[:12]}"
         if st.button(label, key=f"open-{session.session_id}", help=session.handoff_reason, use_container_width=True):
             st.session_state.selected = session.session_id
             st.session_state.suggestions = None
@@ -55,7 +56,7 @@ def conversation(session_id: str) -> None:
     session = response.session
     st.markdown(f"**Status:** {STATUS_LABELS[session.status]}" + (f" · {session.handoff_reason}" if session.handoff_reason else ""))
     for turn in session.turns:
-        with st.chat_message("user" if turn.role == 2 else "assistant", avatar="🧑‍💼" if turn.role == 4 else None):
+        with st.chat_message("user" if turn.role == 2 else "assistant", avatar=":material/support_agent:" if turn.role == 4 else None):
             st.caption(SPEAKERS.get(turn.role, ""))
             st.markdown(turn.content or "_(no answer)_")
 

@@ -20,7 +20,8 @@ def fetch_session(session_id: str) -> chat_pb2.Session | None:
 
 def show_sources(sources: list[dict]) -> None:
     for source in sources:
-        with st.expander(f"[{source['index']}] {source['title']}"):
+        section = f" › {source['section']}" if source.get("section") else ""
+        with st.expander(f"[{source['index']}] {source['title']}{section}"):
             st.markdown(source["text"])
             if source["url"]:
                 st.markdown(f"[Open the article]({source['url']})")
@@ -29,9 +30,9 @@ def show_sources(sources: list[dict]) -> None:
 def feedback_buttons(session_id: str, turn_id: str) -> None:
     given = st.session_state.feedback.get(turn_id)
     up, down, _ = st.columns([1, 1, 8])
-    if up.button("👍", key=f"up-{turn_id}", disabled=given is not None, help="This answer helped"):
+    if up.button(":material/thumb_up:", key=f"up-{turn_id}", disabled=given is not None, help="This answer helped"):
         send_feedback(session_id, turn_id, 1)
-    if down.button("👎", key=f"down-{turn_id}", disabled=given is not None, help="This answer did not help"):
+    if down.button(":material/thumb_down:", key=f"down-{turn_id}", disabled=given is not None, help="This answer did not help"):
         send_feedback(session_id, turn_id, -1)
 
 
@@ -54,7 +55,10 @@ def cited_sources(result: chat_pb2.ChatResult, sources: list) -> list[dict]:
         return []
     cited = [(c.index, sources[c.index - 1]) for c in result.citations if 0 < c.index <= len(sources)]
     chosen = cited or list(enumerate(sources[:3], start=1))
-    return [{"index": n, "title": s.title, "url": s.url, "text": s.text} for n, s in chosen]
+    return [
+        {"index": n, "title": s.title, "section": " › ".join(s.heading_path), "url": s.url, "text": s.text}
+        for n, s in chosen
+    ]
 
 
 def ask(session_id: str, question: str) -> None:
@@ -85,7 +89,9 @@ def ask(session_id: str, question: str) -> None:
                         placeholder.markdown(result.answer)
                     st.session_state.sources[result.turn_id] = cited_sources(result, sources)
         except grpc.RpcError as error:
-            placeholder.markdown(friendly(error))
+            # Kept in the session state: the page reruns right after this.
+            st.session_state.notice = friendly(error)
+            placeholder.markdown(st.session_state.notice)
 
 
 def page() -> None:
@@ -121,7 +127,7 @@ def transcript(session_id: str) -> None:
         st.warning("We could not load this conversation. Start a new one, or try again in a moment.")
     for turn in session.turns if session else []:
         is_customer = turn.role == 2
-        with st.chat_message("user" if is_customer else "assistant", avatar="🧑‍💼" if turn.role == AGENT_ROLE else None):
+        with st.chat_message("user" if is_customer else "assistant", avatar=":material/support_agent:" if turn.role == AGENT_ROLE else None):
             if turn.role == AGENT_ROLE:
                 st.caption("Support agent")
             st.markdown(turn.content or "_…_")
