@@ -39,6 +39,7 @@ from supportbot.core.errors import (
     require_text,
 )
 from supportbot.core.server import GrpcService
+from supportbot.core.telemetry import tracer
 from supportbot.v1 import (
     chat_pb2,
     chat_pb2_grpc,
@@ -50,6 +51,7 @@ from supportbot.v1 import (
 )
 
 log = logging.getLogger(__name__)
+TRACER = tracer(__name__)
 
 _STATUS_TO_PB = {
     STATUS_BOT: chat_pb2.SESSION_STATUS_BOT,
@@ -163,6 +165,16 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     async def load(self, session_id: str) -> SessionRecord:
         return self.authorize(await self.sessions.get(session_id))
 
+    def history(self, session: SessionRecord) -> list[common_pb2.ConversationMessage]:
+        """The conversation the model sees: the latest messages, without system notes."""
+        if not self.settings.history_messages:
+            return []
+        return [
+            common_pb2.ConversationMessage(role=_ROLE_TO_PB[t.role], content=t.content)
+            for t in session.turns[-self.settings.history_messages :]
+            if t.role in {"customer", "assistant", "agent"} and t.content
+        ]
+
     def _check_message(self, message: str) -> str:
         return require_text(message, field="message", limit=self.settings.max_message_chars, hint="type a question")
 
@@ -189,11 +201,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 
         async with self.sessions.locked(session.session_id) as session:
             session_ms = (time.perf_counter() - started) * 1000
-            history = [
-                common_pb2.ConversationMessage(role=_ROLE_TO_PB[t.role], content=t.content)
-                for t in session.turns[-self.settings.history_messages :]
-                if t.role in {"customer", "assistant", "agent"}
-            ] if self.settings.history_messages else []
+            history = self.history(session)
             rewrite_started = time.perf_counter()
             rewritten = standalone_question(message, session)
             rewrite_ms = (time.perf_counter() - rewrite_started) * 1000
@@ -226,10 +234,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         retrieval_started = time.perf_counter()
         retrieval_failed = False
         try:
-            response = await self.retriever.Search(
-                retriever_pb2.SearchRequest(query=rewritten, collection=session.collection, top_k=self.settings.top_k),
-                timeout=self.settings.retrieval_timeout_s,
-            )
+            with TRACER.start_as_current_span("retrieval"):
+                response = await self.retriever.Search(
+                    retriever_pb2.SearchRequest(query=rewritten, collection=session.collection, top_k=self.settings.top_k),
+                    timeout=self.settings.retrieval_timeout_s,
+                )
             turn.sources = list(response.results)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
@@ -244,6 +253,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=turn.answer))
             return
         parts: list[str] = []
+        generation = TRACER.start_span("generation")
         try:
             stream = self.generator.Generate(
                 generator_pb2.GenerateRequest(
@@ -270,6 +280,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             if not parts:
                 turn.answer = self.settings.unavailable_answer
                 yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=turn.answer))
+        finally:
+            generation.set_attribute("supportbot.completion_tokens", turn.completion_tokens)
+            generation.end()
 
     async def _finish_turn(self, session, turn_id, message, rewritten, session_ms, rewrite_ms, started, turn):  # type: ignore[no-untyped-def]
         if not turn.grounded and turn.finish == common_pb2.FINISH_REASON_NOT_GENERATED and turn.answer and turn.first_token_ms:
@@ -496,11 +509,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 sources = list(response.results)
             except grpc.aio.AioRpcError as exc:
                 log.warning("retrieval for suggestions failed", extra={"code": exc.code().name})
-            history = [
-                common_pb2.ConversationMessage(role=_ROLE_TO_PB[t.role], content=t.content)
-                for t in session.turns[-self.settings.history_messages :]
-                if t.role in {"customer", "assistant", "agent"} and t.content != question
-            ]
+            history = [m for m in self.history(session) if m.content != question]
             drafts = await asyncio.gather(*(
                 self._generate_text(generator_pb2.GenerateRequest(
                     question=question, sources=sources, history=history, json_schema=SUGGESTION_SCHEMA,

@@ -43,6 +43,8 @@ class GatewaySettings(ServiceSettings):
     retriever_api_key: str = ""
     # CA bundle for TLS to the retriever and generator; unset means plaintext inside the cluster.
     backend_root_certificates: Path | None = None
+
+    # What the customer reads when the bot does not answer from the help center.
     ungrounded_answer: str = (
         "I'm sorry, our help center doesn't cover that. Would you like me to connect you with a "
         "person from our support team?"

@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 
 from supportbot.core.logging import REQUEST_ID_METADATA_KEY, current_request_id
+from supportbot.core.telemetry import client_interceptors
 
 
 class _CallMetadata:
@@ -95,7 +96,7 @@ def create_channel(
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
-    interceptors = metadata_interceptors(metadata)
+    interceptors = [*client_interceptors(), *metadata_interceptors(metadata)]
     if root_certificates is not None:
         credentials = grpc.ssl_channel_credentials(root_certificates)
         return grpc.aio.secure_channel(address, credentials, options, interceptors=interceptors)

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from supportbot.core.logging import REQUEST_ID_METADATA_KEY, configure_logging, set_request_id
 from supportbot.core.metrics import MetricsInterceptor, start_metrics_server
 from supportbot.core.settings import ServiceSettings
+from supportbot.core.telemetry import configure_tracing, server_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class GrpcService:
 
     async def start(self) -> int:
         server = grpc.aio.server(
-            interceptors=[RequestIdInterceptor(), MetricsInterceptor(), *self.interceptors],
+            interceptors=[*server_interceptors(), RequestIdInterceptor(), MetricsInterceptor(), *self.interceptors],
             options=server_options(self.settings),
         )
         self.service_names = list(self.register(server))
@@ -136,6 +137,7 @@ def run_service(
 ) -> None:
     """Entry point body of each service's `main`: logging, then serve until stopped."""
     configure_logging(name, settings.log_level, settings.log_json)
+    configure_tracing(name)
 
     async def main() -> None:
         service = await build(settings)

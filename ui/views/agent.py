@@ -71,8 +71,18 @@ def actions(session_id: str) -> None:
         call("CloseSession", chat_pb2.CloseSessionRequest(session_id=session_id))
 
 
+def last_answer_sources(session_id: str) -> None:
+    response = call("GetSession", chat_pb2.GetSessionRequest(session_id=session_id), timeout=5)
+    answers = [t for t in response.session.turns if t.role == 3 and t.citations] if response else []
+    if answers:
+        st.markdown("**Sources of the bot's last answer**")
+        for citation in answers[-1].citations:
+            st.markdown(f"[{citation.index}] [{citation.title}]({citation.url})" if citation.url else f"[{citation.index}] {citation.title}")
+
+
 def assist(session_id: str) -> None:
     st.subheader("Assist")
+    last_answer_sources(session_id)
     summarize, suggest = st.columns(2)
     if summarize.button("Summarize", use_container_width=True):
         with st.spinner("Summarizing…"):
