@@ -84,7 +84,9 @@ def up(
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    # Also SIGINT: a shell that starts us in the background leaves it ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, interrupt)
     try:
         with console.status(f"Starting {', '.join(chosen)} (the generator's engine takes about a minute)…"):
             stack.start()

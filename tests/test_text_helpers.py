@@ -57,3 +57,12 @@ def test_follow_up_questions_are_searched_with_the_previous_one() -> None:
 def test_redaction_of_personal_data() -> None:
     text = "Mail jane.doe@example.com, call +1 (415) 555-0199, card 4111 1111 1111 1111, order 12345."
     assert redact(text) == "Mail [email], call [phone], card [card], order 12345."
+
+
+def test_suggestion_drafts_parse_whole_or_cut_short() -> None:
+    from services.gateway.assist import parse_suggestion, suggestion_temperatures
+
+    assert parse_suggestion('{"reply": "Refunds take 5-10 business days [1]."}') == "Refunds take 5-10 business days [1]."
+    assert parse_suggestion('{\n"reply" : "Cards take \\"5-10\\" business days and Pay') == 'Cards take "5-10" business days and Pay'
+    assert parse_suggestion("not json at all") == ""
+    assert suggestion_temperatures(3) == [0.0, 0.7, 0.85]

@@ -4,6 +4,7 @@ Suggestions use a JSON schema, so even a small model returns drafts that parse."
 from __future__ import annotations
 
 import json
+import re
 
 from services.gateway.sessions import SessionRecord
 from supportbot.v1 import common_pb2
@@ -32,12 +33,19 @@ def suggestion_temperatures(count: int) -> list[float]:
     return [0.0] + [round(0.7 + 0.15 * i, 2) for i in range(count - 1)]
 
 
+# Enough tokens for the schema's 300 characters and the JSON around them.
+SUGGESTION_MAX_TOKENS = 160
+_PARTIAL_REPLY = re.compile(r'"reply"\s*:\s*"((?:[^"\\]|\\.)*)')
+
+
 def parse_suggestion(text: str) -> str:
     try:
         return str(json.loads(text)["reply"]).strip()
     except (json.JSONDecodeError, KeyError, TypeError):
-        # Guided decoding keeps the JSON whole unless the token budget cut it short.
-        return ""
+        # Guided decoding keeps the JSON whole unless the token budget cut it short: keep what
+        # the draft said so far.
+        match = _PARTIAL_REPLY.search(text)
+        return json.loads(f'"{match.group(1)}"').strip() if match else ""
 
 
 def summary_messages(session: SessionRecord) -> list[common_pb2.ConversationMessage]:

@@ -13,7 +13,13 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.asyncio import Redis
 
-from services.gateway.assist import SUGGESTION_SCHEMA, parse_suggestion, suggestion_temperatures, summary_messages
+from services.gateway.assist import (
+    SUGGESTION_MAX_TOKENS,
+    SUGGESTION_SCHEMA,
+    parse_suggestion,
+    suggestion_temperatures,
+    summary_messages,
+)
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.redaction import redact
 from services.gateway.sessions import (
@@ -513,7 +519,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             drafts = await asyncio.gather(*(
                 self._generate_text(generator_pb2.GenerateRequest(
                     question=question, sources=sources, history=history, json_schema=SUGGESTION_SCHEMA,
-                    temperature=temperature, max_tokens=self.settings.max_answer_tokens,
+                    temperature=temperature, max_tokens=SUGGESTION_MAX_TOKENS,
                 ))
                 for temperature in suggestion_temperatures(count)
             ))

@@ -96,8 +96,9 @@ def parse_markdown(text: str, source_path: str) -> ParsedDocument:
             continue
         flush()
         level, name = len(heading.group(1)), heading.group(2).strip()
-        if level == 1 and not title:
-            title = name
+        if level == 1:
+            # The document's own title (front matter may have named it already), not a section.
+            title = title or name
             path = []
             continue
         while path and path[-1][0] >= level:
