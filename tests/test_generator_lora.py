@@ -1,0 +1,56 @@
+"""LoRA adapters served by vLLM and chosen per request (one generator of its own, since the
+shared stack runs without LoRA)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+
+from supportbot.client import SupportbotClient
+from supportbot.core.settings import default_data_dir
+from supportbot.models import default_model_dir
+from supportbot.stack import Ports, Stack
+from supportbot.v1 import generator_pb2
+from tests.lora import make_identity_lora
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def lora_generator(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    model = default_model_dir(default_data_dir())
+    adapter = make_identity_lora(model, tmp_path_factory.mktemp("adapters") / "acme")
+    stack = Stack(
+        tmp_path_factory.mktemp("lora"),
+        services=("generator",),
+        ports=Ports.free(),
+        extra_env={
+            "SUPPORTBOT_GENERATOR_MODEL": str(model),
+            "SUPPORTBOT_GENERATOR_LORA_ADAPTERS": json.dumps({"acme": str(adapter)}),
+        },
+    )
+    stack.start()
+    yield stack
+    assert stack.stop() == {"generator": 0}
+
+
+async def answer(client: SupportbotClient, adapter: str) -> str:
+    request = generator_pb2.GenerateRequest(question="What is the capital of France?", adapter=adapter, max_tokens=24)
+    async for event in client.generator_stub.Generate(request):
+        if event.HasField("result"):
+            return event.result.text
+    raise AssertionError("no result")
+
+
+async def test_adapter_is_served_per_request(lora_generator: Stack) -> None:
+    async with SupportbotClient(generator=lora_generator.address("generator")) as client:
+        assert list((await client.generator_info()).adapters) == ["acme"]
+        base = await answer(client, "")
+        # The identity adapter (B = 0) goes through vLLM's LoRA kernels and changes nothing.
+        assert await answer(client, "acme") == base and base
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await answer(client, "globex")
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "adapters: acme" in error.value.details()
