@@ -30,7 +30,7 @@ from supportbot.core.settings import default_data_dir  # noqa: E402
 from supportbot.models import default_model_dir, prepare_default_model  # noqa: E402
 from supportbot.sample import HELPCENTER, load_golden_set  # noqa: E402
 from supportbot.stack import Ports, Stack  # noqa: E402
-from supportbot.v1 import chat_pb2, generator_pb2  # noqa: E402
+from supportbot.v1 import generator_pb2  # noqa: E402
 
 console = Console()
 

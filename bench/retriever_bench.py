@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -77,7 +76,7 @@ def bench_ingest(dense: DenseEmbedder, sparse: SparseEmbedder, chunks: int) -> l
             )
             progress.advance(task, len(texts))
         store.optimize("bench")
-    rows.append((f"synthetic corpus (edge, HNSW built)", chunks, time.perf_counter() - started))
+    rows.append(("synthetic corpus (edge, HNSW built)", chunks, time.perf_counter() - started))
     store.close()
     return rows
 

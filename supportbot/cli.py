@@ -67,7 +67,8 @@ def up(
 ) -> None:
     """Start the stack on embedded defaults; Ctrl-C stops everything."""
     from supportbot.models import default_model_dir, is_prepared, prepare_default_model
-    from supportbot.stack import ALL_SERVICES, SAMPLE_KB, Stack
+    from supportbot.sample import HELPCENTER
+    from supportbot.stack import ALL_SERVICES, Stack
 
     chosen = tuple(s.strip() for s in services.split(",") if s.strip())
     unknown = set(chosen) - set(ALL_SERVICES)
@@ -91,7 +92,7 @@ def up(
         with console.status(f"Starting {', '.join(chosen)} (the generator's engine takes about a minute)…"):
             stack.start()
         if "retriever" in chosen and ingest_sample:
-            asyncio.run(_ingest([SAMPLE_KB], "", stack.address("retriever"), stack.key("admin"), quiet=True))
+            asyncio.run(_ingest([HELPCENTER], "", stack.address("retriever"), stack.key("admin"), quiet=True))
         table = Table(title="supportbot is up", show_header=True)
         table.add_column("service")
         table.add_column("address")

@@ -18,7 +18,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from supportbot.core.auth import create_local_keys, local_key
-from supportbot.sample import HELPCENTER as SAMPLE_KB
 
 ALL_SERVICES = ("retriever", "generator", "gateway", "ui")
 

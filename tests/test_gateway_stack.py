@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from supportbot.client import SupportbotClient
-from supportbot.v1 import chat_pb2, common_pb2, retriever_pb2
+from supportbot.v1 import chat_pb2, common_pb2
 from tests.conftest import TEST_KEYS
 
 pytestmark = pytest.mark.stack

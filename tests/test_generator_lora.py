@@ -4,7 +4,6 @@ shared stack runs without LoRA)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import grpc
 import pytest

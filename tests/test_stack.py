@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from supportbot.client import SupportbotClient
-from supportbot.v1 import chat_pb2, chat_pb2_grpc, common_pb2, generator_pb2, generator_pb2_grpc, retriever_pb2
+from supportbot.v1 import chat_pb2, chat_pb2_grpc, common_pb2, generator_pb2, retriever_pb2
 
 pytestmark = pytest.mark.stack
 

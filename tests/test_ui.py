@@ -3,7 +3,6 @@ end-to-end run in a real headless Chromium with screenshots of both pages."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 

@@ -3,7 +3,6 @@ requests, text streamed as deltas, aborted in the engine as soon as the caller g
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time

@@ -42,10 +42,6 @@ class FailedPrecondition(ServiceError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: ServiceError) -> None:
-    await context.abort(error.code, error.message)
-
-
 def require_text(value: str, *, field: str, limit: int, hint: str) -> str:
     """The stripped text, or INVALID_ARGUMENT when it is empty or longer than `limit`."""
     value = value.strip()
