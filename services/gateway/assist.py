@@ -48,6 +48,11 @@ def parse_suggestion(text: str) -> str:
         return json.loads(f'"{match.group(1)}"').strip() if match else ""
 
 
+def summary_transcript(session: SessionRecord) -> str:
+    """The part of the conversation a summary covers."""
+    return transcript(session, last=30)
+
+
 def summary_messages(session: SessionRecord) -> list[common_pb2.ConversationMessage]:
     return [
         common_pb2.ConversationMessage(
@@ -57,6 +62,6 @@ def summary_messages(session: SessionRecord) -> list[common_pb2.ConversationMess
         common_pb2.ConversationMessage(
             role=common_pb2.ROLE_CUSTOMER,
             content="Summarize this conversation in two or three sentences: what the customer needs, "
-            f"what was already answered, and what is still open.\n\n{transcript(session, last=30)}",
+            f"what was already answered, and what is still open.\n\n{summary_transcript(session)}",
         ),
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -19,6 +18,7 @@ from services.gateway.assist import (
     parse_suggestion,
     suggestion_temperatures,
     summary_messages,
+    summary_transcript,
 )
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.redaction import redact
@@ -541,7 +541,13 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             )
         except ServiceError as exc:
             await context.abort(exc.code, exc.message)
-        return chat_pb2.SummarizeSessionResponse(summary=summary.strip())
+        summary = summary.strip()
+        # Logged with the conversation it condenses, so offline evaluation can score it.
+        await self.interactions.append("summary", {
+            "session_id": session.session_id, "timestamp": time.time(),
+            "transcript": redact(summary_transcript(session)), "summary": redact(summary),
+        })
+        return chat_pb2.SummarizeSessionResponse(summary=summary)
 
 
 class _TurnState:

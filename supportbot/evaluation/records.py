@@ -1,0 +1,197 @@
+"""What evaluation reads: the gateway's interaction log (JSON Lines) and a golden set."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+FEEDBACK_CHOICES = ("any", "up", "down", "rated", "unrated")
+
+
+@dataclass
+class Turn:
+    """One logged chat turn, with the customer's rating when there was one."""
+
+    turn_id: str
+    session_id: str
+    timestamp: float
+    collection: str
+    question: str
+    rewritten_question: str
+    retrieved_document_ids: list[str]
+    contexts: list[str]
+    answer: str
+    finish_reason: str
+    completion_tokens: int
+    latencies_ms: dict[str, float]
+    grounded: bool
+    handoff: bool
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    rating: int = 0
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Turn:
+        return cls(
+            turn_id=record["turn_id"],
+            session_id=record.get("session_id", ""),
+            timestamp=float(record.get("timestamp", 0.0)),
+            collection=record.get("collection", ""),
+            question=record.get("question", ""),
+            rewritten_question=record.get("rewritten_question", ""),
+            retrieved_document_ids=[r["document_id"] for r in record.get("retrieved", [])],
+            contexts=list(record.get("contexts", [])),
+            answer=record.get("answer", ""),
+            finish_reason=record.get("finish_reason", ""),
+            completion_tokens=int(record.get("completion_tokens", 0)),
+            latencies_ms={k: float(v) for k, v in record.get("latencies_ms", {}).items()},
+            grounded=bool(record.get("grounded", False)),
+            handoff=bool(record.get("handoff", False)),
+            citations=list(record.get("citations", [])),
+        )
+
+
+@dataclass
+class Summary:
+    """A conversation summary that agent assist wrote, with the conversation it summarized."""
+
+    session_id: str
+    timestamp: float
+    transcript: str
+    summary: str
+
+
+@dataclass
+class LogFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    collection: str = ""
+    feedback: str = "any"
+    session_ids: set[str] | None = None
+
+    def keeps(self, turn: Turn) -> bool:
+        if self.since and turn.timestamp < self.since.timestamp():
+            return False
+        if self.until and turn.timestamp >= self.until.timestamp():
+            return False
+        if self.collection and turn.collection != self.collection:
+            return False
+        if self.session_ids is not None and turn.session_id not in self.session_ids:
+            return False
+        return {
+            "any": True,
+            "up": turn.rating > 0,
+            "down": turn.rating < 0,
+            "rated": turn.rating != 0,
+            "unrated": turn.rating == 0,
+        }[self.feedback]
+
+    def keeps_summary(self, summary: Summary) -> bool:
+        if self.since and summary.timestamp < self.since.timestamp():
+            return False
+        if self.until and summary.timestamp >= self.until.timestamp():
+            return False
+        return self.session_ids is None or summary.session_id in self.session_ids
+
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(value: str, *, now: datetime | None = None) -> datetime:
+    """An ISO 8601 date or time (UTC unless it says otherwise), or an age such as 24h or 7d."""
+    value = value.strip()
+    now = now or datetime.now(timezone.utc)
+    relative = _RELATIVE.match(value)
+    if relative:
+        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is neither an ISO 8601 time (2026-11-24T09:00) nor an age (24h, 7d)") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def read_log(paths: Iterable[Path]) -> tuple[list[Turn], list[Summary], list[str]]:
+    """Turns (with their latest rating), summaries, and a warning per line that did not parse.
+    `paths` may name JSON Lines files or folders of them."""
+    files: list[Path] = []
+    for path in paths:
+        files.extend(sorted(path.glob("*.jsonl")) if path.is_dir() else [path])
+    turns: dict[str, Turn] = {}
+    ratings: dict[str, int] = {}
+    summaries: list[Summary] = []
+    warnings: list[str] = []
+    for path in files:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                kind = record.get("kind", "turn")
+                if kind == "turn":
+                    turns[record["turn_id"]] = Turn.from_record(record)
+                elif kind == "feedback":
+                    ratings[record["turn_id"]] = int(record.get("rating", 0))
+                elif kind == "summary":
+                    summaries.append(Summary(
+                        record.get("session_id", ""), float(record.get("timestamp", 0.0)),
+                        record["transcript"], record["summary"],
+                    ))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                warnings.append(f"{path.name}:{number}: skipped a line that is not a log record ({exc})")
+    for turn_id, rating in ratings.items():
+        if turn_id in turns:
+            turns[turn_id].rating = rating
+    ordered = sorted(turns.values(), key=lambda t: t.timestamp)
+    return ordered, sorted(summaries, key=lambda s: s.timestamp), warnings
+
+
+@dataclass
+class GoldenItem:
+    id: str
+    question: str
+    relevant_document_ids: set[str]
+    reference_answer: str
+    answerable: bool
+    follow_up_of: str = ""
+
+
+def load_golden(path: Path) -> list[GoldenItem]:
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            items.append(GoldenItem(
+                id=str(raw["id"]), question=raw["question"],
+                relevant_document_ids=set(raw.get("relevant_document_ids", [])),
+                reference_answer=raw.get("reference_answer", ""),
+                answerable=bool(raw.get("answerable", True)),
+                follow_up_of=raw.get("follow_up_of", ""),
+            ))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number} is not a golden item ({exc}); each line needs id and question") from exc
+    return items
+
+
+def normalize_question(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def match_golden(turns: list[Turn], golden: list[GoldenItem], by_turn_id: dict[str, str] | None = None) -> dict[str, GoldenItem]:
+    """turn id -> golden item: by the replay's own record when there is one, else by the
+    question's words (case and punctuation aside)."""
+    by_id = {item.id: item for item in golden}
+    by_question = {normalize_question(item.question): item for item in golden}
+    matched = {}
+    for turn in turns:
+        item = by_id.get((by_turn_id or {}).get(turn.turn_id, "")) or by_question.get(normalize_question(turn.question))
+        if item is not None:
+            matched[turn.turn_id] = item
+    return matched

@@ -1,0 +1,144 @@
+"""One evaluation run, from log files to report folder; what `supportbot eval` calls."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from supportbot.core.channels import create_channel
+from supportbot.evaluation.records import GoldenItem, LogFilter, load_golden, match_golden, read_log
+from supportbot.evaluation.report import load_baseline, results_document, write_report
+from supportbot.evaluation.scoring import EvalSettings, Evaluation, count_judge_jobs, evaluate
+
+
+@dataclass
+class RunOptions:
+    log_paths: list[Path]
+    out_dir: Path
+    golden_path: Path | None = None
+    log_filter: LogFilter = field(default_factory=LogFilter)
+    rubrics: list[Any] = field(default_factory=list)
+    thresholds: dict[str, float | None] = field(default_factory=dict)
+    baseline: Path | None = None
+    turn_golden_ids: dict[str, str] | None = None
+    api_key: str = ""
+    # What `eval replay` did before scoring (sessions, failures), kept with the results.
+    replay: dict[str, Any] | None = None
+
+
+class NothingToScore(RuntimeError):
+    pass
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, transient=False,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _judge(settings: EvalSettings, api_key: str):  # type: ignore[no-untyped-def]
+    """The configured judge model, or None for judge-free scoring."""
+    if settings.judge == "none":
+        yield None
+        return
+    from supportbot.evaluation.judge import GeneratorJudge, OpenAICompatibleJudge
+
+    if settings.judge == "openai":
+        if not settings.judge_model:
+            raise ValueError("an OpenAI-compatible judge needs a model name (--judge-model or SUPPORTBOT_EVAL_JUDGE_MODEL)")
+        yield OpenAICompatibleJudge(settings.judge_url, settings.judge_model, settings.judge_api_key.get_secret_value(),
+                                    max_tokens=settings.judge_max_tokens)
+        return
+    from supportbot.client import generator_address
+    from supportbot.core.auth import API_KEY_METADATA_KEY
+    from supportbot.v1 import generator_pb2, generator_pb2_grpc
+
+    metadata = ((API_KEY_METADATA_KEY, api_key),) if api_key else ()
+    channel = create_channel(settings.judge_address or generator_address(), metadata=metadata)
+    try:
+        stub = generator_pb2_grpc.GeneratorServiceStub(channel)
+        info = await stub.Info(generator_pb2.InfoRequest(), timeout=30)
+        yield GeneratorJudge(stub, settings.judge_model or info.model, max_tokens=settings.judge_max_tokens,
+                             timeout_s=settings.judge_timeout_s)
+    finally:
+        await channel.close()
+
+
+async def run_evaluation(options: RunOptions, settings: EvalSettings, console: Console) -> tuple[Evaluation, Path]:
+    turns, summaries, warnings = read_log(options.log_paths)
+    for warning in warnings[:20]:
+        console.print(f"[yellow]{warning}[/yellow]")
+    turns = [t for t in turns if options.log_filter.keeps(t)]
+    summaries = [s for s in summaries if options.log_filter.keeps_summary(s)]
+    if not turns and not summaries:
+        raise NothingToScore("no logged turns or summaries match; check the log path and the filters")
+    golden: list[GoldenItem] = load_golden(options.golden_path) if options.golden_path else []
+    matched = match_golden(turns, golden, options.turn_golden_ids)
+    baseline = load_baseline(options.baseline) if options.baseline else None
+
+    from services.retriever.embedding import DenseEmbedder
+
+    embedder = DenseEmbedder(settings.embedding_model)
+    started = datetime.now(timezone.utc)
+    clock = time.perf_counter()
+    async with _judge(settings, options.api_key) as judge:
+        total = len(turns) + len(summaries) + (count_judge_jobs(turns, summaries, matched, options.rubrics) if judge else 0)
+        with _progress(console) as progress:
+            task = progress.add_task("scoring", total=total)
+            evaluation = await evaluate(
+                turns, summaries, matched, settings=settings, embed=embedder.embed_documents, judge=judge,
+                rubrics=options.rubrics, thresholds=options.thresholds, advance=lambda: progress.advance(task),
+            )
+        judge_model = judge.get_model_name() if judge else ""
+    run = {
+        "id": f"{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
+        "started": started.isoformat(timespec="seconds"),
+        "duration_s": round(time.perf_counter() - clock, 1),
+        "turns": len(turns),
+        "summaries": len(summaries),
+        "golden_set": str(options.golden_path or ""),
+        "golden_matched": len(matched),
+        "judge": settings.judge,
+        "judge_model": judge_model,
+        "embedding_model": embedder.model_name,
+        "rubrics": {r.name: r.criteria for r in options.rubrics},
+        "log_paths": [str(p) for p in options.log_paths],
+        "filter": {
+            "since": options.log_filter.since.isoformat() if options.log_filter.since else None,
+            "until": options.log_filter.until.isoformat() if options.log_filter.until else None,
+            "collection": options.log_filter.collection,
+            "feedback": options.log_filter.feedback,
+        },
+        "settings": settings.model_dump(mode="json", exclude={"judge_api_key"}),
+        "warnings": warnings,
+        "replay": options.replay,
+    }
+    folder = options.out_dir / run["id"]
+    write_report(folder, results_document(evaluation, run, baseline))
+    _print_summary(console, evaluation, folder)
+    return evaluation, folder
+
+
+def _print_summary(console: Console, evaluation: Evaluation, folder: Path) -> None:
+    table = Table("metric", "mean", "items", "errors", "threshold", "")
+    for name, aggregate in evaluation.aggregates.items():
+        status = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: ""}[aggregate.passed]
+        table.add_row(
+            name, "–" if aggregate.mean is None else f"{aggregate.mean:.3f}", str(aggregate.count),
+            str(aggregate.errors) if aggregate.errors else "", "" if aggregate.threshold is None else f"{aggregate.threshold:.2f}", status,
+        )
+    console.print(table)
+    console.print(f"report: {folder / 'report.html'}")
+    if not evaluation.passed:
+        console.print(f"[red]under threshold: {', '.join(evaluation.failures)}[/red]")

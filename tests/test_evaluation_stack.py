@@ -1,0 +1,93 @@
+"""`supportbot eval` end to end: part of the golden set replayed through the real stack, judged
+by the real generator, scored into a report folder; then the same log scored again against
+that run as the baseline, and the exit status gating on thresholds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.stack
+
+
+def eval_cli(stack, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, **{k: v for k, v in stack.environment().items() if k.endswith("_ADDRESS")}}
+    env["SUPPORTBOT_DATA_DIR"] = str(stack.data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "supportbot.cli", "eval", *args], env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+def only_report(folder: Path) -> Path:
+    (report,) = [p for p in folder.iterdir() if p.is_dir()]
+    return report
+
+
+@pytest.fixture(scope="module")
+def replayed(stack, sample_ingested, tmp_path_factory):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("eval-replay")
+    # The first three conversations of the golden set, one question each.
+    result = eval_cli(stack, "replay", "--limit", "3", "--out", str(out), "--rubric",
+                      "concise=The reply answers in at most three sentences without filler.")
+    return result, only_report(out)
+
+
+def test_replay_scores_retrieval_answers_and_summaries(replayed) -> None:  # type: ignore[no-untyped-def]
+    result, report = replayed
+    document = json.loads((report / "results.json").read_text())
+    assert result.returncode == (0 if document["passed"] else 1), result.stderr
+    run = document["run"]
+    assert run["judge"] == "generator" and "SmolLM2" in run["judge_model"]
+    assert run["replay"]["turns"] == 3 and run["replay"]["conversations"] == 3 and not run["replay"]["failures"]
+    assert run["golden_matched"] == 3 and run["summaries"] == 3
+
+    turns = [item for item in document["items"] if item["kind"] == "turn"]
+    assert sorted(item["golden_id"] for item in turns) == ["b01", "b02", "b03"]
+    aggregates = document["aggregates"]
+    # The sample help center answers these three: the right article is retrieved for each.
+    assert aggregates["hit_rate@5"]["mean"] == 1.0 and aggregates["hit_rate@5"]["count"] == 3
+    # Every judged metric ran on every turn it applies to, with a score or a recorded error.
+    for name in ("faithfulness", "answer_relevancy", "contextual_precision", "contextual_recall",
+                 "contextual_relevancy", "geval:concise"):
+        assert aggregates[name]["count"] + aggregates[name]["errors"] == 3, name
+    assert aggregates["summarization"]["count"] + aggregates["summarization"]["errors"] == 3
+    scored = [a["mean"] for n, a in aggregates.items() if a["mean"] is not None]
+    assert all(0.0 <= value <= 1.0 for value in scored)
+    assert aggregates["summary_embedding"]["count"] == 3
+    assert document["operational"]["turns"] == 3 and document["operational"]["latency_ms"]["total"]["p50"] > 0
+    assert len(document["retrieval_at_k"]["hit_rate"]) == 10
+    for name in ("report.md", "report.html", "metric_distributions.png", "latency_by_stage.png", "retrieval_at_k.png"):
+        assert (report / name).stat().st_size > 0, name
+    assert "geval:support_reply" not in aggregates  # written rubrics replace the default one
+    assert "geval:concise" in (report / "report.html").read_text()
+
+
+def test_score_with_baseline_and_a_threshold_gate(stack, replayed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    _, first = replayed
+    from supportbot.sample import GOLDEN_SET
+
+    log_dir = stack.data_dir / "interactions"
+    result = eval_cli(stack, "score", str(log_dir), "--golden", str(GOLDEN_SET), "--judge", "none", "--out", str(tmp_path),
+                      "--baseline", str(first), "--threshold", "hit_rate@k=1.01", "--since", "1h")
+    assert result.returncode == 1, result.stdout + result.stderr
+    document = json.loads((only_report(tmp_path) / "results.json").read_text())
+    assert "hit_rate@5" in document["failures"] and document["run"]["judge_model"] == ""
+    assert document["baseline"]["metrics"]["hit_rate@5"]["baseline"] == 1.0
+    assert "faithfulness" not in document["aggregates"]  # no judge, no judged metrics
+    assert "faithfulness_embedding" in document["aggregates"]
+
+
+def test_eval_reports_bad_input_clearly(stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    nothing = eval_cli(stack, "score", str(tmp_path), "--judge", "none")
+    assert nothing.returncode == 2 and "no logged turns" in nothing.stderr
+    bad_time = eval_cli(stack, "score", "--since", "yesterday")
+    assert bad_time.returncode == 2 and "neither an ISO 8601 time" in bad_time.stderr
+    bad_threshold = eval_cli(stack, "score", "--threshold", "faithfulness")
+    assert bad_threshold.returncode == 2 and "METRIC=VALUE" in bad_threshold.stderr
+    bad_judge = eval_cli(stack, "score", "--judge", "gpt")
+    assert bad_judge.returncode == 2 and "judge" in bad_judge.stderr
