@@ -10,7 +10,7 @@ DEEPEVAL_VERSION := 4.3.1
 UNWANTED := torchvision torchaudio torchcodec
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test install protos lint-protos bench clean
+.PHONY: up test install protos lint-protos bench eval clean
 
 up: install
 	$(BIN)/supportbot up
@@ -46,6 +46,10 @@ lint-protos: install
 bench: install
 	$(BIN)/python bench/retrieval_quality.py
 	$(BIN)/python bench/retriever_bench.py
+
+# Needs a running stack (`make up` in another terminal): replays the sample golden set and scores it.
+eval: install
+	$(BIN)/supportbot eval replay
 
 clean:
 	rm -rf $(VENV) .tools
