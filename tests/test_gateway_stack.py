@@ -184,7 +184,16 @@ async def test_sessions_survive_a_gateway_restart(stack, sample_ingested) -> Non
         session_id, _, _ = await customer.ask("Where is my order?")
     stack.restart("gateway")
     async with as_(stack, "customer") as customer:
-        same, result, _ = await customer.ask("it has not moved in a week", session_id=session_id)
+        # This process's connection to the old gateway may still be in its reconnect backoff
+        # (at most 2 s); calls fail fast until it reconnects.
+        for attempt in range(10):
+            try:
+                same, result, _ = await customer.ask("it has not moved in a week", session_id=session_id)
+                break
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == 9:
+                    raise
+                await asyncio.sleep(0.5)
         session = (await customer.chat_stub.GetSession(chat_pb2.GetSessionRequest(session_id=session_id), metadata=customer.metadata)).session
     assert same == session_id and len(session.turns) == 4
     assert result.rewritten_question.startswith("Where is my order?")
