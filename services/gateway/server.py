@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from redis.asyncio import Redis
 
 from services.gateway.assist import (
     SUGGESTION_MAX_TOKENS,
@@ -22,6 +21,7 @@ from services.gateway.assist import (
 )
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.redaction import redact
+from services.gateway.redis_connection import connect_redis
 from services.gateway.sessions import (
     STATUS_BOT,
     STATUS_CLOSED,
@@ -566,7 +566,7 @@ class _TurnState:
 
 
 async def build_service(settings: GatewaySettings) -> GrpcService:
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings)
     roots = settings.backend_root_certificates.read_bytes() if settings.backend_root_certificates else None
     retriever_channel = create_channel(
         settings.retriever_address,
@@ -574,7 +574,12 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
         root_certificates=roots,
         metadata=((API_KEY_METADATA_KEY, settings.retriever_api_key),) if settings.retriever_api_key else (),
     )
-    generator_channel = create_channel(settings.generator_address, root_certificates=roots)
+    # A generation that failed before its first token (a replica went away) is safe to repeat.
+    generator_channel = create_channel(
+        settings.generator_address,
+        retry_services=["supportbot.v1.GeneratorService"],
+        root_certificates=roots,
+    )
     interactions = InteractionLog(redis, settings.interaction_stream)
     servicer = ChatServicer(
         settings,

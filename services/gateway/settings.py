@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from supportbot.core.settings import (
     DEFAULT_GENERATOR_ADDRESS,
@@ -18,8 +19,13 @@ class GatewaySettings(ServiceSettings):
     port: int = 50051
     metrics_port: int = 9101
 
-    # Redis, Sentinel (redis+sentinel://) or Cluster; `supportbot up` starts an embedded one.
+    # A Redis-compatible server; `supportbot up` starts an embedded one. With Sentinel, only the
+    # URL's password, username and database are used: the sentinels say where the master is.
     redis_url: str = "redis://127.0.0.1:6380/0"
+    # Redis Sentinel, "host:port" comma-separated; empty means redis_url is the server itself.
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_sentinel_master: str = "mymaster"
+    redis_sentinel_password: str | None = None
     retriever_address: str = DEFAULT_RETRIEVER_ADDRESS
     generator_address: str = DEFAULT_GENERATOR_ADDRESS
 
@@ -53,6 +59,22 @@ class GatewaySettings(ServiceSettings):
         "Sorry, I can't reach our help center right now. Please try again in a moment, or ask "
         "to talk to a person."
     )
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: list[str]) -> list[str]:
+        for address in value:
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"a sentinel address is host:port, got {address!r}")
+        return value
 
     def resolved_api_keys_file(self) -> Path:
         return self.api_keys_file or self.data_dir / "api-keys.json"

@@ -35,6 +35,7 @@ def engine_args(settings: GeneratorSettings) -> Any:
         "dtype": "float32" if settings.dtype == "auto" and cpu else settings.dtype,
         "max_model_len": settings.max_model_len,
         "tensor_parallel_size": settings.tensor_parallel_size,
+        "pipeline_parallel_size": settings.pipeline_parallel_size,
         "max_num_seqs": settings.max_num_seqs,
         "enforce_eager": enforce_eager,
         "seed": settings.seed,

@@ -37,7 +37,11 @@ class GeneratorSettings(ServiceSettings):
     # KV-cache size; on CPU this is memory taken from RAM.
     kv_cache_bytes: int = Field(default=1 << 30, ge=1 << 24)
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    # A model too big for one GPU: split each layer over tensor_parallel_size GPUs of one node
+    # (NVLink), and the layers over pipeline_parallel_size stages. More throughput for a model
+    # that fits is more replicas instead, spread by the gateway's round-robin.
     tensor_parallel_size: int = Field(default=1, ge=1)
+    pipeline_parallel_size: int = Field(default=1, ge=1)
     max_num_seqs: int = Field(default=32, ge=1)
     seed: int = 0
 

@@ -153,6 +153,7 @@ def build_store(settings: RetrieverSettings) -> VectorStore:
         location=settings.qdrant_location,
         shard_number=settings.shard_number,
         replication_factor=settings.replication_factor,
+        write_consistency_factor=settings.write_consistency_factor,
     )
 
 

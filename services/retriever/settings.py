@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from supportbot.core.settings import ServiceSettings
@@ -29,9 +29,13 @@ class RetrieverSettings(ServiceSettings):
     qdrant_api_key: str | None = None
     qdrant_prefer_grpc: bool = True
     qdrant_location: str | None = None
-    # Collection layout on a Qdrant cluster.
+    # Collection layout on a Qdrant cluster, applied when the retriever creates a collection:
+    # shards spread a collection over the cluster's nodes (set it to a multiple of the node
+    # count), each shard is kept on replication_factor nodes, and a write succeeds once
+    # write_consistency_factor replicas have it.
     shard_number: int = Field(default=1, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    write_consistency_factor: int = Field(default=1, ge=1)
     index_path: Path | None = None
 
     default_collection: str = "helpcenter"
@@ -59,6 +63,15 @@ class RetrieverSettings(ServiceSettings):
     # When set, callers need an API key from this file: any role may search, only admin may
     # ingest, delete and read stats.
     api_keys_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> RetrieverSettings:
+        if self.write_consistency_factor > self.replication_factor:
+            raise ValueError(
+                f"write_consistency_factor ({self.write_consistency_factor}) cannot exceed "
+                f"replication_factor ({self.replication_factor})"
+            )
+        return self
 
     def resolved_index_path(self) -> Path:
         return self.index_path or self.data_dir / "qdrant"

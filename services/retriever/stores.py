@@ -258,6 +258,7 @@ class QdrantServerStore:
         location: str | None = None,
         shard_number: int = 1,
         replication_factor: int = 1,
+        write_consistency_factor: int = 1,
     ) -> None:
         from qdrant_client import QdrantClient
 
@@ -271,6 +272,7 @@ class QdrantServerStore:
             self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=prefer_grpc)
         self.shard_number = shard_number
         self.replication_factor = replication_factor
+        self.write_consistency_factor = write_consistency_factor
 
     def collections(self) -> list[str]:
         return sorted(c.name for c in self.client.get_collections().collections)
@@ -289,6 +291,7 @@ class QdrantServerStore:
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
             shard_number=self.shard_number,
             replication_factor=self.replication_factor,
+            write_consistency_factor=self.write_consistency_factor,
         )
         if not self.local:
             self.client.create_payload_index(name, "document_id", m.PayloadSchemaType.KEYWORD)

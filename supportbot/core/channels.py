@@ -1,5 +1,9 @@
 """Client channels between services (and from the CLI and UI): request-id propagation,
-round-robin load balancing over DNS, and retries for idempotent calls."""
+health-aware round-robin load balancing over DNS, and retries for idempotent calls.
+
+A target of `dns:///retriever:50052` resolves to every replica behind a headless Kubernetes
+Service (or a scaled compose service); gRPC connects to all of them and spreads calls, and
+re-resolves when a connection drops."""
 
 from __future__ import annotations
 
@@ -58,9 +62,14 @@ def metadata_interceptors(fixed: Sequence[tuple[str, str]] = ()) -> list[grpc.ai
 
 
 def service_config(retry_services: Sequence[str] = ()) -> str:
-    """Round-robin over every address DNS returns; retries with backoff for the named services,
-    whose methods are safe to repeat."""
-    config: dict[str, Any] = {"loadBalancingConfig": [{"round_robin": {}}]}
+    """Round-robin over every address DNS returns, skipping replicas whose gRPC health service
+    does not say SERVING (one that is starting, draining or unwell); retries with backoff for the
+    named services, whose methods are safe to repeat."""
+    config: dict[str, Any] = {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        # Client-side health checking: each subchannel watches the server's overall health ("").
+        "healthCheckConfig": {"serviceName": ""},
+    }
     if retry_services:
         config["methodConfig"] = [
             {

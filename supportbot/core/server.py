@@ -41,6 +41,10 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, Any]]:
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        # Clients re-resolve DNS only when a connection ends, so connections are given a maximum
+        # age: replicas added by an autoscaler then receive traffic within that time.
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
     ]
 
 

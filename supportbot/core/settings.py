@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
     log_json: bool = True
     # Seconds in-flight RPCs get to finish after SIGTERM.
     grace_period_s: float = Field(default=20.0, ge=0)
+    # Clients reconnect (and so re-resolve DNS and find new replicas) after this many seconds;
+    # calls still running get the grace time to finish (a long streamed answer included).
+    max_connection_age_s: float = Field(default=300.0, gt=0)
+    max_connection_age_grace_s: float = Field(default=240.0, ge=0)
     data_dir: Path = Field(default_factory=default_data_dir)
     # Bytes; bounds request and response messages.
     max_message_bytes: int = 64 * 1024 * 1024
