@@ -43,8 +43,10 @@ ApiKey = Annotated[str, typer.Option("--api-key", envvar="SUPPORTBOT_API_KEY", h
 
 
 def _api_key(explicit: str, role: Role) -> str:
-    """--api-key or SUPPORTBOT_API_KEY, else the local key of `role` that `supportbot up` made."""
-    return explicit or local_key(default_data_dir() / "api-keys.json", role)
+    """--api-key or SUPPORTBOT_API_KEY, else the key of `role` in SUPPORTBOT_API_KEYS_FILE (in a
+    container: the deployment's keys file), else in the local file that `supportbot up` made."""
+    keys_file = os.environ.get("SUPPORTBOT_API_KEYS_FILE") or default_data_dir() / "api-keys.json"
+    return explicit or local_key(Path(keys_file), role)
 
 
 def _fail(error: grpc.aio.AioRpcError) -> None:
@@ -155,12 +157,19 @@ async def _ingest(paths: list[Path], collection: str, address: str, api_key: str
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(exists=True, help="Files or folders (Markdown, HTML, text, PDF).")],
+    paths: Annotated[Optional[list[Path]], typer.Argument(exists=True, help="Files or folders (Markdown, HTML, text, PDF).")] = None,
+    sample: Annotated[bool, typer.Option("--sample", help="Ingest the bundled sample help center.")] = False,
     collection: Collection = "",
     retriever: Retriever = retriever_address(),
     api_key: ApiKey = "",
 ) -> None:
     """Ingest help-center documents; unchanged ones are skipped, changed ones replaced."""
+    from supportbot.sample import HELPCENTER
+
+    paths = [*(paths or []), *([HELPCENTER] if sample else [])]
+    if not paths:
+        errors.print("Nothing to ingest: give files or folders, or --sample.")
+        raise typer.Exit(2)
     result: dict[str, int] = {}
 
     async def main() -> None:
@@ -285,6 +294,21 @@ def model_prepare(
     with console.status("Converting SmolLM2-135M-Instruct from GGUF to safetensors…"):
         path = prepare_default_model(data_dir, force=force)
     console.print(f"Model ready: {path}")
+
+
+keys_app = typer.Typer(help="API keys for the gateway and retriever.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("init")
+def keys_init(path: Annotated[Path, typer.Argument(help="The keys file to create.")]) -> None:
+    """Create a keys file with one new key per role (customer, agent, admin); an existing file is
+    kept as it is, so a deployment can run this on every start."""
+    from supportbot.core.auth import create_local_keys
+
+    existed = path.exists()
+    create_local_keys(path)
+    console.print(f"API keys {'kept' if existed else 'created'}: {path}")
 
 
 eval_app = typer.Typer(help="Offline evaluation from the interaction log.", no_args_is_help=True)

@@ -3,16 +3,42 @@ made (SUPPORTBOT_UI_CUSTOMER_API_KEY for the chat page, SUPPORTBOT_UI_AGENT_API_
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import grpc
 import streamlit as st
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from supportbot.core.auth import Role, local_key
+from supportbot.core.settings import DEFAULT_GATEWAY_ADDRESS
 from supportbot.v1 import chat_pb2_grpc
 
-GATEWAY = os.environ.get("SUPPORTBOT_GATEWAY_ADDRESS", "127.0.0.1:50051")
-CUSTOMER_KEY = os.environ.get("SUPPORTBOT_UI_CUSTOMER_API_KEY", os.environ.get("SUPPORTBOT_API_KEY", ""))
-AGENT_KEY = os.environ.get("SUPPORTBOT_UI_AGENT_API_KEY", "")
+
+class UISettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUPPORTBOT_UI_", extra="ignore")
+
+    gateway_address: str = Field(
+        default=DEFAULT_GATEWAY_ADDRESS,
+        validation_alias=AliasChoices("SUPPORTBOT_UI_GATEWAY_ADDRESS", "SUPPORTBOT_GATEWAY_ADDRESS"),
+    )
+    customer_api_key: str = Field(
+        default="", validation_alias=AliasChoices("SUPPORTBOT_UI_CUSTOMER_API_KEY", "SUPPORTBOT_API_KEY")
+    )
+    agent_api_key: str = ""
+    # A keys file to take the customer and agent keys from when they are not set (a deployment
+    # mounts the same file as the gateway).
+    api_keys_file: Path | None = None
+
+    def key(self, role: Role) -> str:
+        explicit = self.customer_api_key if role == "customer" else self.agent_api_key
+        return explicit or (local_key(self.api_keys_file, role) if self.api_keys_file else "")
+
+
+_SETTINGS = UISettings()
+GATEWAY = _SETTINGS.gateway_address
+CUSTOMER_KEY = _SETTINGS.key("customer")
+AGENT_KEY = _SETTINGS.key("agent")
 SERVICE_DOWN = "Sorry, our assistant is not available right now. Please try again in a moment."
 
 

@@ -568,11 +568,12 @@ class _TurnState:
 async def build_service(settings: GatewaySettings) -> GrpcService:
     redis = connect_redis(settings)
     roots = settings.backend_root_certificates.read_bytes() if settings.backend_root_certificates else None
+    retriever_key = settings.resolved_retriever_api_key()
     retriever_channel = create_channel(
         settings.retriever_address,
         retry_services=["supportbot.v1.RetrieverService"],
         root_certificates=roots,
-        metadata=((API_KEY_METADATA_KEY, settings.retriever_api_key),) if settings.retriever_api_key else (),
+        metadata=((API_KEY_METADATA_KEY, retriever_key),) if retriever_key else (),
     )
     # A generation that failed before its first token (a replica went away) is safe to repeat.
     generator_channel = create_channel(

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from supportbot.core.auth import local_key
 from supportbot.core.settings import (
     DEFAULT_GENERATOR_ADDRESS,
     DEFAULT_RETRIEVER_ADDRESS,
@@ -45,7 +46,8 @@ class GatewaySettings(ServiceSettings):
     # API keys with roles (see supportbot/core/auth.py); default data_dir/api-keys.json.
     auth_enabled: bool = True
     api_keys_file: Path | None = None
-    # Key the gateway presents to the retriever when the retriever checks keys.
+    # Key the gateway presents to the retriever when the retriever checks keys; empty means the
+    # agent key of the keys file (a deployment where both share one file needs no other secret).
     retriever_api_key: str = ""
     # CA bundle for TLS to the retriever and generator; unset means plaintext inside the cluster.
     backend_root_certificates: Path | None = None
@@ -78,6 +80,10 @@ class GatewaySettings(ServiceSettings):
 
     def resolved_api_keys_file(self) -> Path:
         return self.api_keys_file or self.data_dir / "api-keys.json"
+
+    def resolved_retriever_api_key(self) -> str:
+        keys_file = self.resolved_api_keys_file()
+        return self.retriever_api_key or local_key(keys_file, "agent")
 
     def resolved_interaction_log_dir(self) -> Path:
         return self.interaction_log_dir or self.data_dir / "interactions"
