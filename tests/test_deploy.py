@@ -216,3 +216,166 @@ def test_dockerfiles_are_multi_stage_pinned_non_root_with_grpc_health_checks(rel
     assert (port, metrics_port) == (defaults.port, defaults.metrics_port)
     assert exposed == {port, metrics_port}
     assert "supportbot.core.healthcheck" in healthcheck and f"${{{prefix}PORT}}" in healthcheck
+
+
+# -- Kubernetes ---------------------------------------------------------------------------------
+
+KUBERNETES = REPO / "deploy" / "kubernetes"
+# The oldest Kubernetes the manifests promise to run on (gRPC probes are GA from 1.27) and the
+# newest whose schemas kubernetes-validate ships; both must accept every object.
+KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
+OVERLAYS = ("production", "cpu")
+SERVICE_SETTINGS = {"retriever": RetrieverSettings, "generator": GeneratorSettings, "gateway": GatewaySettings, "ui": UISettings}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict]]:
+    """Each overlay as `kubectl kustomize` renders it, with secret files made the way the
+    README says (they are never committed)."""
+    from supportbot.core.auth import create_local_keys
+
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl (with its built-in kustomize) is needed to render deploy/kubernetes"
+    tree = tmp_path_factory.mktemp("kubernetes") / "kubernetes"
+    shutil.copytree(KUBERNETES, tree, ignore=shutil.ignore_patterns("api-keys.json", "qdrant-api-key", "redis-password"))
+    create_local_keys(tree / "secrets" / "api-keys.json")
+    (tree / "secrets" / "qdrant-api-key").write_text(os.urandom(24).hex())
+    (tree / "secrets" / "redis-password").write_text(os.urandom(24).hex())
+    documents = {}
+    for overlay in OVERLAYS:
+        result = subprocess.run(
+            [kubectl, "kustomize", str(tree / "overlays" / overlay)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        documents[overlay] = [document for document in yaml.safe_load_all(result.stdout) if document]
+    return documents
+
+
+def _objects(documents: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in documents if d["kind"] == kind}
+
+
+def _container_environment(container: dict) -> dict[str, str]:
+    """The container's variables as the kubelet would set them: $(VAR) references expanded,
+    values from Secrets stood in for by a placeholder."""
+    environment: dict[str, str] = {}
+    for variable in container.get("env", []):
+        value = variable.get("value", "secret-value" if "valueFrom" in variable else "")
+        environment[variable["name"]] = re.sub(r"\$\((\w+)\)", lambda m: environment.get(m.group(1), m.group(0)), value)
+    return environment
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_manifests_validate_against_kubernetes_schemas(rendered: dict[str, list[dict]], overlay: str) -> None:
+    import kubernetes_validate
+
+    kinds = {document["kind"] for document in rendered[overlay]}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Secret"} <= kinds
+    for document in rendered[overlay]:
+        for version in KUBERNETES_VERSIONS:
+            # strict: an unknown or misspelled field is an error, not silently dropped.
+            kubernetes_validate.validate(document, version, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_manifests_match_the_code(rendered: dict[str, list[dict]], overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    documents = rendered[overlay]
+    deployments = _objects(documents, "Deployment")
+    services = _objects(documents, "Service")
+    secrets = _objects(documents, "Secret")
+    assert set(deployments) == set(SERVICE_SETTINGS)
+    loaded = {}
+    for name, settings_class in SERVICE_SETTINGS.items():
+        pod = deployments[name]["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] != 0, name
+        (container,) = pod["containers"]
+        assert container["resources"]["requests"], f"{name} needs resource requests for scheduling and the HPA"
+        settings = loaded[name] = _load_settings(settings_class, _container_environment(container), monkeypatch)
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        if name == "ui":
+            assert container["readinessProbe"]["httpGet"]["path"] == "/_stcore/health"
+            assert ports["http"] == UI_PORT
+        else:
+            assert (ports["grpc"], ports["metrics"]) == (settings.port, settings.metrics_port), name
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                assert container[probe]["grpc"]["port"] == settings.port, f"{name} {probe}"
+        # Its Service selects its pods and forwards to ports the container has.
+        service = services[name]
+        assert service["spec"]["selector"].items() <= deployments[name]["spec"]["template"]["metadata"]["labels"].items()
+        assert {port["targetPort"] for port in service["spec"]["ports"]} <= set(ports)
+        # Every Secret it reads is rendered, or is marked optional.
+        references = [v["valueFrom"]["secretKeyRef"] for v in container.get("env", []) if "valueFrom" in v]
+        references += [{"name": v["secret"]["secretName"]} for v in pod.get("volumes", []) if "secret" in v]
+        for reference in references:
+            assert reference["name"] in secrets or reference.get("optional"), f"{name}: no Secret {reference['name']}"
+            if "key" in reference and reference["name"] in secrets:
+                assert reference["key"] in secrets[reference["name"]]["data"]
+
+    # The gateway dials headless Services by DNS, so gRPC sees (and round-robins over) every pod.
+    gateway = loaded["gateway"]
+    for backend, address in (("retriever", gateway.retriever_address), ("generator", gateway.generator_address)):
+        assert address == f"dns:///{backend}:{services[backend]['spec']['ports'][0]['port']}"
+        assert services[backend]["spec"]["clusterIP"] == "None"
+        assert services[backend]["spec"]["ports"][0]["port"] == loaded[backend].port
+    assert loaded["ui"].gateway_address == f"gateway:{loaded['gateway'].port}"
+
+    # Autoscaling for the stateless tiers, disruption budgets for every tier.
+    autoscalers = _objects(documents, "HorizontalPodAutoscaler")
+    assert {a["spec"]["scaleTargetRef"]["name"] for a in autoscalers.values()} == {"gateway", "retriever"}
+    budgets = _objects(documents, "PodDisruptionBudget")
+    for budget in budgets.values():
+        assert any(
+            budget["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+            for d in deployments.values()
+        )
+    assert len(budgets) == len(deployments)
+
+    # The GPU generator asks for as many GPUs as its engine splits the model over.
+    generator = deployments["generator"]["spec"]["template"]["spec"]["containers"][0]
+    gpus = int(generator["resources"].get("limits", {}).get("nvidia.com/gpu", 0))
+    if overlay == "production":
+        assert gpus == loaded["generator"].tensor_parallel_size * loaded["generator"].pipeline_parallel_size
+        assert generator["resources"]["requests"]["nvidia.com/gpu"] == str(gpus)
+    else:
+        assert gpus == 0 and generator["image"].startswith("supportbot/generator-cpu:")
+
+
+def test_data_tier_values_fit_the_services(rendered: dict[str, list[dict]]) -> None:
+    """Qdrant and Redis come from their upstream charts: their values must agree with what the
+    retriever and gateway expect (service names, secrets, cluster size, the Sentinel master)."""
+    qdrant = yaml.safe_load((KUBERNETES / "data" / "qdrant-values.yaml").read_text())
+    redis_values = yaml.safe_load((KUBERNETES / "data" / "redis-values.yaml").read_text())
+    deployments = _objects(rendered["production"], "Deployment")
+    secrets = _objects(rendered["production"], "Secret")
+
+    def env(name: str) -> dict[str, dict]:
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        return {variable["name"]: variable for variable in container["env"]}
+
+    retriever, gateway = env("retriever"), env("gateway")
+    # Qdrant: distributed, enough nodes for the replicas, shards spread evenly over the nodes.
+    assert qdrant["config"]["cluster"]["enabled"] is True
+    nodes = qdrant["replicaCount"]
+    shards = int(retriever["SUPPORTBOT_RETRIEVER_SHARD_NUMBER"]["value"])
+    replication = int(retriever["SUPPORTBOT_RETRIEVER_REPLICATION_FACTOR"]["value"])
+    assert nodes >= replication >= 2 and shards % nodes == 0
+    assert "helm upgrade --install qdrant " in (KUBERNETES / "data" / "qdrant-values.yaml").read_text()
+    assert urlparse(retriever["SUPPORTBOT_RETRIEVER_QDRANT_URL"]["value"]).hostname == "qdrant"
+    qdrant_key = next(v for v in qdrant["env"] if v["name"] == "QDRANT__SERVICE__API_KEY")["valueFrom"]["secretKeyRef"]
+    assert qdrant_key == retriever["SUPPORTBOT_RETRIEVER_QDRANT_API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert qdrant_key["name"] in secrets
+    compose_qdrant = compose_config()["services"]["qdrant"]["image"]
+    assert compose_qdrant.endswith(":" + qdrant["image"]["tag"]), "compose and Kubernetes run the same Qdrant"
+
+    # Redis: Sentinel, with the master set and password the gateway uses, and AOF persistence.
+    assert redis_values["sentinel"]["enabled"] and redis_values["architecture"] == "replication"
+    assert redis_values["sentinel"]["masterSet"] == gateway["SUPPORTBOT_GATEWAY_REDIS_SENTINEL_MASTER"]["value"]
+    assert "helm upgrade --install redis " in (KUBERNETES / "data" / "redis-values.yaml").read_text()
+    assert gateway["SUPPORTBOT_GATEWAY_REDIS_SENTINELS"]["value"] == "redis:26379"
+    password = gateway["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert (password["name"], password["key"]) == (
+        redis_values["auth"]["existingSecret"], redis_values["auth"]["existingSecretPasswordKey"]
+    )
+    assert password["name"] in secrets and redis_values["auth"]["sentinel"] is True
+    assert "appendonly yes" in redis_values["commonConfiguration"]
+    assert redis_values["replica"]["replicaCount"] >= 3 and redis_values["sentinel"]["quorum"] == 2
