@@ -104,6 +104,26 @@ def test_compose_file_is_valid_for_both_generators() -> None:
     assert "generator" in cpu["services"]["generator-cpu"]["networks"]["default"]["aliases"]
 
 
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    """Literally `docker compose config`: the Docker CLI with the compose binary as its plugin
+    (the client parses the file without an engine)."""
+    import compose
+
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("no Docker CLI here; test_compose_file_is_valid_for_both_generators runs the same parser")
+    plugins = tmp_path / "cli-plugins"
+    plugins.mkdir()
+    (plugins / "docker-compose").symlink_to(Path(compose.__file__).parent / "docker-compose")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "SUPPORTBOT_"))}
+    for profile in ([], ["--profile", "cpu"]):
+        result = subprocess.run(
+            [docker, "compose", *profile, "config", "--quiet"], cwd=REPO, capture_output=True, text=True, check=False,
+            env={**environment, "DOCKER_CONFIG": str(tmp_path)},
+        )
+        assert result.returncode == 0, result.stderr
+
+
 def test_compose_services_match_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
     config = compose_config("cpu")
     services = config["services"]
