@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -65,12 +67,26 @@ async def test_health_request_id_and_trace_context_cross_the_hop() -> None:
 
 async def test_stopping_reports_not_serving_first() -> None:
     service = await start()
-    channel = create_channel(f"127.0.0.1:{service.bound_port}")
-    health = health_pb2_grpc.HealthStub(channel)
-    await service.health.enter_graceful_shutdown()
-    assert (await health.Check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.NOT_SERVING
-    await channel.close()
-    await service.stop()
+    address = f"127.0.0.1:{service.bound_port}"
+    # An outside prober (a load balancer, Kubernetes) sees the drain...
+    prober = grpc.aio.insecure_channel(address)
+    # ...and our own channels, which watch the server's health, stop sending it calls.
+    channel = create_channel(address)
+    stats = retriever_pb2_grpc.RetrieverServiceStub(channel).Stats
+    try:
+        await stats(retriever_pb2.StatsRequest(), timeout=5)
+        await service.health.enter_graceful_shutdown()
+        response = await health_pb2_grpc.HealthStub(prober).Check(health_pb2.HealthCheckRequest())
+        assert response.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            for _ in range(50):  # the Watch stream reports the change within moments
+                await stats(retriever_pb2.StatsRequest(), timeout=5)
+                await asyncio.sleep(0.02)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await prober.close()
+        await channel.close()
+        await service.stop()
 
 
 @pytest.mark.parametrize(

@@ -26,9 +26,12 @@ def configure_tracing(service: str, exporter: SpanExporter | None = None) -> Tra
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
-    return [aio_server_interceptor()]
+    # Health checks are left alone: they are not worth a span, and the interceptor's streaming
+    # wrapper breaks Health/Watch (a handler that writes with context.write instead of yielding),
+    # which the channels' client-side health checking depends on.
+    return [aio_server_interceptor(filter_=filters.negate(filters.health_check()))]
 
 
 def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
