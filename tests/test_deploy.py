@@ -350,6 +350,15 @@ def test_manifests_match_the_code(rendered: dict[str, list[dict]], overlay: str,
         )
     assert len(budgets) == len(deployments)
 
+    # Only gateways reach the backends' gRPC ports.
+    (policy,) = _objects(documents, "NetworkPolicy").values()
+    protected = set(policy["spec"]["podSelector"]["matchExpressions"][0]["values"])
+    assert protected == {"retriever", "generator"}
+    grpc_rule = next(rule for rule in policy["spec"]["ingress"] if "from" in rule)
+    allowed = grpc_rule["from"][0]["podSelector"]["matchLabels"]
+    assert allowed.items() <= deployments["gateway"]["spec"]["template"]["metadata"]["labels"].items()
+    assert grpc_rule["ports"] == [{"port": "grpc"}]
+
     # The GPU generator asks for as many GPUs as its engine splits the model over.
     generator = deployments["generator"]["spec"]["template"]["spec"]["containers"][0]
     gpus = int(generator["resources"].get("limits", {}).get("nvidia.com/gpu", 0))
