@@ -115,3 +115,75 @@ async def test_auth_interceptor(metadata: tuple, code: grpc.StatusCode, role: st
     finally:
         await channel.close()
         await service.stop()
+
+
+def _certificates(directory):  # type: ignore[no-untyped-def]
+    """A CA and a server certificate for 127.0.0.1 and localhost, as files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def pem(obj) -> bytes:  # type: ignore[no-untyped-def]
+        if isinstance(obj, x509.Certificate):
+            return obj.public_bytes(serialization.Encoding.PEM)
+        return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "supportbot test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256())
+    )
+    server = (
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name).public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = {"ca": directory / "ca.pem", "cert": directory / "server.pem", "key": directory / "server-key.pem"}
+    paths["ca"].write_bytes(pem(ca))
+    paths["cert"].write_bytes(pem(server))
+    paths["key"].write_bytes(pem(server_key))
+    return paths
+
+
+async def test_tls_between_services(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A server with a certificate, a channel that trusts its CA (as the gateway's
+    backend_root_certificates does), and the health check's TLS mode."""
+    from supportbot.core.healthcheck import main as healthcheck
+
+    files = _certificates(tmp_path)
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        retriever_pb2_grpc.add_RetrieverServiceServicer_to_server(EchoRetriever(), server)
+        return ["supportbot.v1.RetrieverService"]
+
+    settings = ServiceSettings(port=0, tls_cert_file=files["cert"], tls_key_file=files["key"])
+    service = GrpcService("tls-test", settings, register)
+    await service.start()
+    address = f"127.0.0.1:{service.bound_port}"
+    secure = create_channel(address, root_certificates=files["ca"].read_bytes(), retry_services=[])
+    plaintext = grpc.aio.insecure_channel(address)
+    try:
+        set_request_id("over-tls")
+        stats = await retriever_pb2_grpc.RetrieverServiceStub(secure).Stats(retriever_pb2.StatsRequest(), timeout=5)
+        assert stats.embedding_model == "over-tls"
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await retriever_pb2_grpc.RetrieverServiceStub(plaintext).Stats(retriever_pb2.StatsRequest(), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert await asyncio.to_thread(healthcheck, [address, "--ca", str(files["ca"])]) == 0
+        assert await asyncio.to_thread(healthcheck, [address, "--timeout", "1"]) == 1
+    finally:
+        await secure.close()
+        await plaintext.close()
+        await service.stop()
