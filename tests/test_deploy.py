@@ -275,10 +275,13 @@ def _objects(documents: list[dict], kind: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in documents if d["kind"] == kind}
 
 
-def _container_environment(container: dict) -> dict[str, str]:
-    """The container's variables as the kubelet would set them: $(VAR) references expanded,
-    values from Secrets stood in for by a placeholder."""
+def _container_environment(container: dict, documents: list[dict]) -> dict[str, str]:
+    """The container's variables as the kubelet would set them: ConfigMaps from envFrom first,
+    then env with $(VAR) references expanded; values from Secrets stood in for by a placeholder."""
+    config_maps = _objects(documents, "ConfigMap")
     environment: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        environment.update(config_maps[source["configMapRef"]["name"]]["data"])
     for variable in container.get("env", []):
         value = variable.get("value", "secret-value" if "valueFrom" in variable else "")
         environment[variable["name"]] = re.sub(r"\$\((\w+)\)", lambda m: environment.get(m.group(1), m.group(0)), value)
@@ -303,14 +306,14 @@ def test_manifests_match_the_code(rendered: dict[str, list[dict]], overlay: str,
     deployments = _objects(documents, "Deployment")
     services = _objects(documents, "Service")
     secrets = _objects(documents, "Secret")
-    assert set(deployments) == set(SERVICE_SETTINGS)
+    assert set(deployments) == {*SERVICE_SETTINGS, "interaction-exporter"}
     loaded = {}
-    for name, settings_class in SERVICE_SETTINGS.items():
+    for name, settings_class in {**SERVICE_SETTINGS, "interaction-exporter": GatewaySettings}.items():
         pod = deployments[name]["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] != 0, name
         (container,) = pod["containers"]
         assert container["resources"]["requests"], f"{name} needs resource requests for scheduling and the HPA"
-        settings = loaded[name] = _load_settings(settings_class, _container_environment(container), monkeypatch)
+        settings = loaded[name] = _load_settings(settings_class, _container_environment(container, documents), monkeypatch)
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
         if name == "ui":
             assert container["readinessProbe"]["httpGet"]["path"] == "/_stcore/health"
@@ -319,6 +322,8 @@ def test_manifests_match_the_code(rendered: dict[str, list[dict]], overlay: str,
             assert (ports["grpc"], ports["metrics"]) == (settings.port, settings.metrics_port), name
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 assert container[probe]["grpc"]["port"] == settings.port, f"{name} {probe}"
+        if name == "interaction-exporter":
+            continue
         # Its Service selects its pods and forwards to ports the container has.
         service = services[name]
         assert service["spec"]["selector"].items() <= deployments[name]["spec"]["template"]["metadata"]["labels"].items()
@@ -339,6 +344,18 @@ def test_manifests_match_the_code(rendered: dict[str, list[dict]], overlay: str,
         assert services[backend]["spec"]["ports"][0]["port"] == loaded[backend].port
     assert loaded["ui"].gateway_address == f"gateway:{loaded['gateway'].port}"
 
+    # Serving gateways leave the log to one exporting replica, which takes no chat traffic and
+    # alone mounts the log's volume (so ReadWriteOnce storage is enough).
+    exporter = deployments["interaction-exporter"]
+    assert not loaded["gateway"].export_interactions and loaded["interaction-exporter"].export_interactions
+    assert exporter["spec"]["replicas"] == 1 and exporter["spec"]["strategy"]["type"] == "Recreate"
+    exporter_labels = exporter["spec"]["template"]["metadata"]["labels"]
+    assert not any(s["spec"]["selector"].items() <= exporter_labels.items() for s in services.values())
+    (mount,) = [m for m in exporter["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] if m["name"] == "interactions"]
+    assert Path(mount["mountPath"]) == loaded["interaction-exporter"].resolved_interaction_log_dir()
+    claim = _objects(documents, "PersistentVolumeClaim")["supportbot-interactions"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+
     # Autoscaling for the stateless tiers, disruption budgets for every tier.
     autoscalers = _objects(documents, "HorizontalPodAutoscaler")
     assert {a["spec"]["scaleTargetRef"]["name"] for a in autoscalers.values()} == {"gateway", "retriever"}
@@ -348,7 +365,7 @@ def test_manifests_match_the_code(rendered: dict[str, list[dict]], overlay: str,
             budget["spec"]["selector"]["matchLabels"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
             for d in deployments.values()
         )
-    assert len(budgets) == len(deployments)
+    assert len(budgets) == len(SERVICE_SETTINGS)
 
     # Only gateways reach the backends' gRPC ports.
     (policy,) = _objects(documents, "NetworkPolicy").values()
@@ -379,7 +396,8 @@ def test_data_tier_values_fit_the_services(rendered: dict[str, list[dict]]) -> N
 
     def env(name: str) -> dict[str, dict]:
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
-        return {variable["name"]: variable for variable in container["env"]}
+        values = {key: {"value": value} for key, value in _container_environment(container, rendered["production"]).items()}
+        return {**values, **{variable["name"]: variable for variable in container["env"] if "valueFrom" in variable}}
 
     retriever, gateway = env("retriever"), env("gateway")
     # Qdrant: distributed, enough nodes for the replicas, shards spread evenly over the nodes.

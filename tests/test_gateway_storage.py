@@ -81,3 +81,39 @@ async def test_exporter_background_task_keeps_up(redis: Redis, tmp_path: Path) -
     stop.set()
     await task
     assert [json.loads(line)["turn_id"] for line in files[0].read_text().splitlines()] == [f"t{i}" for i in range(5)]
+
+
+async def test_only_gateways_that_export_write_the_log(redis_url: str, redis: Redis, tmp_path: Path) -> None:
+    """A serving gateway with export_interactions off leaves the files to the one that exports
+    (the Kubernetes layout: many serving replicas, one exporting replica with the volume)."""
+    from services.gateway.server import build_service
+    from services.gateway.settings import GatewaySettings
+
+    def settings(name: str, export: bool) -> GatewaySettings:
+        return GatewaySettings(
+            port=0, metrics_port=0, redis_url=redis_url, auth_enabled=False, data_dir=tmp_path / name,
+            interaction_stream="test:roles", export_interactions=export,
+        )
+
+    serving = await build_service(settings("serving", export=False))
+    exporting = await build_service(settings("exporting", export=True))
+    await serving.start()
+    try:
+        log = InteractionLog(redis, "test:roles")
+        for i in range(3):
+            await log.append("turn", {"turn_id": f"t{i}"})
+        # Alone with the stream for a while (an exporter polls every second): it writes nothing.
+        await asyncio.sleep(2)
+        assert not list((tmp_path / "serving").rglob("*.jsonl"))
+        await exporting.start()
+        exported: list[Path] = []
+        for _ in range(100):
+            exported = list((tmp_path / "exporting" / "interactions").glob("*.jsonl"))
+            if exported and len(exported[0].read_text().splitlines()) == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert exported and len(exported[0].read_text().splitlines()) == 3
+        assert not list((tmp_path / "serving").rglob("*.jsonl"))
+    finally:
+        await serving.stop()
+        await exporting.stop()

@@ -594,9 +594,11 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
         keys_file = settings.resolved_api_keys_file()
         interceptors.append(AuthInterceptor(KeyRing.load(keys_file), METHOD_ROLES))
     stop_export = asyncio.Event()
-    exporter = asyncio.create_task(
-        JsonlExporter(redis, settings.interaction_stream, settings.resolved_interaction_log_dir()).run(stop_export)
-    )
+    exporter = None
+    if settings.export_interactions:
+        exporter = asyncio.create_task(
+            JsonlExporter(redis, settings.interaction_stream, settings.resolved_interaction_log_dir()).run(stop_export)
+        )
 
     def register(server: grpc.aio.Server) -> list[str]:
         chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)
@@ -604,7 +606,8 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
 
     async def on_stop() -> None:
         stop_export.set()
-        await exporter
+        if exporter is not None:
+            await exporter
         await retriever_channel.close()
         await generator_channel.close()
         await redis.aclose()

@@ -42,6 +42,10 @@ class GatewaySettings(ServiceSettings):
     interaction_stream: str = "supportbot:interactions"
     # JSON Lines copies of the interaction log; default data_dir/interactions.
     interaction_log_dir: Path | None = None
+    # Whether this process copies the Redis stream to the JSON Lines files. Only one exporter
+    # works at a time anyway (a Redis lock); a cluster turns it off in the serving gateways and
+    # runs one exporting replica with the log's volume (deploy/kubernetes/base).
+    export_interactions: bool = True
 
     # API keys with roles (see supportbot/core/auth.py); default data_dir/api-keys.json.
     auth_enabled: bool = True
