@@ -435,7 +435,7 @@ def eval_replay(
     """Run the golden questions through the live gateway, then score what the log recorded."""
     from supportbot.evaluation.records import LogFilter, load_golden
     from supportbot.evaluation.replay import conversations, replay, wait_for_log
-    from supportbot.evaluation.run import RunOptions
+    from supportbot.evaluation.run import RunOptions, progress_bar
     from supportbot.sample import GOLDEN_SET
 
     golden_path = golden or GOLDEN_SET
@@ -450,7 +450,7 @@ def eval_replay(
 
     async def run_replay():  # type: ignore[no-untyped-def]
         async with SupportbotClient(gateway, api_key=key) as client:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+            with progress_bar(console) as progress:
                 task = progress.add_task("replaying", total=sum(len(c) for c in chats))
                 record = await replay(client, chats, collection=collection, concurrency=concurrency, summarize=summarize,
                                       advance=lambda: progress.advance(task))

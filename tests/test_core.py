@@ -187,3 +187,40 @@ async def test_tls_between_services(tmp_path) -> None:  # type: ignore[no-untype
         await secure.close()
         await plaintext.close()
         await service.stop()
+
+
+async def test_call_with_retries_waits_out_a_busy_server() -> None:
+    """A server that refuses twice (RESOURCE_EXHAUSTED) and then answers: the call succeeds on the
+    third attempt; an error not listed, or the last attempt's, reaches the caller."""
+    from supportbot.core.channels import call_with_retries
+
+    refusals = {"left": 2}
+
+    async def ping(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "queue full")
+        return b"ok"
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "supportbot.test.Busy", {"Ping": grpc.unary_unary_rpc_method_handler(ping)}
+    )])
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    call = channel.unary_unary("/supportbot.test.Busy/Ping")
+    busy = [grpc.StatusCode.RESOURCE_EXHAUSTED]
+    try:
+        assert await call_with_retries(lambda: call(b""), busy, attempts=3, backoff_s=0.01) == b"ok"
+        refusals["left"] = 2
+        with pytest.raises(grpc.aio.AioRpcError) as gave_up:
+            await call_with_retries(lambda: call(b""), busy, attempts=2, backoff_s=0.01)
+        assert gave_up.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        refusals["left"] = 1
+        with pytest.raises(grpc.aio.AioRpcError):
+            await call_with_retries(lambda: call(b""), [grpc.StatusCode.UNAVAILABLE], attempts=3, backoff_s=0.01)
+        assert refusals["left"] == 0  # tried once: RESOURCE_EXHAUSTED was not in the list
+    finally:
+        await channel.close()
+        await server.stop(0)

@@ -7,9 +7,10 @@ re-resolves when a connection drops."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, TypeVar
 
 import grpc
 
@@ -110,3 +111,27 @@ def create_channel(
         credentials = grpc.ssl_channel_credentials(root_certificates)
         return grpc.aio.secure_channel(address, credentials, options, interceptors=interceptors)
     return grpc.aio.insecure_channel(address, options, interceptors=interceptors)
+
+
+_T = TypeVar("_T")
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[_T]],
+    codes: Collection[grpc.StatusCode],
+    *,
+    attempts: int,
+    backoff_s: float,
+    max_backoff_s: float = float("inf"),
+) -> _T:
+    """`call()` again after backoff_s, 2 x backoff_s, ... (at most max_backoff_s) while it fails
+    with one of `codes`: for whole calls a caller may repeat (a busy server's
+    RESOURCE_EXHAUSTED, say), where the channel's own retries stop at the first response."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in codes or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(min(backoff_s * 2**attempt, max_backoff_s))
+    raise ValueError("attempts must be at least 1")

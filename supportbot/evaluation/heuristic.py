@@ -26,6 +26,10 @@ def sentences(text: str) -> list[str]:
     return [part for part in parts if len(_WORD.findall(part.lower())) >= 2]
 
 
+def _context_sentences(contexts: Sequence[str]) -> list[str]:
+    return [s for context in contexts for s in sentences(context)]
+
+
 def supported_fraction(claims: Sequence[str], evidence: Sequence[str], embed: Embed, threshold: float) -> float:
     """The share of claims with a piece of evidence at least `threshold` similar."""
     if not claims:
@@ -38,8 +42,7 @@ def supported_fraction(claims: Sequence[str], evidence: Sequence[str], embed: Em
 
 def faithfulness(answer: str, contexts: Sequence[str], embed: Embed, threshold: float) -> float:
     """Claims (sentences) of the answer that the retrieved context supports."""
-    evidence = [s for context in contexts for s in sentences(context)]
-    return supported_fraction(sentences(answer), evidence, embed, threshold)
+    return supported_fraction(sentences(answer), _context_sentences(contexts), embed, threshold)
 
 
 def answer_relevancy(question: str, answer: str, embed: Embed, threshold: float) -> float:
@@ -49,7 +52,7 @@ def answer_relevancy(question: str, answer: str, embed: Embed, threshold: float)
 
 def contextual_relevancy(question: str, contexts: Sequence[str], embed: Embed, threshold: float) -> float:
     """Statements of the retrieved context that are about the question."""
-    statements = [s for context in contexts for s in sentences(context)]
+    statements = _context_sentences(contexts)
     if not statements:
         return 0.0
     return supported_fraction(statements, [question], embed, threshold)
@@ -57,8 +60,7 @@ def contextual_relevancy(question: str, contexts: Sequence[str], embed: Embed, t
 
 def contextual_recall(reference_answer: str, contexts: Sequence[str], embed: Embed, threshold: float) -> float:
     """Sentences of the reference answer that the retrieved context supports."""
-    evidence = [s for context in contexts for s in sentences(context)]
-    return supported_fraction(sentences(reference_answer) or [reference_answer], evidence, embed, threshold)
+    return supported_fraction(sentences(reference_answer) or [reference_answer], _context_sentences(contexts), embed, threshold)
 
 
 def contextual_precision(relevance: Sequence[bool]) -> float:

@@ -6,7 +6,6 @@ and an OpenAI-compatible endpoint gets it as `response_format`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from deepeval.models import DeepEvalBaseLLM  # noqa: E402
 import grpc  # noqa: E402
 from pydantic import BaseModel, ValidationError  # noqa: E402
 
+from supportbot.core.channels import call_with_retries  # noqa: E402
 from supportbot.v1 import common_pb2, generator_pb2  # noqa: E402
 
 
@@ -108,7 +108,17 @@ def bounded_schema(schema: dict[str, Any], *, max_string: int, max_items: int) -
     return bound(schema)
 
 
-class GeneratorJudge(DeepEvalBaseLLM):
+class _AsyncJudge(DeepEvalBaseLLM):
+    """A judge that DeepEval calls in async mode only (every metric here runs with async_mode)."""
+
+    def load_model(self) -> _AsyncJudge:
+        return self
+
+    def generate(self, prompt: str, schema: type[BaseModel] | None = None) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} runs in async mode only")
+
+
+class GeneratorJudge(_AsyncJudge):
     """The supportbot generator service as the judge (the default: nothing else to set up)."""
 
     def __init__(
@@ -123,14 +133,8 @@ class GeneratorJudge(DeepEvalBaseLLM):
         self.timeout_s = timeout_s
         super().__init__(model_name)
 
-    def load_model(self) -> GeneratorJudge:
-        return self
-
     def get_model_name(self) -> str:
         return f"supportbot-generator:{self.name}"
-
-    def generate(self, prompt: str, schema: type[BaseModel] | None = None) -> Any:
-        raise NotImplementedError("the generator judge runs in async mode only")
 
     async def a_generate(self, prompt: str, schema: type[BaseModel] | None = None) -> Any:
         request = generator_pb2.GenerateRequest(
@@ -140,22 +144,20 @@ class GeneratorJudge(DeepEvalBaseLLM):
                 bounded_schema(schema.model_json_schema(), max_string=self.max_string, max_items=self.max_items)
             ) if schema else "",
         )
-        for attempt in range(self.attempts):
-            try:
-                text = ""
-                async for event in self.stub.Generate(request, timeout=self.timeout_s):
-                    if event.HasField("result"):
-                        text = event.result.text
-                return parse_verdict(text, schema)
-            except grpc.aio.AioRpcError as exc:
-                # A busy generator refuses work beyond its queue: wait for room instead of failing.
-                if exc.code() not in _BUSY or attempt == self.attempts - 1:
-                    raise
-                await asyncio.sleep(min(2.0 * 2**attempt, 30.0))
-        raise AssertionError("unreachable")
+
+        async def answer() -> str:
+            text = ""
+            async for event in self.stub.Generate(request, timeout=self.timeout_s):
+                if event.HasField("result"):
+                    text = event.result.text
+            return text
+
+        # A busy generator refuses work beyond its queue: wait for room instead of failing.
+        text = await call_with_retries(answer, _BUSY, attempts=self.attempts, backoff_s=2.0, max_backoff_s=30.0)
+        return parse_verdict(text, schema)
 
 
-class OpenAICompatibleJudge(DeepEvalBaseLLM):
+class OpenAICompatibleJudge(_AsyncJudge):
     """Any OpenAI-compatible chat endpoint (OpenAI, a vLLM server, ...) as the judge."""
 
     def __init__(self, base_url: str, model_name: str, api_key: str = "", *, max_tokens: int = 1024) -> None:
@@ -165,14 +167,8 @@ class OpenAICompatibleJudge(DeepEvalBaseLLM):
         self.max_tokens = max_tokens
         super().__init__(model_name)
 
-    def load_model(self) -> OpenAICompatibleJudge:
-        return self
-
     def get_model_name(self) -> str:
         return self.name
-
-    def generate(self, prompt: str, schema: type[BaseModel] | None = None) -> Any:
-        raise NotImplementedError("the OpenAI-compatible judge runs in async mode only")
 
     async def a_generate(self, prompt: str, schema: type[BaseModel] | None = None) -> Any:
         extra: dict[str, Any] = {}

@@ -73,14 +73,17 @@ class LogFilter:
     feedback: str = "any"
     session_ids: set[str] | None = None
 
-    def keeps(self, turn: Turn) -> bool:
-        if self.since and turn.timestamp < self.since.timestamp():
+    def _keeps_record(self, timestamp: float, session_id: str) -> bool:
+        if self.since and timestamp < self.since.timestamp():
             return False
-        if self.until and turn.timestamp >= self.until.timestamp():
+        if self.until and timestamp >= self.until.timestamp():
+            return False
+        return self.session_ids is None or session_id in self.session_ids
+
+    def keeps(self, turn: Turn) -> bool:
+        if not self._keeps_record(turn.timestamp, turn.session_id):
             return False
         if self.collection and turn.collection != self.collection:
-            return False
-        if self.session_ids is not None and turn.session_id not in self.session_ids:
             return False
         return {
             "any": True,
@@ -91,11 +94,7 @@ class LogFilter:
         }[self.feedback]
 
     def keeps_summary(self, summary: Summary) -> bool:
-        if self.since and summary.timestamp < self.since.timestamp():
-            return False
-        if self.until and summary.timestamp >= self.until.timestamp():
-            return False
-        return self.session_ids is None or summary.session_id in self.session_ids
+        return self._keeps_record(summary.timestamp, summary.session_id)
 
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")

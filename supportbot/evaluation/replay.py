@@ -5,15 +5,16 @@ by agent assist, and everything lands in the interaction log to be scored from t
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from supportbot.client import SupportbotClient
+from supportbot.core.channels import call_with_retries
 from supportbot.evaluation.records import GoldenItem, read_log
 from supportbot.v1 import chat_pb2
 
@@ -26,9 +27,6 @@ class ReplayRecord:
     session_ids: list[str] = field(default_factory=list)
     summaries: int = 0
     failures: list[str] = field(default_factory=list)
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2))
 
 
 def conversations(items: list[GoldenItem], limit: int = 0) -> list[list[GoldenItem]]:
@@ -54,15 +52,8 @@ def conversations(items: list[GoldenItem], limit: int = 0) -> list[list[GoldenIt
     return chosen
 
 
-async def _with_retries(call: Callable[[], object], attempts: int = 4) -> object:
-    for attempt in range(attempts):
-        try:
-            return await call()  # type: ignore[misc]
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in RETRYABLE or attempt == attempts - 1:
-                raise
-            await asyncio.sleep(1.5 * 2**attempt)
-    raise AssertionError("unreachable")
+async def _with_retries(call: Callable[[], Awaitable[Any]]) -> Any:
+    return await call_with_retries(call, RETRYABLE, attempts=4, backoff_s=1.5)
 
 
 async def replay(

@@ -30,7 +30,6 @@ class RunOptions:
     thresholds: dict[str, float | None] = field(default_factory=dict)
     baseline: Path | None = None
     turn_golden_ids: dict[str, str] | None = None
-    api_key: str = ""
     # What `eval replay` did before scoring (sessions, failures), kept with the results.
     replay: dict[str, Any] | None = None
 
@@ -39,7 +38,7 @@ class NothingToScore(RuntimeError):
     pass
 
 
-def _progress(console: Console) -> Progress:
+def progress_bar(console: Console) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=console, transient=False,
@@ -47,7 +46,7 @@ def _progress(console: Console) -> Progress:
 
 
 @contextlib.asynccontextmanager
-async def _judge(settings: EvalSettings, api_key: str):  # type: ignore[no-untyped-def]
+async def _judge(settings: EvalSettings):  # type: ignore[no-untyped-def]
     """The configured judge model, or None for judge-free scoring."""
     if settings.judge == "none":
         yield None
@@ -61,11 +60,9 @@ async def _judge(settings: EvalSettings, api_key: str):  # type: ignore[no-untyp
                                     max_tokens=settings.judge_max_tokens)
         return
     from supportbot.client import generator_address
-    from supportbot.core.auth import API_KEY_METADATA_KEY
     from supportbot.v1 import generator_pb2, generator_pb2_grpc
 
-    metadata = ((API_KEY_METADATA_KEY, api_key),) if api_key else ()
-    channel = create_channel(settings.judge_address or generator_address(), metadata=metadata)
+    channel = create_channel(settings.judge_address or generator_address())
     try:
         stub = generator_pb2_grpc.GeneratorServiceStub(channel)
         info = await stub.Info(generator_pb2.InfoRequest(), timeout=30)
@@ -92,9 +89,9 @@ async def run_evaluation(options: RunOptions, settings: EvalSettings, console: C
     embedder = DenseEmbedder(settings.embedding_model)
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
-    async with _judge(settings, options.api_key) as judge:
+    async with _judge(settings) as judge:
         total = len(turns) + len(summaries) + (count_judge_jobs(turns, summaries, matched, options.rubrics) if judge else 0)
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("scoring", total=total)
             evaluation = await evaluate(
                 turns, summaries, matched, settings=settings, embed=embedder.embed_documents, judge=judge,

@@ -4,13 +4,13 @@ summaries and operations, each per item and aggregated, checked against threshol
 from __future__ import annotations
 
 import asyncio
-import math
 import statistics
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -131,12 +131,7 @@ class Evaluation:
 
 
 def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return float(np.percentile(values, q * 100)) if values else None
 
 
 def operational_metrics(turns: list[Turn]) -> dict[str, Any]:
@@ -182,11 +177,10 @@ def judge_free_scores(
     # A question the help center cannot answer should get no grounded answer, and vice versa.
     scores["abstention_accuracy"] = 1.0 if turn.grounded == golden.answerable else 0.0
     if golden.answerable and golden.relevant_document_ids:
-        ranked = unique_documents(turn.retrieved_document_ids)
         scores["contextual_precision_ids"] = heuristic.contextual_precision(
             [d in golden.relevant_document_ids for d in turn.retrieved_document_ids]
         )
-        for name, value in vars(score_ranking(ranked, golden.relevant_document_ids, settings.k)).items():
+        for name, value in vars(score_ranking(turn.retrieved_document_ids, golden.relevant_document_ids, settings.k)).items():
             scores[f"{name}@{settings.k}"] = value
     if golden.answerable and golden.reference_answer:
         scores["answer_similarity"] = heuristic.answer_similarity(turn.answer, golden.reference_answer, embed)
@@ -201,10 +195,28 @@ def retrieval_curve(turns: list[Turn], golden: dict[str, GoldenItem]) -> dict[st
     judged = [(t, golden[t.turn_id]) for t in turns if t.turn_id in golden and golden[t.turn_id].relevant_document_ids]
     curve: dict[str, list[float | None]] = {name: [] for name in RETRIEVAL_METRICS}
     for k in CURVE_KS:
-        rows = [vars(score_ranking(unique_documents(t.retrieved_document_ids), g.relevant_document_ids, k)) for t, g in judged]
+        rows = [vars(score_ranking(t.retrieved_document_ids, g.relevant_document_ids, k)) for t, g in judged]
         for name in RETRIEVAL_METRICS:
             curve[name].append(sum(r[name] for r in rows) / len(rows) if rows else None)
     return curve
+
+
+def _judged_cases(
+    turns: list[Turn], summaries: list[Summary], golden: dict[str, GoldenItem], rubrics: list[Any]
+) -> list[tuple[int, Any, Any]]:
+    """(index into the items, judged metric or None for the summary metric, test case) for every
+    judge call a run makes: turns first, then summaries, as `evaluate` lays out its items."""
+    from supportbot.evaluation import judged
+
+    metrics = judged.turn_metrics(rubrics)
+    cases = [
+        (index, metric, judged.turn_test_case(turn, golden.get(turn.turn_id)))
+        for index, turn in enumerate(turns)
+        for metric in metrics
+        if metric.applies(turn, golden.get(turn.turn_id))
+    ]
+    cases += [(len(turns) + index, None, judged.summary_test_case(s)) for index, s in enumerate(summaries)]
+    return cases
 
 
 async def judged_scores(
@@ -222,19 +234,16 @@ async def judged_scores(
     from supportbot.evaluation import judged
 
     limit = asyncio.Semaphore(settings.judge_concurrency)
-    jobs = []
-    for item, turn in zip(items, turns):
-        for metric in judged.turn_metrics(rubrics):
-            if metric.applies(turn, golden.get(turn.turn_id)):
-                built = metric.build(judge, threshold_for(metric.name, thresholds) or 0.5)
-                jobs.append((item, metric.name, built, judged.turn_test_case(turn, golden.get(turn.turn_id))))
-    for item, summary in zip(items[len(turns):], summaries):
-        built = judged.summary_metric(judge, threshold_for("summarization", thresholds) or 0.5, settings.summary_questions)
-        jobs.append((item, "summarization", built, judged.summary_test_case(summary)))
 
-    async def run(item: ItemScores, name: str, metric: Any, case: Any) -> None:
+    async def run(index: int, metric: Any, case: Any) -> None:
+        item = items[index]
+        if metric is None:
+            name = "summarization"
+            built = judged.summary_metric(judge, threshold_for(name, thresholds) or 0.5, settings.summary_questions)
+        else:
+            name, built = metric.name, metric.build(judge, threshold_for(metric.name, thresholds) or 0.5)
         async with limit:
-            verdict = await judged.measure(metric, case)
+            verdict = await judged.measure(built, case)
         if verdict.error:
             item.errors[name] = verdict.error
         else:
@@ -244,14 +253,11 @@ async def judged_scores(
                 item.scores[f"{name}_{part.lower()}"] = value
         advance()
 
-    await asyncio.gather(*(run(*job) for job in jobs))
+    await asyncio.gather(*(run(*case) for case in _judged_cases(turns, summaries, golden, rubrics)))
 
 
 def count_judge_jobs(turns: list[Turn], summaries: list[Summary], golden: dict[str, GoldenItem], rubrics: list[Any]) -> int:
-    from supportbot.evaluation import judged
-
-    metrics = judged.turn_metrics(rubrics)
-    return sum(m.applies(t, golden.get(t.turn_id)) for t in turns for m in metrics) + len(summaries)
+    return len(_judged_cases(turns, summaries, golden, rubrics))
 
 
 def aggregate(items: list[ItemScores], thresholds: dict[str, float | None]) -> dict[str, Aggregate]:
