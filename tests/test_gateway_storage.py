@@ -67,20 +67,29 @@ async def test_exporter_resumes_without_loss_or_duplicates(redis: Redis, tmp_pat
     assert lines[-1]["kind"] == "feedback" and len({line["stream_id"] for line in lines}) == 15
 
 
+async def _exported_lines(directory: Path, expected: int, timeout_s: float = 10) -> list[str]:
+    """The lines of the exporter's file once it holds `expected` of them (or what it holds when
+    the time is up)."""
+    lines: list[str] = []
+    for _ in range(int(timeout_s / 0.05)):
+        files = list(directory.glob("*.jsonl"))
+        lines = files[0].read_text().splitlines() if files else []
+        if len(lines) == expected:
+            break
+        await asyncio.sleep(0.05)
+    return lines
+
+
 async def test_exporter_background_task_keeps_up(redis: Redis, tmp_path: Path) -> None:
     log = InteractionLog(redis, "test:live")
     stop = asyncio.Event()
     task = asyncio.create_task(JsonlExporter(redis, "test:live", tmp_path, interval_s=0.05).run(stop))
     for i in range(5):
         await log.append("turn", {"turn_id": f"t{i}"})
-    for _ in range(100):
-        files = list(tmp_path.glob("*.jsonl"))
-        if files and len(files[0].read_text().splitlines()) == 5:
-            break
-        await asyncio.sleep(0.05)
+    lines = await _exported_lines(tmp_path, 5, timeout_s=5)
     stop.set()
     await task
-    assert [json.loads(line)["turn_id"] for line in files[0].read_text().splitlines()] == [f"t{i}" for i in range(5)]
+    assert [json.loads(line)["turn_id"] for line in lines] == [f"t{i}" for i in range(5)]
 
 
 async def test_only_gateways_that_export_write_the_log(redis_url: str, redis: Redis, tmp_path: Path) -> None:
@@ -106,13 +115,7 @@ async def test_only_gateways_that_export_write_the_log(redis_url: str, redis: Re
         await asyncio.sleep(2)
         assert not list((tmp_path / "serving").rglob("*.jsonl"))
         await exporting.start()
-        exported: list[Path] = []
-        for _ in range(100):
-            exported = list((tmp_path / "exporting" / "interactions").glob("*.jsonl"))
-            if exported and len(exported[0].read_text().splitlines()) == 3:
-                break
-            await asyncio.sleep(0.1)
-        assert exported and len(exported[0].read_text().splitlines()) == 3
+        assert len(await _exported_lines(tmp_path / "exporting" / "interactions", 3)) == 3
         assert not list((tmp_path / "serving").rglob("*.jsonl"))
     finally:
         await serving.stop()

@@ -32,7 +32,7 @@ class UISettings(BaseSettings):
 
     def key(self, role: Role) -> str:
         explicit = self.customer_api_key if role == "customer" else self.agent_api_key
-        return explicit or (local_key(self.api_keys_file, role) if self.api_keys_file else "")
+        return explicit or local_key(self.api_keys_file, role)
 
 
 _SETTINGS = UISettings()

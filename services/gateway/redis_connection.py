@@ -32,11 +32,8 @@ def connect_redis(settings: GatewaySettings) -> Redis:
     if not settings.redis_sentinels:
         return Redis.from_url(settings.redis_url, retry=_RETRY, retry_on_error=_RETRY_ON)
     url = parse_url(settings.redis_url)
-    sentinels = [
-        (host, int(port)) for host, _, port in (address.rpartition(":") for address in settings.redis_sentinels)
-    ]
     sentinel_kwargs = {"password": settings.redis_sentinel_password} if settings.redis_sentinel_password else {}
-    sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, socket_timeout=2.0)
+    sentinel = Sentinel(settings.sentinel_addresses(), sentinel_kwargs=sentinel_kwargs, socket_timeout=2.0)
     return sentinel.master_for(
         settings.redis_sentinel_master,
         redis_class=Redis,

@@ -77,17 +77,24 @@ class GatewaySettings(ServiceSettings):
     @classmethod
     def _check_sentinels(cls, value: list[str]) -> list[str]:
         for address in value:
-            host, _, port = address.rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"a sentinel address is host:port, got {address!r}")
+            _host_and_port(address)
         return value
+
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [_host_and_port(address) for address in self.redis_sentinels]
 
     def resolved_api_keys_file(self) -> Path:
         return self.api_keys_file or self.data_dir / "api-keys.json"
 
     def resolved_retriever_api_key(self) -> str:
-        keys_file = self.resolved_api_keys_file()
-        return self.retriever_api_key or local_key(keys_file, "agent")
+        return self.retriever_api_key or local_key(self.resolved_api_keys_file(), "agent")
 
     def resolved_interaction_log_dir(self) -> Path:
         return self.interaction_log_dir or self.data_dir / "interactions"
+
+
+def _host_and_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"a sentinel address is host:port, got {address!r}")
+    return host, int(port)

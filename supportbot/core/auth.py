@@ -97,8 +97,9 @@ def create_local_keys(path: Path) -> dict[str, str]:
     return keys
 
 
-def local_key(path: Path, role: Role) -> str:
-    if not path.exists():
+def local_key(path: Path | None, role: Role) -> str:
+    """The first key of `role` in a keys file; empty when there is no file."""
+    if path is None or not path.exists():
         return ""
     return next((e["key"] for e in json.loads(path.read_text())["keys"] if e["role"] == role), "")
 
