@@ -27,7 +27,7 @@ from supportbot.client import (
 )
 from supportbot.core.auth import Role, local_key
 from supportbot.core.settings import default_data_dir
-from supportbot.v1 import retriever_pb2
+from supportbot.v1 import chat_pb2, retriever_pb2
 
 app = typer.Typer(help="supportbot: a customer-support chatbot on gRPC microservices.", no_args_is_help=True)
 model_app = typer.Typer(help="Manage the generator's model.", no_args_is_help=True)
@@ -210,10 +210,36 @@ def search(
     _run(main())
 
 
-async def _turn(client: SupportbotClient, message: str, session_id: str, as_json: bool) -> str:
+AnswerModeOption = Annotated[
+    Optional[str],
+    typer.Option("--mode", help="generative, verified or extractive [default: the gateway's answer mode]."),
+]
+
+
+def _answer_mode(mode: str | None) -> int:
+    if not mode:
+        return chat_pb2.ANSWER_MODE_UNSPECIFIED
+    name = f"ANSWER_MODE_{mode.upper()}"
+    if name not in chat_pb2.AnswerMode.keys():
+        raise typer.BadParameter("use generative, verified or extractive", param_hint="--mode")
+    return chat_pb2.AnswerMode.Value(name)
+
+
+_PATH_NOTES = {
+    chat_pb2.ANSWER_PATH_VERIFIED: "verified against the sources",
+    chat_pb2.ANSWER_PATH_EXTRACTIVE: "quoted from the sources",
+    chat_pb2.ANSWER_PATH_EXTRACTIVE_FALLBACK: "quoted from the sources",
+}
+
+
+async def _turn(
+    client: SupportbotClient, message: str, session_id: str, as_json: bool, *, collection: str = "", mode: int = 0
+) -> str:
     result = None
     sources = []
-    async for event in client.chat(message, session_id=session_id, channel="cli"):
+    async for event in client.chat(
+        message, session_id=session_id, channel="cli", collection="" if session_id else collection, answer_mode=mode
+    ):
         if event.kind == "session":
             session_id = event.session_id
         elif event.kind == "sources":
@@ -234,6 +260,10 @@ async def _turn(client: SupportbotClient, message: str, session_id: str, as_json
         console.print()
         for citation in result.citations:
             console.print(f"  [dim][{citation.index}] {citation.title} — {citation.url}[/dim]")
+        note = _PATH_NOTES.get(result.answer_path)
+        if note:
+            dropped = f"; {result.sentences_dropped} unsupported sentence(s) left out" if result.sentences_dropped else ""
+            console.print(f"  [dim]({note}{dropped})[/dim]")
         if result.handoff:
             console.print("[yellow]A person from our support team will take over this conversation.[/yellow]")
     return session_id
@@ -243,15 +273,18 @@ async def _turn(client: SupportbotClient, message: str, session_id: str, as_json
 def ask(
     question: str,
     session: Annotated[Optional[str], typer.Option("--session", help="Continue this session.")] = None,
+    collection: Collection = "",
+    mode: AnswerModeOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     gateway: Gateway = gateway_address(),
     api_key: ApiKey = "",
 ) -> None:
-    """One chat turn through the gateway."""
+    """One chat turn through the gateway (a new session asks COLLECTION, or the default)."""
+    answer_mode = _answer_mode(mode)
 
     async def main() -> None:
         async with SupportbotClient(gateway, api_key=_api_key(api_key, "customer")) as client:
-            session_id = await _turn(client, question, session or "", as_json)
+            session_id = await _turn(client, question, session or "", as_json, collection=collection, mode=answer_mode)
         if not as_json:
             errors.print(f"[dim]session: {session_id}[/dim]")
 
@@ -259,8 +292,14 @@ def ask(
 
 
 @app.command()
-def chat(gateway: Gateway = gateway_address(), api_key: ApiKey = "") -> None:
-    """Interactive terminal chat (Ctrl-D to quit)."""
+def chat(
+    collection: Collection = "",
+    mode: AnswerModeOption = None,
+    gateway: Gateway = gateway_address(),
+    api_key: ApiKey = "",
+) -> None:
+    """Interactive terminal chat (Ctrl-D to quit) with the knowledge base COLLECTION."""
+    answer_mode = _answer_mode(mode)
 
     async def main() -> None:
         session_id = ""
@@ -275,7 +314,7 @@ def chat(gateway: Gateway = gateway_address(), api_key: ApiKey = "") -> None:
                     continue
                 console.print("[bold blue]bot>[/bold blue] ", end="")
                 try:
-                    session_id = await _turn(client, message, session_id, False)
+                    session_id = await _turn(client, message, session_id, False, collection=collection, mode=answer_mode)
                 except grpc.aio.AioRpcError as error:
                     errors.print(f"[red]{error.code().name}[/red]: {error.details()}")
 

@@ -114,10 +114,10 @@ class SupportbotClient:
     # -- chat -------------------------------------------------------------------------------
     async def chat(
         self, message: str, *, session_id: str = "", collection: str = "", channel: str = "api",
-        timeout: float | None = 300,
+        answer_mode: int = chat_pb2.ANSWER_MODE_UNSPECIFIED, timeout: float | None = 300,
     ) -> AsyncIterator[ChatEvent]:
         request = chat_pb2.ChatRequest(
-            session_id=session_id, message=message, collection=collection, channel=channel
+            session_id=session_id, message=message, collection=collection, channel=channel, answer_mode=answer_mode
         )
         call = self.chat_stub.Chat(request, timeout=timeout)
         async for response in call:

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.sessions import SessionStore, TurnRecord
+from supportbot.interactions import TurnInteraction
 from supportbot.core.errors import InvalidArgument, NotFound
 
 
@@ -49,7 +50,7 @@ async def test_exporter_resumes_without_loss_or_duplicates(redis: Redis, tmp_pat
     log = InteractionLog(redis, "test:interactions")
     exporter = JsonlExporter(redis, "test:interactions", tmp_path, batch=7)
     for i in range(10):
-        await log.append("turn", {"turn_id": f"t{i}"})
+        await log.append(TurnInteraction(f"t{i}", "s", 0.0))
     after = await exporter.export_once("0-0")
     after = await exporter.export_once(after)
     # A crash in the middle of writing leaves a torn last line.
@@ -85,7 +86,7 @@ async def test_exporter_background_task_keeps_up(redis: Redis, tmp_path: Path) -
     stop = asyncio.Event()
     task = asyncio.create_task(JsonlExporter(redis, "test:live", tmp_path, interval_s=0.05).run(stop))
     for i in range(5):
-        await log.append("turn", {"turn_id": f"t{i}"})
+        await log.append(TurnInteraction(f"t{i}", "s", 0.0))
     lines = await _exported_lines(tmp_path, 5, timeout_s=5)
     stop.set()
     await task
@@ -110,7 +111,7 @@ async def test_only_gateways_that_export_write_the_log(redis_url: str, redis: Re
     try:
         log = InteractionLog(redis, "test:roles")
         for i in range(3):
-            await log.append("turn", {"turn_id": f"t{i}"})
+            await log.append(TurnInteraction(f"t{i}", "s", 0.0))
         # Alone with the stream for a while (an exporter polls every second): it writes nothing.
         await asyncio.sleep(2)
         assert not list((tmp_path / "serving").rglob("*.jsonl"))

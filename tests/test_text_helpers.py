@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.redaction import redact
-from services.gateway.server import standalone_question
+from services.gateway.turn import standalone_question
 from services.gateway.sessions import SessionRecord, TurnRecord
-from services.generator.prompting import build_grounded_messages, parse_citations
+from services.generator.prompting import build_grounded_messages
+from supportbot.answers.citations import parse_citations
 from supportbot.core.errors import InvalidArgument
 from supportbot.v1 import common_pb2
 
@@ -57,12 +58,3 @@ def test_follow_up_questions_are_searched_with_the_previous_one() -> None:
 def test_redaction_of_personal_data() -> None:
     text = "Mail jane.doe@example.com, call +1 (415) 555-0199, card 4111 1111 1111 1111, order 12345."
     assert redact(text) == "Mail [email], call [phone], card [card], order 12345."
-
-
-def test_suggestion_drafts_parse_whole_or_cut_short() -> None:
-    from services.gateway.assist import parse_suggestion, suggestion_temperatures
-
-    assert parse_suggestion('{"reply": "Refunds take 5-10 business days [1]."}') == "Refunds take 5-10 business days [1]."
-    assert parse_suggestion('{\n"reply" : "Cards take \\"5-10\\" business days and Pay') == 'Cards take "5-10" business days and Pay'
-    assert parse_suggestion("not json at all") == ""
-    assert suggestion_temperatures(3) == [0.0, 0.7, 0.85]

@@ -1,67 +1,133 @@
-"""Agent assist: suggested replies and conversation summaries, written by the generator.
-Suggestions use a JSON schema, so even a small model returns drafts that parse."""
+"""Agent assist: suggested replies and conversation summaries, grounded the way customer answers
+are. A draft is either the model's reply verified sentence by sentence against the sources
+(unsupported sentences and template holes dropped) or the source sentences quoted; each cites
+the article it rests on. A summary is the model's, verified against the conversation, or one
+composed from the conversation itself."""
 
 from __future__ import annotations
 
-import json
-import re
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from services.gateway.answering import Answer, AnswerComposer
 from services.gateway.sessions import SessionRecord
-from supportbot.v1 import common_pb2
+from supportbot.answers.citations import citations_for
+from supportbot.answers.compose import StreamingVerifier, render
+from supportbot.answers.grounding import Evidence, Passage
+from supportbot.conversation import Speaker
+from supportbot.v1 import chat_pb2, common_pb2, generator_pb2
 
-_ROLE_LABELS = {"customer": "Customer", "assistant": "Assistant", "agent": "Agent"}
+_LABELS = {Speaker.CUSTOMER: "Customer", Speaker.ASSISTANT: "Assistant", Speaker.AGENT: "Agent"}
+# Sampling temperatures of the drafts after the first (greedy) one, for variety.
+_DRAFT_TEMPERATURES = (0.7, 0.85, 1.0, 1.15)
+SUMMARY_MAX_TOKENS = 160
 
 
-def transcript(session: SessionRecord, last: int = 12) -> str:
-    lines = [f"{_ROLE_LABELS[t.role]}: {t.content}" for t in session.turns if t.role in _ROLE_LABELS]
+def transcript(session: SessionRecord, last: int = 30) -> str:
+    """The part of the conversation a summary covers."""
+    lines = [f"{_LABELS[t.role]}: {t.content}" for t in session.turns if t.role in _LABELS]
     return "\n".join(lines[-last:])
 
 
-# One draft per request, each in the same grounded prompt the bot answers with, so even a small
-# model drafts from the sources; the schema keeps every draft parseable.
-SUGGESTION_SCHEMA = json.dumps(
-    {
-        "type": "object",
-        "properties": {"reply": {"type": "string", "minLength": 20, "maxLength": 300}},
-        "required": ["reply"],
-    }
-)
+@dataclass
+class Draft:
+    text: str
+    path: int
+    source_numbers: list[int] = field(default_factory=list)
+
+    def message(self, sources: Sequence[common_pb2.Source]) -> chat_pb2.SuggestedReply:
+        citations = citations_for(self.source_numbers, sources)
+        return chat_pb2.SuggestedReply(
+            text=self.text, citations=citations, answer_path=self.path,
+            sources=[sources[c.index - 1] for c in citations],
+        )
 
 
-def suggestion_temperatures(count: int) -> list[float]:
-    """The first draft is the most likely answer; the others are sampled for variety."""
-    return [0.0] + [round(0.7 + 0.15 * i, 2) for i in range(count - 1)]
+class Assistant:
+    def __init__(self, composer: AnswerComposer) -> None:
+        self.composer = composer
+        self.settings = composer.settings
+
+    async def drafts(
+        self, question: str, sources: Sequence[common_pb2.Source], history: Sequence[common_pb2.ConversationMessage], count: int
+    ) -> list[Draft]:
+        """Up to `count` different grounded drafts: the greedy verified reply, the quoted sources,
+        then sampled verified replies. Without sources, none: there is nothing to rest on."""
+        if not sources:
+            return []
+        evidence = Evidence(sources)
+        temperatures = [0.0, *_DRAFT_TEMPERATURES][: max(count - 1, 1)]
+        generated = await asyncio.gather(*(self._verified_draft(question, sources, history, evidence, t) for t in temperatures))
+        quoted = Answer()
+        for _ in self.composer.extractive(question, "", evidence, sources, quoted, chat_pb2.ANSWER_PATH_EXTRACTIVE):
+            pass
+        extractive = Draft(quoted.text, chat_pb2.ANSWER_PATH_EXTRACTIVE, [c.index for c in quoted.citations]) if quoted.grounded else None
+        ordered = [d for d in [generated[0], extractive, *generated[1:]] if d is not None]
+        unique: dict[str, Draft] = {}
+        for draft in ordered:
+            unique.setdefault(draft.text, draft)
+        return list(unique.values())[:count]
+
+    async def _verified_draft(self, question, sources, history, evidence, temperature) -> Draft | None:  # type: ignore[no-untyped-def]
+        verifier = StreamingVerifier(evidence, threshold=self.settings.support_threshold)
+        request = generator_pb2.GenerateRequest(
+            question=question, sources=sources, history=history, temperature=temperature,
+            max_tokens=self.settings.suggestion_max_tokens, repetition_penalty=self.settings.answer_repetition_penalty,
+        )
+        result = await self.composer.generate_text(request)
+        verifier.feed(result.text)
+        verifier.finish(truncated=result.finish_reason == common_pb2.FINISH_REASON_LENGTH)
+        if not verifier.kept:
+            return None
+        return Draft(render(verifier.kept), chat_pb2.ANSWER_PATH_VERIFIED, [n for s in verifier.kept for n in s.sources])
+
+    async def summary(self, session: SessionRecord) -> tuple[str, int]:
+        """(summary, answer path): the model's sentences that the conversation supports, else a
+        summary composed from the conversation's own words."""
+        conversation = transcript(session)
+        request = generator_pb2.GenerateRequest(
+            messages=[
+                common_pb2.ConversationMessage(
+                    role=common_pb2.ROLE_SYSTEM,
+                    content="You summarize customer-support conversations for the agent taking over.",
+                ),
+                common_pb2.ConversationMessage(
+                    role=common_pb2.ROLE_CUSTOMER,
+                    content="Summarize this conversation in two or three sentences: what the customer needs, "
+                    f"what was already answered, and what is still open.\n\n{conversation}",
+                ),
+            ],
+            max_tokens=SUMMARY_MAX_TOKENS, repetition_penalty=self.settings.answer_repetition_penalty,
+        )
+        result = await self.composer.generate_text(request)
+        evidence = Evidence([Passage("conversation", conversation)])
+        verifier = StreamingVerifier(evidence, threshold=self.settings.support_threshold)
+        verifier.feed(result.text)
+        verifier.finish(truncated=result.finish_reason == common_pb2.FINISH_REASON_LENGTH)
+        if verifier.kept:
+            return " ".join(s.text for s in verifier.kept), chat_pb2.ANSWER_PATH_VERIFIED
+        return extractive_summary(session), chat_pb2.ANSWER_PATH_EXTRACTIVE
 
 
-# Enough tokens for the schema's 300 characters and the JSON around them.
-SUGGESTION_MAX_TOKENS = 160
-_PARTIAL_REPLY = re.compile(r'"reply"\s*:\s*"((?:[^"\\]|\\.)*)')
+def extractive_summary(session: SessionRecord) -> str:
+    """What the customer asked, which articles the bot answered from, whether a person was asked
+    for and what is still open, in the conversation's own words."""
+    from services.gateway.handoff import asks_for_person
 
-
-def parse_suggestion(text: str) -> str:
-    try:
-        return str(json.loads(text)["reply"]).strip()
-    except (json.JSONDecodeError, KeyError, TypeError):
-        # Guided decoding keeps the JSON whole unless the token budget cut it short: keep what
-        # the draft said so far.
-        match = _PARTIAL_REPLY.search(text)
-        return json.loads(f'"{match.group(1)}"').strip() if match else ""
-
-
-def summary_transcript(session: SessionRecord) -> str:
-    """The part of the conversation a summary covers."""
-    return transcript(session, last=30)
-
-
-def summary_messages(session: SessionRecord) -> list[common_pb2.ConversationMessage]:
-    return [
-        common_pb2.ConversationMessage(
-            role=common_pb2.ROLE_SYSTEM,
-            content="You summarize customer-support conversations for the agent taking over.",
-        ),
-        common_pb2.ConversationMessage(
-            role=common_pb2.ROLE_CUSTOMER,
-            content="Summarize this conversation in two or three sentences: what the customer needs, "
-            f"what was already answered, and what is still open.\n\n{summary_transcript(session)}",
-        ),
-    ]
+    asked = [t.content for t in session.turns if t.role == Speaker.CUSTOMER]
+    questions = [q for q in asked if not asks_for_person(q)]
+    parts = []
+    if questions:
+        parts.append("The customer asked: " + "; ".join(f"\u201c{q}\u201d" for q in questions[:3]) + ".")
+    titles = list(dict.fromkeys(c["title"] for t in session.turns if t.role == Speaker.ASSISTANT for c in t.citations if c.get("title")))
+    if titles:
+        parts.append("The bot answered from: " + ", ".join(titles) + ".")
+    elif any(t.role == Speaker.ASSISTANT for t in session.turns):
+        parts.append("The help center did not answer it.")
+    if session.handoff_reason:
+        parts.append(f"Handed to a person: {session.handoff_reason}.")
+    last = session.turns[-1] if session.turns else None
+    if last is not None and last.role == Speaker.CUSTOMER:
+        parts.append(f"Still open: \u201c{last.content}\u201d")
+    return " ".join(parts) or "The conversation is empty."

@@ -19,7 +19,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import LockError
 
+from supportbot.interactions import FeedbackInteraction, SummaryInteraction, TurnInteraction
+
 log = logging.getLogger(__name__)
+
+Interaction = TurnInteraction | FeedbackInteraction | SummaryInteraction
 
 
 class InteractionLog:
@@ -27,8 +31,9 @@ class InteractionLog:
         self.redis = redis
         self.stream = stream
 
-    async def append(self, kind: str, record: dict[str, Any]) -> str:
-        entry_id = await self.redis.xadd(self.stream, {"kind": kind, "record": json.dumps(record)})
+    async def append(self, interaction: Interaction) -> str:
+        record = json.dumps(interaction.to_record())
+        entry_id = await self.redis.xadd(self.stream, {"kind": interaction.KIND, "record": record})
         return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
 

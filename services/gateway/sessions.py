@@ -1,5 +1,6 @@
 """Chat sessions in Redis: one JSON document per session, changed under a per-session lock so
-two turns sent at once never interleave their writes."""
+two turns sent at once never interleave their writes, and one sorted set per status (scored by
+last update) so the agent queue is read without scanning every session."""
 
 from __future__ import annotations
 
@@ -14,15 +15,12 @@ from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
+from supportbot.conversation import SessionStatus, Speaker
 from supportbot.core.errors import InvalidArgument, NotFound
 
 SESSION_PREFIX = "supportbot:session:"
+STATUS_INDEX_PREFIX = "supportbot:sessions:status:"
 _SESSION_ID = re.compile(r"^s_[A-Za-z0-9_-]{20,64}$")
-
-STATUS_BOT = "bot"
-STATUS_WAITING = "waiting_for_agent"
-STATUS_WITH_AGENT = "with_agent"
-STATUS_CLOSED = "closed"
 
 
 def new_session_id() -> str:
@@ -42,18 +40,21 @@ def check_session_id(session_id: str) -> str:
 @dataclass
 class TurnRecord:
     turn_id: str
-    role: str  # customer, assistant, agent, system
+    role: Speaker
     content: str
     created_at: float
     citations: list[dict] = field(default_factory=list)
     grounded: bool = False
     feedback: int = 0
 
+    def __post_init__(self) -> None:
+        self.role = Speaker(self.role)
+
 
 @dataclass
 class SessionRecord:
     session_id: str
-    status: str = STATUS_BOT
+    status: SessionStatus = SessionStatus.BOT
     customer_id: str = ""
     collection: str = ""
     channel: str = ""
@@ -63,6 +64,9 @@ class SessionRecord:
     handoff_reason: str = ""
     ungrounded_streak: int = 0
     turns: list[TurnRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = SessionStatus(self.status)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> SessionRecord:
@@ -90,6 +94,10 @@ class SessionStore:
         return SESSION_PREFIX + session_id
 
     @staticmethod
+    def status_index(status: SessionStatus) -> str:
+        return STATUS_INDEX_PREFIX + status.value
+
+    @staticmethod
     def events_channel(session_id: str) -> str:
         return f"{SESSION_PREFIX}{session_id}:events"
 
@@ -115,7 +123,7 @@ class SessionStore:
 
     async def create(self, *, collection: str, channel: str, customer_id: str = "") -> SessionRecord:
         session = SessionRecord(new_session_id(), collection=collection, channel=channel, customer_id=customer_id)
-        await self.redis.set(self.key(session.session_id), session.to_json(), ex=self.ttl_s, nx=True)
+        await self._save(session, only_new=True)
         return session
 
     async def get(self, session_id: str) -> SessionRecord:
@@ -139,21 +147,59 @@ class SessionStore:
                 raise
             await self._save(session)
 
-    async def _save(self, session: SessionRecord) -> None:
+    async def _save(self, session: SessionRecord, *, only_new: bool = False) -> None:
         session.updated_at = time.time()
-        await self.redis.set(self.key(session.session_id), session.to_json(), ex=self.ttl_s)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.key(session.session_id), session.to_json(), ex=self.ttl_s, nx=only_new)
+            for status in SessionStatus:
+                if status == session.status:
+                    pipe.zadd(self.status_index(status), {session.session_id: session.updated_at})
+                else:
+                    pipe.zrem(self.status_index(status), session.session_id)
+            await pipe.execute()
 
-    async def list(self, statuses: set[str], collections: set[str] | None = None, limit: int = 100) -> list[SessionRecord]:
-        """Sessions by status, newest first; `collections` None means every collection."""
-        sessions = []
-        async for key in self.redis.scan_iter(match=SESSION_PREFIX + "*", count=500, _type="string"):
-            if key.endswith(b":lock"):
-                continue
-            raw = await self.redis.get(key)
-            if raw is None:
-                continue
-            session = SessionRecord.from_json(raw)
-            if session.status in statuses and (collections is None or session.collection in collections):
-                sessions.append(session)
-        sessions.sort(key=lambda s: s.updated_at, reverse=True)
-        return sessions[:limit]
+    async def list(
+        self, statuses: set[SessionStatus], collections: set[str] | None = None, limit: int = 100
+    ) -> list[SessionRecord]:
+        """Sessions by status, newest first; `collections` None means every collection. Reads the
+        status indexes newest first, in pages, until `limit` sessions match."""
+        expired_before = time.time() - self.ttl_s
+        for status in statuses:
+            # Sessions expire by TTL; their index entries are dropped here.
+            await self.redis.zremrangebyscore(self.status_index(status), "-inf", expired_before)
+        cursors = {status: 0 for status in statuses}
+        floors: dict[SessionStatus, float] = {}  # oldest score read so far, per unfinished index
+        found: list[SessionRecord] = []
+        page = max(limit, 50)
+
+        def complete() -> bool:
+            # Done when the limit-th newest match is newer than anything still unread.
+            if len(found) < limit:
+                return False
+            found.sort(key=lambda s: s.updated_at, reverse=True)
+            return all(found[limit - 1].updated_at >= floor for floor in floors.values())
+
+        while cursors and not complete():
+            batch: list[tuple[float, str, SessionStatus]] = []
+            for status, offset in list(cursors.items()):
+                entries = await self.redis.zrevrange(self.status_index(status), offset, offset + page - 1, withscores=True)
+                if len(entries) < page:
+                    del cursors[status]
+                    floors.pop(status, None)
+                else:
+                    cursors[status] = offset + page
+                    floors[status] = entries[-1][1]
+                batch.extend((score, member.decode() if isinstance(member, bytes) else member, status) for member, score in entries)
+            if not batch:
+                break
+            batch.sort(reverse=True)
+            raws = await self.redis.mget([self.key(session_id) for _, session_id, _ in batch])
+            for (_, session_id, status), raw in zip(batch, raws):
+                if raw is None:
+                    await self.redis.zrem(self.status_index(status), session_id)
+                    continue
+                session = SessionRecord.from_json(raw)
+                if session.status == status and (collections is None or session.collection in collections):
+                    found.append(session)
+        found.sort(key=lambda s: s.updated_at, reverse=True)
+        return found[:limit]

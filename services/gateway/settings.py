@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -38,7 +38,20 @@ class GatewaySettings(ServiceSettings):
     # Conversation messages sent to the model with each turn (the generator trims further).
     history_messages: int = Field(default=8, ge=0)
     session_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
-    max_answer_tokens: int = Field(default=256, ge=1)
+    # How answers are made (chat.proto's AnswerMode): "extractive" quotes the sources (no model),
+    # "verified" shows the model's sentences the sources support (quoting when none is),
+    # "generative" shows the model's answer as it is. The default is the best measured on the
+    # bundled 135M model (bench/answer_quality.py; README "Answer quality").
+    answer_mode: Literal["generative", "verified", "extractive"] = "extractive"
+    # Share of a generated sentence's weighted words its best source window must hold for the
+    # sentence to be shown (verified mode, drafts, summaries); chosen on the sample golden set.
+    support_threshold: float = Field(default=0.6, ge=0, le=1)
+    # Share of the question the best quoted sentence must cover; 0 quotes the top source anyway.
+    extractive_min_relevance: float = Field(default=0.0, ge=0, le=1)
+    # Decoding for answers and drafts, measured on the bundled model (bench/answer_quality.py).
+    max_answer_tokens: int = Field(default=160, ge=1)
+    answer_repetition_penalty: float = Field(default=1.1, ge=1, le=2)
+    suggestion_max_tokens: int = Field(default=120, ge=1)
     interaction_stream: str = "supportbot:interactions"
     # JSON Lines copies of the interaction log; default data_dir/interactions.
     interaction_log_dir: Path | None = None
@@ -61,6 +74,10 @@ class GatewaySettings(ServiceSettings):
         "I'm sorry, our help center doesn't cover that. Would you like me to connect you with a "
         "person from our support team?"
     )
+    handoff_answer: str = (
+        "Of course. I've asked a person from our support team to join this conversation; they will "
+        "reply here shortly."
+    )
     unavailable_answer: str = (
         "Sorry, I can't reach our help center right now. Please try again in a moment, or ask "
         "to talk to a person."
@@ -82,6 +99,11 @@ class GatewaySettings(ServiceSettings):
 
     def sentinel_addresses(self) -> list[tuple[str, int]]:
         return [_host_and_port(address) for address in self.redis_sentinels]
+
+    def answer_mode_value(self) -> int:
+        from supportbot.v1 import chat_pb2
+
+        return chat_pb2.AnswerMode.Value(f"ANSWER_MODE_{self.answer_mode.upper()}")
 
     def resolved_api_keys_file(self) -> Path:
         return self.api_keys_file or self.data_dir / "api-keys.json"

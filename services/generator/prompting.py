@@ -1,16 +1,13 @@
-"""Grounded prompts in the model's own chat template, trimmed to the context budget by tokens,
-and citations parsed back out of the answer."""
+"""Grounded prompts in the model's own chat template, trimmed to the context budget by tokens."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from supportbot.core.errors import InvalidArgument
 from supportbot.v1 import common_pb2
 
-_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _ROLE_NAMES = {
     common_pb2.ROLE_SYSTEM: "system",
     common_pb2.ROLE_CUSTOMER: "user",
@@ -92,27 +89,3 @@ def raw_messages(messages: Sequence[common_pb2.ConversationMessage]) -> list[dic
     if not any(m["content"].strip() for m in converted):
         raise InvalidArgument("messages are empty: send at least one message with text")
     return converted
-
-
-def parse_citations(text: str, sources: Sequence[common_pb2.Source]) -> list[common_pb2.Citation]:
-    """Maps each distinct [n] in the answer to the n-th source given to the model; numbers that
-    name no source are dropped rather than shown as broken links."""
-    seen: set[int] = set()
-    citations = []
-    for match in _CITATION.finditer(text):
-        for part in match.group(1).split(","):
-            number = int(part)
-            if number in seen or not 1 <= number <= len(sources):
-                continue
-            seen.add(number)
-            source = sources[number - 1]
-            citations.append(
-                common_pb2.Citation(
-                    index=number,
-                    chunk_id=source.chunk_id,
-                    document_id=source.document_id,
-                    title=source.title,
-                    url=source.url,
-                )
-            )
-    return citations

@@ -13,7 +13,9 @@ import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.generator.engine import build_engine, kernel_settings, stop_token_ids
-from services.generator.prompting import build_grounded_messages, parse_citations, raw_messages
+from services.generator.prompting import build_grounded_messages, raw_messages
+from supportbot.answers.citations import parse_citations
+from supportbot.answers.repetition import RepetitionDetector
 from services.generator.settings import GeneratorSettings
 from supportbot.core.errors import InvalidArgument, ResourceExhausted, ServiceError
 from supportbot.core.server import GrpcService
@@ -35,12 +37,21 @@ QUEUE_DEPTH = Gauge("supportbot_generator_queue_depth", "Requests waiting beyond
 IN_FLIGHT = Gauge("supportbot_generator_in_flight_requests", "Requests the engine is working on.")
 FINISHED = Counter("supportbot_generator_finished_total", "Finished requests by reason.", ["reason"])
 GENERATED_TOKENS = Counter("supportbot_generator_generated_tokens_total", "Tokens generated.")
+REPETITION_STOPS = Counter(
+    "supportbot_generator_repetition_stops_total",
+    "Generations stopped early because the text began repeating itself.",
+)
+SAVED_TOKENS = Counter(
+    "supportbot_generator_repetition_saved_tokens_total",
+    "Tokens of max_tokens not generated because a repeating generation was stopped early.",
+)
 
 _FINISH_NAMES = {
     common_pb2.FINISH_REASON_END_OF_TURN: "end_of_turn",
     common_pb2.FINISH_REASON_STOP_STRING: "stop_string",
     common_pb2.FINISH_REASON_LENGTH: "length",
     common_pb2.FINISH_REASON_ABORTED: "aborted",
+    common_pb2.FINISH_REASON_REPETITION: "repetition",
 }
 
 
@@ -159,11 +170,16 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self.in_flight += 1
         IN_FLIGHT.set(self.in_flight)
         QUEUE_DEPTH.set(max(0, self.in_flight - self.engine.vllm_config.scheduler_config.max_num_seqs))
+        # Free text streams line by line and sentence by sentence, each once it is known not to
+        # repeat an earlier one; a repetition ends the request (REPETITION), so a looping small
+        # model frees its batch slot at once instead of running to max_tokens.
+        detector = None if request.allow_repetition or request.json_schema else RepetitionDetector()
         text_parts: list[str] = []
+        streamed = 0
         first_token_at: float | None = None
         last: Any = None
         completion_tokens = prompt_tokens = 0
-        finished = False
+        finished = repeated = False
         try:
             async for output in self.engine.generate(prompt, params, request_id, lora_request=lora):
                 if output.prompt_token_ids is not None:
@@ -172,28 +188,52 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 completion_tokens += len(completion.token_ids)
                 GENERATED_TOKENS.inc(len(completion.token_ids))
                 last = completion
-                if completion.text:
-                    if first_token_at is None:
-                        first_token_at = time.perf_counter()
-                        TIME_TO_FIRST_TOKEN.observe(first_token_at - started)
-                    text_parts.append(completion.text)
+                if not completion.text:
+                    continue
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                    TIME_TO_FIRST_TOKEN.observe(first_token_at - started)
+                text_parts.append(completion.text)
+                if detector is None:
                     yield generator_pb2.GenerateResponse(delta=generator_pb2.TextDelta(text=completion.text))
+                    continue
+                repeated = detector.feed(completion.text)
+                if detector.settled > streamed:
+                    yield generator_pb2.GenerateResponse(
+                        delta=generator_pb2.TextDelta(text=detector.text[streamed : detector.settled])
+                    )
+                    streamed = detector.settled
+                if repeated:
+                    break
             finished = True
         finally:
             self.in_flight -= 1
             IN_FLIGHT.set(self.in_flight)
-            if not finished:
-                # The caller cancelled or went away: stop spending compute on this request now.
+            if not finished or repeated:
+                # The caller went away, or the text loops: stop spending compute on it now.
                 await self.engine.abort(request_id)
-                FINISHED.labels("aborted").inc()
-                log.info("generation aborted", extra={"engine_request_id": request_id})
+                if repeated:
+                    REPETITION_STOPS.inc()
+                    SAVED_TOKENS.inc(max(0, max_tokens - completion_tokens))
+                    log.info("generation stopped on repetition", extra={"engine_request_id": request_id})
+                else:
+                    FINISHED.labels("aborted").inc()
+                    log.info("generation aborted", extra={"engine_request_id": request_id})
 
         ended = time.perf_counter()
-        reason = finish_reason(last) if last is not None else common_pb2.FINISH_REASON_END_OF_TURN
+        if repeated:
+            reason = common_pb2.FINISH_REASON_REPETITION
+        else:
+            reason = finish_reason(last) if last is not None else common_pb2.FINISH_REASON_END_OF_TURN
         FINISHED.labels(_FINISH_NAMES.get(reason, "other")).inc()
         if first_token_at is not None and completion_tokens > 1 and ended > first_token_at:
             TOKENS_PER_SECOND.observe((completion_tokens - 1) / (ended - first_token_at))
         text = "".join(text_parts)
+        if detector is not None:
+            detector.finish()
+            text = detector.clean_text
+            if len(text) > streamed:
+                yield generator_pb2.GenerateResponse(delta=generator_pb2.TextDelta(text=text[streamed:]))
         yield generator_pb2.GenerateResponse(
             result=generator_pb2.GenerateResult(
                 text=text,

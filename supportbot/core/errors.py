@@ -50,3 +50,55 @@ def require_text(value: str, *, field: str, limit: int, hint: str) -> str:
     if len(value) > limit:
         raise InvalidArgument(f"{field} is {len(value)} characters, over the limit of {limit}")
     return value
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """The one place a ServiceError becomes a gRPC status: handlers raise, they do not abort.
+    Only this project's services are wrapped (health's Watch writes through the context and
+    must stay as it is)."""
+
+    def __init__(self, package: str = "/supportbot.") -> None:
+        self.package = package
+
+    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+        handler = await continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith(self.package):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _mapped_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _mapped_stream(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                _mapped_stream(handler.stream_stream), handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _mapped_unary(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+def _mapped_unary(behavior):  # type: ignore[no-untyped-def]
+    async def call(request, context):  # type: ignore[no-untyped-def]
+        try:
+            return await behavior(request, context)
+        except ServiceError as error:
+            await context.abort(error.code, error.message)
+
+    return call
+
+
+def _mapped_stream(behavior):  # type: ignore[no-untyped-def]
+    async def call(request, context):  # type: ignore[no-untyped-def]
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except ServiceError as error:
+            await context.abort(error.code, error.message)
+
+    return call

@@ -13,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from supportbot.core.errors import ErrorMappingInterceptor
 from supportbot.core.logging import REQUEST_ID_METADATA_KEY, configure_logging, set_request_id
 from supportbot.core.metrics import MetricsInterceptor, start_metrics_server
 from supportbot.core.settings import ServiceSettings
@@ -85,7 +86,10 @@ class GrpcService:
 
     async def start(self) -> int:
         server = grpc.aio.server(
-            interceptors=[*server_interceptors(), RequestIdInterceptor(), MetricsInterceptor(), *self.interceptors],
+            interceptors=[
+                *server_interceptors(), RequestIdInterceptor(), MetricsInterceptor(), *self.interceptors,
+                ErrorMappingInterceptor(),
+            ],
             options=server_options(self.settings),
         )
         self.service_names = list(self.register(server))

@@ -102,3 +102,13 @@ def summary_scores(transcript: str, summary: str, embed: Embed, threshold: float
     alignment = supported_fraction(summarized, said, embed, threshold) if summarized else 0.0
     coverage = supported_fraction(said, summarized, embed, threshold) if summarized else 0.0
     return alignment, coverage
+
+
+def key_fact_recall(answer: str, key_facts: Sequence[str]) -> float:
+    """Share of the key facts the answer states (each "fact|alternative"; case, markup and dash
+    style ignored)."""
+    from supportbot.answers.text import normalize, plain
+
+    text = normalize(plain(answer))
+    found = sum(any(normalize(alt.strip()) in text for alt in fact.split("|")) for fact in key_facts)
+    return found / len(key_facts) if key_facts else 0.0

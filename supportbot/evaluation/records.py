@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from supportbot.interactions import TurnInteraction
+
 FEEDBACK_CHOICES = ("any", "up", "down", "rated", "unrated")
 
 
@@ -33,25 +35,31 @@ class Turn:
     handoff: bool
     citations: list[dict[str, Any]] = field(default_factory=list)
     rating: int = 0
+    answer_path: str = ""
+    sentences_dropped: int = 0
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Turn:
+        """From the gateway's record type (supportbot.interactions), which older logs also fit."""
+        logged = TurnInteraction.from_record(record)
         return cls(
-            turn_id=record["turn_id"],
-            session_id=record.get("session_id", ""),
-            timestamp=float(record.get("timestamp", 0.0)),
-            collection=record.get("collection", ""),
-            question=record.get("question", ""),
-            rewritten_question=record.get("rewritten_question", ""),
-            retrieved_document_ids=[r["document_id"] for r in record.get("retrieved", [])],
-            contexts=list(record.get("contexts", [])),
-            answer=record.get("answer", ""),
-            finish_reason=record.get("finish_reason", ""),
-            completion_tokens=int(record.get("completion_tokens", 0)),
-            latencies_ms={k: float(v) for k, v in record.get("latencies_ms", {}).items()},
-            grounded=bool(record.get("grounded", False)),
-            handoff=bool(record.get("handoff", False)),
-            citations=list(record.get("citations", [])),
+            turn_id=logged.turn_id,
+            session_id=logged.session_id,
+            timestamp=float(logged.timestamp),
+            collection=logged.collection,
+            question=logged.question,
+            rewritten_question=logged.rewritten_question,
+            retrieved_document_ids=[r.document_id for r in logged.retrieved],
+            contexts=list(logged.contexts),
+            answer=logged.answer,
+            finish_reason=logged.finish_reason,
+            completion_tokens=int(logged.completion_tokens),
+            latencies_ms={k: float(v) for k, v in logged.latencies_ms.items()},
+            grounded=bool(logged.grounded),
+            handoff=bool(logged.handoff),
+            citations=list(logged.citations),
+            answer_path=logged.answer_path,
+            sentences_dropped=int(logged.sentences_dropped),
         )
 
 
@@ -158,6 +166,8 @@ class GoldenItem:
     reference_answer: str
     answerable: bool
     follow_up_of: str = ""
+    # Facts a good answer states, each "fact" or "fact|alternative spelling".
+    key_facts: list[str] = field(default_factory=list)
 
 
 def load_golden(path: Path) -> list[GoldenItem]:
@@ -173,6 +183,7 @@ def load_golden(path: Path) -> list[GoldenItem]:
                 reference_answer=raw.get("reference_answer", ""),
                 answerable=bool(raw.get("answerable", True)),
                 follow_up_of=raw.get("follow_up_of", ""),
+                key_facts=[str(f) for f in raw.get("key_facts", [])],
             ))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number} is not a golden item ({exc}); each line needs id and question") from exc

@@ -138,7 +138,17 @@ def write_report(folder: Path, document: dict[str, Any]) -> list[Path]:
         ["thumbs-up rate", f"{_number(operational['thumbs_up_rate'])} of {operational['rated_turns']} rated"],
         ["completion tokens mean / p50 / p95", " / ".join(_number(operational["completion_tokens"][k], 1) for k in ("mean", "p50", "p95"))],
         ["finish reasons", ", ".join(f"{k}: {v}" for k, v in operational["finish_reasons"].items()) or "–"],
+        ["answer paths", ", ".join(f"{k}: {v}" for k, v in operational.get("answer_paths", {}).items()) or "–"],
+        ["generated sentences dropped by verification", str(operational.get("generated_sentences_dropped", 0))],
     ])
+    by_path = operational.get("by_answer_path", {})
+    if by_path:
+        shown = [m for m in ("faithfulness_embedding", "answer_relevancy_embedding", "answer_token_f1", "abstention_accuracy")
+                 if any(m in p["scores"] for p in by_path.values())]
+        report.table(["answer path", "turns", "share", *shown], [
+            [path, str(p["turns"]), _number(p["share"]), *(_number(p["scores"].get(m)) for m in shown)]
+            for path, p in by_path.items()
+        ])
     report.table(["stage (ms)", "p50", "p90", "p99"], [
         [stage, *(_number(operational["latency_ms"][stage][p], 1) for p in ("p50", "p90", "p99"))] for stage in LATENCY_STAGES
     ])

@@ -159,7 +159,33 @@ def operational_metrics(turns: list[Turn]) -> dict[str, Any]:
             "p95": _percentile(tokens, 0.95),
         },
         "finish_reasons": dict(Counter(t.finish_reason for t in turns).most_common()),
+        "answer_paths": dict(Counter(t.answer_path or "unknown" for t in turns).most_common()),
+        "generated_sentences_dropped": sum(t.sentences_dropped for t in turns),
     }
+
+
+def scores_by_answer_path(items: list[ItemScores], turns: list[Turn]) -> dict[str, dict[str, Any]]:
+    """Each answer path's share of the turns and its mean scores, so a path that fails (say, the
+    extractive fallback) shows up on its own instead of inside the average."""
+    path_of = {t.turn_id: t.answer_path or "unknown" for t in turns}
+    grouped: dict[str, list[ItemScores]] = {}
+    for item in items:
+        if item.kind == "turn":
+            grouped.setdefault(path_of.get(item.id, "unknown"), []).append(item)
+    total = sum(len(group) for group in grouped.values())
+    report = {}
+    for path, group in sorted(grouped.items()):
+        names = sorted({name for item in group for name in item.scores})
+        report[path] = {
+            "turns": len(group),
+            "share": len(group) / total if total else None,
+            "scores": {
+                name: statistics.fmean(values)
+                for name in names
+                if (values := [item.scores[name] for item in group if name in item.scores])
+            },
+        }
+    return report
 
 
 def judge_free_scores(
@@ -185,6 +211,8 @@ def judge_free_scores(
     if golden.answerable and golden.reference_answer:
         scores["answer_similarity"] = heuristic.answer_similarity(turn.answer, golden.reference_answer, embed)
         scores["answer_token_f1"] = heuristic.token_f1(turn.answer, golden.reference_answer)
+    if golden.answerable and golden.key_facts:
+        scores["key_fact_recall"] = heuristic.key_fact_recall(turn.answer, golden.key_facts)
         if turn.contexts:
             scores["contextual_recall_embedding"] = heuristic.contextual_recall(golden.reference_answer, turn.contexts, embed, support)
     return scores
@@ -307,4 +335,6 @@ async def evaluate(
         advance()
     if judge is not None:
         await judged_scores(items, turns, summaries, golden, judge, list(rubrics), settings, thresholds, advance)
-    return Evaluation(items, aggregate(items, thresholds), retrieval_curve(turns, golden), operational_metrics(turns))
+    operational = operational_metrics(turns)
+    operational["by_answer_path"] = scores_by_answer_path(items, turns)
+    return Evaluation(items, aggregate(items, thresholds), retrieval_curve(turns, golden), operational)

@@ -18,11 +18,37 @@ class SessionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SESSION_STATUS_WAITING_FOR_AGENT: _ClassVar[SessionStatus]
     SESSION_STATUS_WITH_AGENT: _ClassVar[SessionStatus]
     SESSION_STATUS_CLOSED: _ClassVar[SessionStatus]
+
+class AnswerMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANSWER_MODE_UNSPECIFIED: _ClassVar[AnswerMode]
+    ANSWER_MODE_GENERATIVE: _ClassVar[AnswerMode]
+    ANSWER_MODE_VERIFIED: _ClassVar[AnswerMode]
+    ANSWER_MODE_EXTRACTIVE: _ClassVar[AnswerMode]
+
+class AnswerPath(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANSWER_PATH_UNSPECIFIED: _ClassVar[AnswerPath]
+    ANSWER_PATH_GENERATED: _ClassVar[AnswerPath]
+    ANSWER_PATH_VERIFIED: _ClassVar[AnswerPath]
+    ANSWER_PATH_EXTRACTIVE: _ClassVar[AnswerPath]
+    ANSWER_PATH_EXTRACTIVE_FALLBACK: _ClassVar[AnswerPath]
+    ANSWER_PATH_FIXED_REPLY: _ClassVar[AnswerPath]
 SESSION_STATUS_UNSPECIFIED: SessionStatus
 SESSION_STATUS_BOT: SessionStatus
 SESSION_STATUS_WAITING_FOR_AGENT: SessionStatus
 SESSION_STATUS_WITH_AGENT: SessionStatus
 SESSION_STATUS_CLOSED: SessionStatus
+ANSWER_MODE_UNSPECIFIED: AnswerMode
+ANSWER_MODE_GENERATIVE: AnswerMode
+ANSWER_MODE_VERIFIED: AnswerMode
+ANSWER_MODE_EXTRACTIVE: AnswerMode
+ANSWER_PATH_UNSPECIFIED: AnswerPath
+ANSWER_PATH_GENERATED: AnswerPath
+ANSWER_PATH_VERIFIED: AnswerPath
+ANSWER_PATH_EXTRACTIVE: AnswerPath
+ANSWER_PATH_EXTRACTIVE_FALLBACK: AnswerPath
+ANSWER_PATH_FIXED_REPLY: AnswerPath
 
 class Turn(_message.Message):
     __slots__ = ("turn_id", "role", "content", "citations", "create_time", "grounded", "feedback")
@@ -67,16 +93,18 @@ class Session(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., customer_id: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_agent: _Optional[str] = ..., handoff_reason: _Optional[str] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("session_id", "message", "collection", "channel")
+    __slots__ = ("session_id", "message", "collection", "channel", "answer_mode")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_MODE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     message: str
     collection: str
     channel: str
-    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
+    answer_mode: AnswerMode
+    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
     __slots__ = ("session", "sources", "delta", "result")
@@ -127,7 +155,7 @@ class StageLatencies(_message.Message):
     def __init__(self, session_ms: _Optional[float] = ..., rewrite_ms: _Optional[float] = ..., retrieval_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class ChatResult(_message.Message):
-    __slots__ = ("turn_id", "answer", "citations", "finish_reason", "latencies", "handoff", "grounded", "completion_tokens", "rewritten_question")
+    __slots__ = ("turn_id", "answer", "citations", "finish_reason", "latencies", "handoff", "grounded", "completion_tokens", "rewritten_question", "answer_mode", "answer_path", "sentences_kept", "sentences_dropped", "fallback_reason")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +165,11 @@ class ChatResult(_message.Message):
     GROUNDED_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     REWRITTEN_QUESTION_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_MODE_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_PATH_FIELD_NUMBER: _ClassVar[int]
+    SENTENCES_KEPT_FIELD_NUMBER: _ClassVar[int]
+    SENTENCES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]
@@ -146,7 +179,12 @@ class ChatResult(_message.Message):
     grounded: bool
     completion_tokens: int
     rewritten_question: str
-    def __init__(self, turn_id: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., latencies: _Optional[_Union[StageLatencies, _Mapping]] = ..., handoff: _Optional[bool] = ..., grounded: _Optional[bool] = ..., completion_tokens: _Optional[int] = ..., rewritten_question: _Optional[str] = ...) -> None: ...
+    answer_mode: AnswerMode
+    answer_path: AnswerPath
+    sentences_kept: int
+    sentences_dropped: int
+    fallback_reason: str
+    def __init__(self, turn_id: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., latencies: _Optional[_Union[StageLatencies, _Mapping]] = ..., handoff: _Optional[bool] = ..., grounded: _Optional[bool] = ..., completion_tokens: _Optional[int] = ..., rewritten_question: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ..., answer_path: _Optional[_Union[AnswerPath, str]] = ..., sentences_kept: _Optional[int] = ..., sentences_dropped: _Optional[int] = ..., fallback_reason: _Optional[str] = ...) -> None: ...
 
 class CreateSessionRequest(_message.Message):
     __slots__ = ("collection", "channel", "customer_id")
@@ -299,12 +337,16 @@ class SuggestRepliesRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class SuggestedReply(_message.Message):
-    __slots__ = ("text", "citations")
+    __slots__ = ("text", "citations", "sources", "answer_path")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_PATH_FIELD_NUMBER: _ClassVar[int]
     text: str
     citations: _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]
-    def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
+    answer_path: AnswerPath
+    def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., answer_path: _Optional[_Union[AnswerPath, str]] = ...) -> None: ...
 
 class SuggestRepliesResponse(_message.Message):
     __slots__ = ("suggestions", "sources")

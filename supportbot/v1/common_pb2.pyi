@@ -23,6 +23,7 @@ class FinishReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FINISH_REASON_LENGTH: _ClassVar[FinishReason]
     FINISH_REASON_ABORTED: _ClassVar[FinishReason]
     FINISH_REASON_NOT_GENERATED: _ClassVar[FinishReason]
+    FINISH_REASON_REPETITION: _ClassVar[FinishReason]
 ROLE_UNSPECIFIED: Role
 ROLE_SYSTEM: Role
 ROLE_CUSTOMER: Role
@@ -34,6 +35,7 @@ FINISH_REASON_STOP_STRING: FinishReason
 FINISH_REASON_LENGTH: FinishReason
 FINISH_REASON_ABORTED: FinishReason
 FINISH_REASON_NOT_GENERATED: FinishReason
+FINISH_REASON_REPETITION: FinishReason
 
 class Source(_message.Message):
     __slots__ = ("chunk_id", "document_id", "title", "heading_path", "url", "collection", "text", "score", "dense_score", "sparse_score", "metadata", "content_hash")

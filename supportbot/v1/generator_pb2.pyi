@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("question", "sources", "history", "messages", "max_tokens", "temperature", "json_schema", "adapter", "disable_stop_strings", "request_id", "repetition_penalty")
+    __slots__ = ("question", "sources", "history", "messages", "max_tokens", "temperature", "json_schema", "adapter", "disable_stop_strings", "request_id", "repetition_penalty", "allow_repetition")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class GenerateRequest(_message.Message):
     DISABLE_STOP_STRINGS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REPETITION_PENALTY_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_REPETITION_FIELD_NUMBER: _ClassVar[int]
     question: str
     sources: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
     history: _containers.RepeatedCompositeFieldContainer[_common_pb2.ConversationMessage]
@@ -31,7 +32,8 @@ class GenerateRequest(_message.Message):
     disable_stop_strings: bool
     request_id: str
     repetition_penalty: float
-    def __init__(self, question: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., json_schema: _Optional[str] = ..., adapter: _Optional[str] = ..., disable_stop_strings: _Optional[bool] = ..., request_id: _Optional[str] = ..., repetition_penalty: _Optional[float] = ...) -> None: ...
+    allow_repetition: bool
+    def __init__(self, question: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., json_schema: _Optional[str] = ..., adapter: _Optional[str] = ..., disable_stop_strings: _Optional[bool] = ..., request_id: _Optional[str] = ..., repetition_penalty: _Optional[float] = ..., allow_repetition: _Optional[bool] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("delta", "result")

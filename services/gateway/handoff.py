@@ -1,0 +1,41 @@
+"""When a conversation goes to a person: every rule in one place."""
+
+from __future__ import annotations
+
+import re
+
+from services.gateway.sessions import SessionRecord
+from supportbot.conversation import SessionStatus
+
+_ASKS_FOR_PERSON = re.compile(
+    r"\b(human|real person|a person|an agent|live agent|representative|talk to (someone|somebody))\b", re.I
+)
+
+ASKED_FOR_PERSON = "customer asked for a person"
+COULD_NOT_ANSWER = "the bot could not answer twice in a row"
+THUMBS_DOWN = "the customer marked an answer as unhelpful"
+# Ungrounded answers in a row after which a person takes over.
+UNGROUNDED_STREAK_LIMIT = 2
+
+
+def asks_for_person(message: str) -> bool:
+    return bool(_ASKS_FOR_PERSON.search(message))
+
+
+def queue(session: SessionRecord, reason: str) -> bool:
+    """Puts a bot conversation in the agent queue; False when a person already has it."""
+    if session.status != SessionStatus.BOT:
+        return False
+    session.status, session.handoff_reason = SessionStatus.WAITING, reason
+    return True
+
+
+def after_answer(session: SessionRecord, grounded: bool) -> str:
+    """Counts the bot's unanswered turns; the reason to hand off now, or ""."""
+    session.ungrounded_streak = 0 if grounded else session.ungrounded_streak + 1
+    return COULD_NOT_ANSWER if session.ungrounded_streak >= UNGROUNDED_STREAK_LIMIT else ""
+
+
+def last_real_question(questions: list[str]) -> str:
+    """"Can I talk to a person?" is no question for the help center: the last one that is."""
+    return next((q for q in reversed(questions) if not asks_for_person(q)), questions[-1] if questions else "")

@@ -1,0 +1,275 @@
+"""One chat turn as named stages over one context object:
+
+    open_session -> rewrite -> (person asked for? acknowledge and queue) -> retrieve -> answer
+    -> decide_handoff -> record
+
+`ChatTurns.run` yields the ChatResponse stream; each stage reads and fills the `TurnContext`.
+Errors are raised as `ServiceError`s and mapped to gRPC statuses in one place
+(`supportbot.core.errors.ErrorMappingInterceptor`). The stages need only a session store, the
+interaction log and two stubs, so tests drive them with fake backends.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+
+from services.gateway import handoff
+from services.gateway.answering import Answer, AnswerComposer
+from services.gateway.convert import (
+    answer_mode_name,
+    answer_path_name,
+    citation_dict,
+    status_event,
+    turn_event,
+)
+from services.gateway.interaction_log import InteractionLog
+from services.gateway.redaction import redact
+from services.gateway.sessions import SessionRecord, SessionStore, TurnRecord, new_turn_id
+from services.gateway.settings import GatewaySettings
+from supportbot.conversation import SessionStatus, Speaker
+from supportbot.core.auth import current_principal
+from supportbot.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied, require_text
+from supportbot.core.telemetry import tracer
+from supportbot.interactions import RetrievedChunk, TurnInteraction
+from supportbot.v1 import chat_pb2, common_pb2, retriever_pb2, retriever_pb2_grpc
+
+log = logging.getLogger(__name__)
+TRACER = tracer(__name__)
+
+_FOLLOW_UP = re.compile(r"\b(it|that|this|they|them|those|these|its|there)\b", re.I)
+
+
+def standalone_question(question: str, session: SessionRecord) -> str:
+    """A follow-up that leans on the conversation ("how long does that take?") is searched
+    together with the customer's previous question."""
+    previous = [t.content for t in session.turns if t.role == Speaker.CUSTOMER]
+    if previous and (len(question.split()) <= 6 or _FOLLOW_UP.search(question)):
+        return f"{previous[-1]} {question}"
+    return question
+
+
+def conversation_history(session: SessionRecord, limit: int) -> list[common_pb2.ConversationMessage]:
+    """The conversation the model sees: the latest messages, without system notes."""
+    if not limit:
+        return []
+    return [
+        common_pb2.ConversationMessage(role=t.role.to_pb(), content=t.content)
+        for t in session.turns[-limit:]
+        if t.role != Speaker.SYSTEM and t.content
+    ]
+
+
+@dataclass
+class TurnContext:
+    """Everything one turn knows, filled stage by stage."""
+
+    request: chat_pb2.ChatRequest
+    message: str
+    mode: int
+    started: float = field(default_factory=time.perf_counter)
+    turn_id: str = field(default_factory=new_turn_id)
+    session: SessionRecord | None = None
+    rewritten: str = ""
+    history: list[common_pb2.ConversationMessage] = field(default_factory=list)
+    sources: list[common_pb2.Source] = field(default_factory=list)
+    retrieval_failed: bool = False
+    answer: Answer = field(default_factory=Answer)
+    handoff: bool = False
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    result: chat_pb2.ChatResult | None = None
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def latencies(self) -> chat_pb2.StageLatencies:
+        first = (self.answer.first_text_at - self.started) * 1000 if self.answer.first_text_at else 0.0
+        return chat_pb2.StageLatencies(
+            session_ms=self.stage_ms.get("session", 0.0), rewrite_ms=self.stage_ms.get("rewrite", 0.0),
+            retrieval_ms=self.stage_ms.get("retrieval", 0.0), first_token_ms=first, total_ms=self.elapsed_ms(),
+        )
+
+
+class ChatTurns:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        sessions: SessionStore,
+        interactions: InteractionLog,
+        retriever: retriever_pb2_grpc.RetrieverServiceStub,
+        composer: AnswerComposer,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.interactions = interactions
+        self.retriever = retriever
+        self.composer = composer
+
+    def context(self, request: chat_pb2.ChatRequest) -> TurnContext:
+        message = require_text(request.message, field="message", limit=self.settings.max_message_chars, hint="type a question")
+        if request.answer_mode not in chat_pb2.AnswerMode.values():
+            raise InvalidArgument(f"unknown answer_mode {request.answer_mode}")
+        return TurnContext(request, message, request.answer_mode or self.settings.answer_mode_value())
+
+    async def run(self, request: chat_pb2.ChatRequest) -> AsyncIterator[chat_pb2.ChatResponse]:
+        turn = self.context(request)
+        session = await self.open_session(turn)
+        yield chat_pb2.ChatResponse(session=chat_pb2.SessionInfo(session_id=session.session_id, turn_id=turn.turn_id))
+
+        async with self.sessions.locked(session.session_id) as session:
+            turn.session = session
+            turn.stage_ms["session"] = turn.elapsed_ms()
+            await self.rewrite(turn)
+            if session.status.with_person:
+                # A person is handling this conversation: the bot stays quiet.
+                yield chat_pb2.ChatResponse(result=chat_pb2.ChatResult(
+                    turn_id=turn.turn_id, finish_reason=common_pb2.FINISH_REASON_NOT_GENERATED,
+                    latencies=turn.latencies(), handoff=True, answer_mode=turn.mode,
+                ))
+                return
+            try:
+                if handoff.asks_for_person(turn.message):
+                    # No search and no model: a short acknowledgement and the queue, at once.
+                    text = self.composer.fixed(turn.answer, self.settings.handoff_answer, handoff.ASKED_FOR_PERSON)
+                    yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
+                    turn.handoff = handoff.queue(session, handoff.ASKED_FOR_PERSON)
+                else:
+                    async for response in self.retrieve(turn):
+                        yield response
+                    async for response in self.answer(turn):
+                        yield response
+                    self.decide_handoff(turn)
+            finally:
+                # Also when the customer goes away mid-answer: what was said stays in the session.
+                await self.record(turn)
+            yield chat_pb2.ChatResponse(result=turn.result)
+
+    # -- stages -------------------------------------------------------------------------------
+    async def open_session(self, turn: TurnContext) -> SessionRecord:
+        """The request's session (which this key may see, and still open), or a new one."""
+        request = turn.request
+        if request.session_id:
+            session = authorize(await self.sessions.get(request.session_id))
+            if session.status == SessionStatus.CLOSED:
+                raise FailedPrecondition(f"session {session.session_id} is closed: start a new one")
+            return session
+        return await self.create_session(request.collection, request.channel, "")
+
+    async def create_session(self, collection: str, channel: str, customer_id: str) -> SessionRecord:
+        principal = current_principal()
+        if principal is not None and principal.role == "customer":
+            customer_id = principal.customer_id
+        return await self.sessions.create(
+            collection=collection or self.settings.default_collection, channel=channel or "api", customer_id=customer_id
+        )
+
+    async def rewrite(self, turn: TurnContext) -> None:
+        started = time.perf_counter()
+        session = turn.session
+        assert session is not None
+        turn.history = conversation_history(session, self.settings.history_messages)
+        turn.rewritten = standalone_question(turn.message, session)
+        turn.stage_ms["rewrite"] = (time.perf_counter() - started) * 1000
+        customer_turn = TurnRecord(new_turn_id(), Speaker.CUSTOMER, turn.message, time.time())
+        session.turns.append(customer_turn)
+        await self.sessions.publish(session.session_id, turn_event(customer_turn))
+
+    async def retrieve(self, turn: TurnContext) -> AsyncIterator[chat_pb2.ChatResponse]:
+        started = time.perf_counter()
+        assert turn.session is not None
+        try:
+            turn.sources = await search(
+                self.retriever, turn.rewritten, turn.session.collection, self.settings.top_k, self.settings.retrieval_timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise InvalidArgument(exc.details() or "the question was refused by the retriever") from exc
+            turn.retrieval_failed = exc.code() != grpc.StatusCode.NOT_FOUND
+            log.warning("retrieval failed", extra={"code": exc.code().name, "details": exc.details()})
+        turn.stage_ms["retrieval"] = (time.perf_counter() - started) * 1000
+        yield chat_pb2.ChatResponse(sources=chat_pb2.SourcesRetrieved(sources=turn.sources, rewritten_question=turn.rewritten))
+
+    async def answer(self, turn: TurnContext) -> AsyncIterator[chat_pb2.ChatResponse]:
+        if turn.retrieval_failed:
+            texts = iter([self.composer.fixed(turn.answer, self.settings.unavailable_answer, "the retriever is unavailable")])
+        elif not turn.sources:
+            texts = iter([self.composer.fixed(turn.answer, self.settings.ungrounded_answer, "no source matched the question")])
+        else:
+            previous = turn.rewritten[: -len(turn.message)].strip() if turn.rewritten != turn.message else ""
+            async for text in self.composer.stream(
+                turn.message, turn.sources, turn.answer, mode=turn.mode, context_question=previous,
+                history=turn.history, request_id=turn.turn_id,
+            ):
+                yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
+            return
+        for text in texts:
+            yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
+
+    def decide_handoff(self, turn: TurnContext) -> None:
+        assert turn.session is not None
+        reason = handoff.after_answer(turn.session, turn.answer.grounded)
+        if reason:
+            turn.handoff = handoff.queue(turn.session, reason)
+
+    async def record(self, turn: TurnContext) -> None:
+        """Saves the bot's turn in the session, tells watchers, and logs the interaction."""
+        session, answer = turn.session, turn.answer
+        assert session is not None
+        if answer.path == chat_pb2.ANSWER_PATH_UNSPECIFIED and answer.text:
+            answer.finish = common_pb2.FINISH_REASON_ABORTED  # cut short while streaming
+        assistant_turn = TurnRecord(
+            turn.turn_id, Speaker.ASSISTANT, answer.text.strip(), time.time(),
+            citations=[citation_dict(c) for c in answer.citations], grounded=answer.grounded,
+        )
+        session.turns.append(assistant_turn)
+        latencies = turn.latencies()
+        turn.result = chat_pb2.ChatResult(
+            turn_id=turn.turn_id, answer=assistant_turn.content, citations=answer.citations, finish_reason=answer.finish,
+            latencies=latencies, handoff=turn.handoff, grounded=answer.grounded, completion_tokens=answer.completion_tokens,
+            rewritten_question=turn.rewritten, answer_mode=turn.mode, answer_path=answer.path,
+            sentences_kept=answer.sentences_kept, sentences_dropped=answer.sentences_dropped,
+            fallback_reason=answer.fallback_reason,
+        )
+        await self.sessions.publish(session.session_id, turn_event(assistant_turn))
+        if turn.handoff:
+            await self.sessions.publish(session.session_id, status_event(SessionStatus.WAITING))
+        await self.interactions.append(TurnInteraction(
+            turn_id=turn.turn_id, session_id=session.session_id, timestamp=time.time(),
+            collection=session.collection, channel=session.channel,
+            question=redact(turn.message), rewritten_question=redact(turn.rewritten),
+            retrieved=[RetrievedChunk(s.chunk_id, s.document_id, s.score, s.dense_score) for s in turn.sources],
+            contexts=[s.text for s in turn.sources], answer=redact(assistant_turn.content),
+            citations=assistant_turn.citations, finish_reason=common_pb2.FinishReason.Name(answer.finish),
+            completion_tokens=answer.completion_tokens,
+            latencies_ms={
+                "session": latencies.session_ms, "rewrite": latencies.rewrite_ms, "retrieval": latencies.retrieval_ms,
+                "first_token": latencies.first_token_ms, "total": latencies.total_ms,
+            },
+            grounded=answer.grounded, handoff=turn.handoff,
+            answer_mode=answer_mode_name(turn.mode), answer_path=answer_path_name(answer.path),
+            sentences_kept=answer.sentences_kept, sentences_dropped=answer.sentences_dropped,
+            fallback_reason=answer.fallback_reason,
+        ))
+
+
+def authorize(session: SessionRecord) -> SessionRecord:
+    """The session, when the calling key may see it."""
+    principal = current_principal()
+    if principal is not None and not principal.can_see(session.collection, session.customer_id):
+        raise PermissionDenied(f"this key may not access session {session.session_id}")
+    return session
+
+
+async def search(
+    retriever: retriever_pb2_grpc.RetrieverServiceStub, query: str, collection: str, top_k: int, timeout_s: float
+) -> list[common_pb2.Source]:
+    with TRACER.start_as_current_span("retrieval"):
+        response = await retriever.Search(
+            retriever_pb2.SearchRequest(query=query, collection=collection, top_k=top_k), timeout=timeout_s
+        )
+    return list(response.results)

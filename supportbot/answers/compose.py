@@ -1,0 +1,158 @@
+"""Answers that reach a customer: extractive answers quoted from the sources, and generated
+answers verified sentence by sentence as they stream. Every sentence that is shown carries the
+citation of the source it rests on.
+
+    >>> from supportbot.answers.grounding import Evidence, Passage
+    >>> evidence = Evidence([Passage("Refunds", "Card refunds take 5-10 business days. PayPal takes 1-3 days.")])
+    >>> extractive_answer("how long do card refunds take", evidence).text
+    'Card refunds take 5-10 business days. [1] PayPal takes 1-3 days. [1]'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from supportbot.answers.citations import CITATION_MARK
+from supportbot.answers.grounding import Evidence
+from supportbot.answers.text import plain, split_units, terms
+
+# Placeholders a model copies from templates it has seen: "[Your Name]", "{replies}", "<company>".
+TEMPLATE_HOLE = re.compile(r"\[[A-Za-z][A-Za-z _-]*\]|\{[A-Za-z_][A-Za-z0-9_ ]*\}|<[A-Za-z][A-Za-z _-]*>")
+# A sentence is complete once it ends and something follows it; "2." opening a list item and a
+# figure such as "$14." do not end one.
+_BOUNDARY = re.compile(r"\n+|(?:(?<=[^\d\s][.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[*]*[A-Z0-9])")
+
+
+@dataclass
+class AnswerSentence:
+    text: str
+    sources: list[int]
+    score: float = 1.0
+    is_list_item: bool = False
+
+    def rendered(self) -> str:
+        marks = "".join(f"[{n}]" for n in self.sources)
+        return f"{self.text} {marks}" if marks else self.text
+
+
+def render(sentences: list[AnswerSentence]) -> str:
+    return "".join(joiner(sentences[:i], s) + s.rendered() for i, s in enumerate(sentences))
+
+
+def joiner(before: list[AnswerSentence], sentence: AnswerSentence) -> str:
+    """What goes between the sentences already shown and the next one."""
+    if not before:
+        return ""
+    return "\n" if sentence.is_list_item or before[-1].is_list_item else " "
+
+
+@dataclass
+class ComposedAnswer:
+    sentences: list[AnswerSentence] = field(default_factory=list)
+    relevance: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return render(self.sentences)
+
+    @property
+    def sources(self) -> list[int]:
+        return list(dict.fromkeys(n for s in self.sentences for n in s.sources))
+
+
+def extractive_answer(question: str, evidence: Evidence, *, context: str = "", min_relevance: float = 0.0) -> ComposedAnswer:
+    """The source sentences that answer the question, quoted; empty when none is relevant
+    enough (the caller then says the help center does not cover it)."""
+    composition = evidence.compose(question, context=context)
+    if not composition.quotes or composition.relevance < min_relevance:
+        return ComposedAnswer(relevance=composition.relevance)
+    return ComposedAnswer(
+        [AnswerSentence(plain(q.text) if not q.is_list_item else q.text.strip(), [q.source], 1.0, q.is_list_item)
+         for q in composition.quotes],
+        composition.relevance,
+    )
+
+
+@dataclass
+class SentenceVerdict:
+    text: str
+    kept: bool
+    reason: str  # "supported", "unsupported", "repeated", "template hole", "no content"
+    score: float = 0.0
+    sources: list[int] = field(default_factory=list)
+
+
+class StreamingVerifier:
+    """Fed the generated text as it streams; returns each sentence once it is complete and
+    supported by the sources, with the citation it rests on: the model's own [n] where that
+    source supports it, else the best-supporting source. Unsupported, repeated and template
+    sentences are dropped and counted, so what streams to the customer needs no retraction."""
+
+    def __init__(self, evidence: Evidence, *, threshold: float) -> None:
+        self.evidence = evidence
+        self.threshold = threshold
+        self.kept: list[AnswerSentence] = []
+        self.verdicts: list[SentenceVerdict] = []
+        self._buffer = ""
+        self._seen: set[str] = set()
+
+    @property
+    def dropped(self) -> int:
+        return sum(1 for v in self.verdicts if not v.kept)
+
+    def feed(self, delta: str) -> list[AnswerSentence]:
+        self._buffer += delta
+        last = None
+        for last in _BOUNDARY.finditer(self._buffer):
+            pass
+        if last is None:
+            return []
+        complete, self._buffer = self._buffer[: last.start()], self._buffer[last.end() :]
+        return self._judge(complete)
+
+    def finish(self, *, truncated: bool = False) -> list[AnswerSentence]:
+        """The rest of the text; a last sentence cut off by the token limit is not shown."""
+        rest, self._buffer = self._buffer, ""
+        if truncated and not re.search(r"[.!?:)\]]\s*$", rest):
+            if rest.strip():
+                self.verdicts.append(SentenceVerdict(rest.strip(), False, "cut off"))
+            return []
+        return self._judge(rest)
+
+    def _judge(self, text: str) -> list[AnswerSentence]:
+        accepted = []
+        for unit in split_units(text):
+            verdict = self._verdict(unit.text)
+            self.verdicts.append(verdict)
+            if verdict.kept:
+                sentence = AnswerSentence(verdict.text, verdict.sources, verdict.score, unit.is_list_item)
+                self.kept.append(sentence)
+                accepted.append(sentence)
+        return accepted
+
+    def _verdict(self, raw: str) -> SentenceVerdict:
+        cited = [int(n) for group in CITATION_MARK.findall(raw) for n in re.findall(r"\d+", group)]
+        text = plain(CITATION_MARK.sub("", raw)).strip()
+        text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+        if TEMPLATE_HOLE.search(text):
+            return SentenceVerdict(text, False, "template hole")
+        key = " ".join(terms(text))
+        if not key:
+            return SentenceVerdict(text, False, "no content")
+        if key in self._seen:
+            return SentenceVerdict(text, False, "repeated")
+        support = self.evidence.support(text)
+        if support.score < self.threshold:
+            return SentenceVerdict(text, False, "unsupported", support.score)
+        self._seen.add(key)
+        # Keep the model's own citation when that source supports the sentence as well.
+        sources = [support.source]
+        for number in cited:
+            if 1 <= number <= len(self.evidence.sources) and number != support.source:
+                own = Evidence([self.evidence.passages[number - 1]]).support(text)
+                if own.score >= self.threshold:
+                    sources = [number]
+                    break
+        return SentenceVerdict(text, True, "supported", support.score, sources)
+

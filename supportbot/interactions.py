@@ -1,0 +1,88 @@
+"""The interaction log's records: written by the gateway, read by `supportbot eval`. One type per
+kind, so writer and reader cannot drift apart."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class RetrievedChunk:
+    chunk_id: str
+    document_id: str
+    score: float
+    dense_score: float
+
+
+@dataclass
+class TurnInteraction:
+    """One chat turn: what was asked, found, answered, how, and how long each stage took."""
+
+    turn_id: str
+    session_id: str
+    timestamp: float
+    collection: str = ""
+    channel: str = ""
+    question: str = ""
+    rewritten_question: str = ""
+    retrieved: list[RetrievedChunk] = field(default_factory=list)
+    contexts: list[str] = field(default_factory=list)
+    answer: str = ""
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str = ""
+    completion_tokens: int = 0
+    latencies_ms: dict[str, float] = field(default_factory=dict)
+    grounded: bool = False
+    handoff: bool = False
+    # How the answer was made (see chat.proto's AnswerMode and AnswerPath, without the prefix).
+    answer_mode: str = ""
+    answer_path: str = ""
+    sentences_kept: int = 0
+    sentences_dropped: int = 0
+    fallback_reason: str = ""
+
+    KIND = "turn"
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TurnInteraction:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in record.items() if k in known}
+        values["retrieved"] = [
+            RetrievedChunk(**{k: r.get(k, 0.0 if k.endswith("score") else "") for k in ("chunk_id", "document_id", "score", "dense_score")})
+            for r in record.get("retrieved", [])
+        ]
+        return cls(**values)
+
+
+@dataclass
+class FeedbackInteraction:
+    turn_id: str
+    session_id: str
+    rating: int
+    comment: str
+    timestamp: float
+
+    KIND = "feedback"
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SummaryInteraction:
+    """An agent-assist summary with the conversation it condenses (for the QAG summary metric)."""
+
+    session_id: str
+    timestamp: float
+    transcript: str
+    summary: str
+    answer_path: str = ""
+
+    KIND = "summary"
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
