@@ -10,13 +10,20 @@ DEEPEVAL_VERSION := 4.3.1
 UNWANTED := torchvision torchaudio torchcodec
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test install protos lint-protos bench eval clean
+.PHONY: up test test-fast lint install protos lint-protos bench eval clean
 
 up: install
 	$(BIN)/supportbot up
 
 test: install
 	$(BIN)/python -m pytest
+
+# What needs no model and no started stack (real Valkey and gRPC servers at most): seconds.
+test-fast: install
+	$(BIN)/python -m pytest -m unit
+
+lint: install
+	$(BIN)/ruff check .
 
 install: $(STAMP)
 

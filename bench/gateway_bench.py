@@ -24,8 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from supportbot.cli import _ingest  # noqa: E402
-from supportbot.client import SupportbotClient  # noqa: E402
+from supportbot.client import (
+    SupportbotClient,  # noqa: E402
+    ingest_quietly,  # noqa: E402
+)
 from supportbot.core.settings import default_data_dir  # noqa: E402
 from supportbot.models import default_model_dir, prepare_default_model  # noqa: E402
 from supportbot.sample import HELPCENTER, load_golden_set  # noqa: E402
@@ -152,7 +154,7 @@ def main() -> None:
     try:
         with console.status("starting the stack"):
             stack.start()
-            asyncio.run(_ingest([HELPCENTER], "", stack.address("retriever"), stack.key("admin"), quiet=True))
+            asyncio.run(ingest_quietly([HELPCENTER], "", stack.address("retriever"), stack.key("admin")))
         with console.status("gateway vs direct generator"):
             over = asyncio.run(overhead(stack, questions[: args.overhead_questions], args.answer_tokens))
         with console.status(f"{args.sessions} sessions x {args.turns} turns"):

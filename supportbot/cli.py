@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import grpc
 import typer
@@ -20,14 +20,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from supportbot.client import (
+    IngestReport,
     SupportbotClient,
     documents_from_paths,
     gateway_address,
+    ingest_quietly,
     retriever_address,
 )
 from supportbot.core.auth import Role, local_key
 from supportbot.core.settings import default_data_dir
-from supportbot.v1 import chat_pb2, retriever_pb2
+from supportbot.v1 import chat_pb2
 
 app = typer.Typer(help="supportbot: a customer-support chatbot on gRPC microservices.", no_args_is_help=True)
 model_app = typer.Typer(help="Manage the generator's model.", no_args_is_help=True)
@@ -94,7 +96,7 @@ def up(
         with console.status(f"Starting {', '.join(chosen)} (the generator's engine takes about a minute)…"):
             stack.start()
         if "retriever" in chosen and ingest_sample:
-            asyncio.run(_ingest([HELPCENTER], "", stack.address("retriever"), stack.key("admin"), quiet=True))
+            asyncio.run(ingest_quietly([HELPCENTER], "", stack.address("retriever"), stack.key("admin")))
         table = Table(title="supportbot is up", show_header=True)
         table.add_column("service")
         table.add_column("address")
@@ -122,42 +124,34 @@ def up(
         raise typer.Exit(1)
 
 
-async def _ingest(paths: list[Path], collection: str, address: str, api_key: str, quiet: bool = False) -> dict[str, int]:
-    documents = documents_from_paths(paths)
-    counts = {"added": 0, "updated": 0, "unchanged": 0, "failed": 0, "chunks": 0}
-    names = {v: k for k, v in {
-        "added": retriever_pb2.INGEST_STATUS_ADDED, "updated": retriever_pb2.INGEST_STATUS_UPDATED,
-        "unchanged": retriever_pb2.INGEST_STATUS_UNCHANGED, "failed": retriever_pb2.INGEST_STATUS_FAILED,
-    }.items()}
-    failures: list[tuple[str, str]] = []
+async def _ingest(paths: list[Path], collection: str, address: str, api_key: str) -> IngestReport:
+    """The client's ingest with a progress bar and a summary line."""
+    total = len(documents_from_paths(paths))
     async with SupportbotClient(retriever=address, api_key=api_key) as client:
         with Progress(
             TextColumn("[bold]Ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(), console=console, disable=quiet,
+            TimeElapsedColumn(), console=console,
         ) as progress:
-            task = progress.add_task("ingest", total=len(documents), rate="")
+            task = progress.add_task("ingest", total=total, rate="")
             started = time.perf_counter()
-            async for response in client.ingest((d for _, d in documents), collection=collection):
-                status = names.get(response.status, "failed")
-                counts[status] += 1
-                counts["chunks"] += response.chunks
-                if status == "failed":
-                    failures.append((response.source_path, response.error))
+
+            def advance(report: IngestReport) -> None:
                 elapsed = max(time.perf_counter() - started, 1e-6)
-                progress.update(task, advance=1, rate=f"{counts['chunks'] / elapsed:.0f} chunks/s")
-    for source, reason in failures:
+                progress.update(task, advance=1, rate=f"{report.chunks / elapsed:.0f} chunks/s")
+
+            report = await client.ingest_paths(paths, collection=collection, on_document=advance)
+    for source, reason in report.failures:
         errors.print(f"[yellow]skipped[/yellow] {source}: {reason}")
-    if not quiet:
-        console.print(
-            f"{counts['added']} added, {counts['updated']} updated, {counts['unchanged']} unchanged, "
-            f"{counts['failed']} failed; {counts['chunks']} chunks written"
-        )
-    return counts
+    console.print(
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.failed} failed; {report.chunks} chunks written"
+    )
+    return report
 
 
 @app.command()
 def ingest(
-    paths: Annotated[Optional[list[Path]], typer.Argument(exists=True, help="Files or folders (Markdown, HTML, text, PDF).")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(exists=True, help="Files or folders (Markdown, HTML, text, PDF).")] = None,
     sample: Annotated[bool, typer.Option("--sample", help="Ingest the bundled sample help center.")] = False,
     collection: Collection = "",
     retriever: Retriever = retriever_address(),
@@ -170,13 +164,13 @@ def ingest(
     if not paths:
         errors.print("Nothing to ingest: give files or folders, or --sample.")
         raise typer.Exit(2)
-    result: dict[str, int] = {}
+    reports: list[IngestReport] = []
 
     async def main() -> None:
-        result.update(await _ingest(paths, collection, retriever, _api_key(api_key, "admin")))
+        reports.append(await _ingest(paths, collection, retriever, _api_key(api_key, "admin")))
 
     _run(main())
-    if result.get("failed"):
+    if reports and reports[0].failed:
         raise typer.Exit(1)
 
 
@@ -211,7 +205,7 @@ def search(
 
 
 AnswerModeOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--mode", help="generative, verified or extractive [default: the gateway's answer mode]."),
 ]
 
@@ -272,7 +266,7 @@ async def _turn(
 @app.command()
 def ask(
     question: str,
-    session: Annotated[Optional[str], typer.Option("--session", help="Continue this session.")] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Continue this session.")] = None,
     collection: Collection = "",
     mode: AnswerModeOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -353,15 +347,15 @@ def keys_init(path: Annotated[Path, typer.Argument(help="The keys file to create
 eval_app = typer.Typer(help="Offline evaluation from the interaction log.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
-LogPaths = Annotated[Optional[list[Path]], typer.Argument(help="Interaction log files or folders [default: DATA_DIR/interactions].")]
-GoldenPath = Annotated[Optional[Path], typer.Option("--golden", help="Golden set (JSON Lines) for relevance and reference answers.")]
+LogPaths = Annotated[list[Path] | None, typer.Argument(help="Interaction log files or folders [default: DATA_DIR/interactions].")]
+GoldenPath = Annotated[Path | None, typer.Option("--golden", help="Golden set (JSON Lines) for relevance and reference answers.")]
 OutDir = Annotated[Path, typer.Option("--out", help="Report folders go here, one per run.")]
-Judge = Annotated[Optional[str], typer.Option("--judge", help="generator, openai or none [default: SUPPORTBOT_EVAL_JUDGE or generator].")]
-JudgeModel = Annotated[Optional[str], typer.Option("--judge-model", help="Judge model name (required for openai).")]
-JudgeUrl = Annotated[Optional[str], typer.Option("--judge-url", help="OpenAI-compatible base URL, e.g. http://vllm:8000/v1.")]
-Rubrics = Annotated[Optional[list[str]], typer.Option("--rubric", help="G-Eval metric NAME=CRITERIA (repeatable).")]
-Thresholds = Annotated[Optional[list[str]], typer.Option("--threshold", help="METRIC=VALUE or METRIC=off (repeatable).")]
-Baseline = Annotated[Optional[Path], typer.Option("--baseline", help="A previous run's report folder or results.json.")]
+Judge = Annotated[str | None, typer.Option("--judge", help="generator, openai or none [default: SUPPORTBOT_EVAL_JUDGE or generator].")]
+JudgeModel = Annotated[str | None, typer.Option("--judge-model", help="Judge model name (required for openai).")]
+JudgeUrl = Annotated[str | None, typer.Option("--judge-url", help="OpenAI-compatible base URL, e.g. http://vllm:8000/v1.")]
+Rubrics = Annotated[list[str] | None, typer.Option("--rubric", help="G-Eval metric NAME=CRITERIA (repeatable).")]
+Thresholds = Annotated[list[str] | None, typer.Option("--threshold", help="METRIC=VALUE or METRIC=off (repeatable).")]
+Baseline = Annotated[Path | None, typer.Option("--baseline", help="A previous run's report folder or results.json.")]
 
 
 def _eval_settings(judge: str | None, judge_model: str | None, judge_url: str | None):  # type: ignore[no-untyped-def]
@@ -419,8 +413,8 @@ def _evaluate(options, settings) -> None:  # type: ignore[no-untyped-def]
 def eval_score(
     logs: LogPaths = None,
     golden: GoldenPath = None,
-    since: Annotated[Optional[str], typer.Option(help="Only turns from this time on (ISO 8601, or an age: 24h, 7d).")] = None,
-    until: Annotated[Optional[str], typer.Option(help="Only turns before this time.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only turns from this time on (ISO 8601, or an age: 24h, 7d).")] = None,
+    until: Annotated[str | None, typer.Option(help="Only turns before this time.")] = None,
     collection: Annotated[str, typer.Option("--collection", "-c", help="Only this knowledge base.")] = "",
     feedback: Annotated[str, typer.Option(help="any, up, down, rated or unrated.")] = "any",
     out: OutDir = Path("eval-reports"),
@@ -468,7 +462,7 @@ def eval_replay(
     baseline: Baseline = None,
     gateway: Gateway = gateway_address(),
     api_key: Annotated[str, typer.Option("--api-key", envvar="SUPPORTBOT_API_KEY", help="An agent or admin key for the gateway.")] = "",
-    log_dir: Annotated[Optional[Path], typer.Option(help="The gateway's interaction log folder [default: DATA_DIR/interactions].")] = None,
+    log_dir: Annotated[Path | None, typer.Option(help="The gateway's interaction log folder [default: DATA_DIR/interactions].")] = None,
     data_dir: DataDir = default_data_dir(),
 ) -> None:
     """Run the golden questions through the live gateway, then score what the log recorded."""

@@ -10,7 +10,7 @@ for admin work), with a streaming chat helper.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,32 @@ from supportbot.v1 import (
     retriever_pb2_grpc,
 )
 
+_INGEST_STATUS_NAMES = {
+    retriever_pb2.INGEST_STATUS_ADDED: "added",
+    retriever_pb2.INGEST_STATUS_UPDATED: "updated",
+    retriever_pb2.INGEST_STATUS_UNCHANGED: "unchanged",
+    retriever_pb2.INGEST_STATUS_FAILED: "failed",
+}
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did: documents by outcome, chunks written, and why any failed."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    chunks: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def count(self, response: retriever_pb2.IngestResponse) -> str:
+        status = _INGEST_STATUS_NAMES.get(response.status, "failed")
+        setattr(self, status, getattr(self, status) + 1)
+        self.chunks += response.chunks
+        if status == "failed":
+            self.failures.append((response.source_path, response.error))
+        return status
 
 
 @dataclass
@@ -167,6 +193,17 @@ class SupportbotClient:
         async for response in self.retriever_stub.Ingest(requests()):
             yield response
 
+    async def ingest_paths(
+        self, paths: Iterable[Path], *, collection: str = "", on_document: Callable[[IngestReport], None] = lambda _: None
+    ) -> IngestReport:
+        """Ingests files and folders; `on_document` sees the report after each document."""
+        report = IngestReport()
+        documents = documents_from_paths(paths)
+        async for response in self.ingest((d for _, d in documents), collection=collection):
+            report.count(response)
+            on_document(report)
+        return report
+
     async def stats(self, collection: str = "") -> retriever_pb2.StatsResponse:
         return await self.retriever_stub.Stats(retriever_pb2.StatsRequest(collection=collection), timeout=30)
 
@@ -193,3 +230,9 @@ def documents_from_paths(paths: Iterable[Path]) -> list[tuple[Path, retriever_pb
         (file, retriever_pb2.Document(source_path=str(file), content=file.read_bytes()))
         for file in files
     ]
+
+
+async def ingest_quietly(paths: Iterable[Path], collection: str, address: str, api_key: str) -> IngestReport:
+    """One ingest through a client of its own (the stack's sample, tests, benchmarks)."""
+    async with SupportbotClient(retriever=address, api_key=api_key) as client:
+        return await client.ingest_paths(paths, collection=collection)

@@ -35,6 +35,16 @@ def redis_server_binary() -> str:
         return found
 
 
+def settings_environment(settings_class: type, **values: object) -> dict[str, str]:
+    """Environment variables that set `values` on `settings_class` (a pydantic settings class),
+    named from its env prefix; a name it has no field for is an error."""
+    prefix = settings_class.model_config.get("env_prefix", "")
+    unknown = set(values) - set(settings_class.model_fields)
+    if unknown:
+        raise ValueError(f"{settings_class.__name__} has no setting {', '.join(sorted(unknown))}")
+    return {f"{prefix}{name}".upper(): str(value) for name, value in values.items()}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -90,32 +100,33 @@ class Stack:
         return f"{self.host}:{getattr(self.ports, name)}"
 
     def environment(self) -> dict[str, str]:
+        """Every service's settings, named by the settings classes themselves (a renamed field
+        fails here, not silently in a child process)."""
+        from services.gateway.settings import GatewaySettings
+        from services.generator.settings import GeneratorSettings
+        from services.retriever.settings import RetrieverSettings
+        from ui.settings import UISettings
+
         p = self.ports
         env = {
             **os.environ,
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "SUPPORTBOT_DATA_DIR": str(self.data_dir),
-            "SUPPORTBOT_RETRIEVER_HOST": self.host,
-            "SUPPORTBOT_RETRIEVER_PORT": str(p.retriever),
-            "SUPPORTBOT_RETRIEVER_METRICS_PORT": str(p.retriever_metrics),
-            "SUPPORTBOT_GENERATOR_HOST": self.host,
-            "SUPPORTBOT_GENERATOR_PORT": str(p.generator),
-            "SUPPORTBOT_GENERATOR_METRICS_PORT": str(p.generator_metrics),
-            "SUPPORTBOT_GATEWAY_HOST": self.host,
-            "SUPPORTBOT_GATEWAY_PORT": str(p.gateway),
-            "SUPPORTBOT_GATEWAY_METRICS_PORT": str(p.gateway_metrics),
-            "SUPPORTBOT_GATEWAY_REDIS_URL": f"redis://{self.host}:{p.redis}/0",
-            "SUPPORTBOT_GATEWAY_RETRIEVER_ADDRESS": self.address("retriever"),
-            "SUPPORTBOT_GATEWAY_GENERATOR_ADDRESS": self.address("generator"),
+            # The CLI's and clients' own variables (supportbot.client).
             "SUPPORTBOT_GATEWAY_ADDRESS": self.address("gateway"),
             "SUPPORTBOT_RETRIEVER_ADDRESS": self.address("retriever"),
             "SUPPORTBOT_GENERATOR_ADDRESS": self.address("generator"),
-            "SUPPORTBOT_GATEWAY_API_KEYS_FILE": str(self.keys_file),
-            "SUPPORTBOT_RETRIEVER_API_KEYS_FILE": str(self.keys_file),
-            "SUPPORTBOT_GATEWAY_RETRIEVER_API_KEY": self.key("agent"),
-            "SUPPORTBOT_UI_CUSTOMER_API_KEY": self.key("customer"),
-            "SUPPORTBOT_UI_AGENT_API_KEY": self.key("agent"),
+            **settings_environment(RetrieverSettings, host=self.host, port=p.retriever, metrics_port=p.retriever_metrics,
+                                   api_keys_file=self.keys_file),
+            **settings_environment(GeneratorSettings, host=self.host, port=p.generator, metrics_port=p.generator_metrics),
+            **settings_environment(
+                GatewaySettings, host=self.host, port=p.gateway, metrics_port=p.gateway_metrics,
+                redis_url=f"redis://{self.host}:{p.redis}/0", retriever_address=self.address("retriever"),
+                generator_address=self.address("generator"), api_keys_file=self.keys_file,
+                retriever_api_key=self.key("agent"),
+            ),
+            **settings_environment(UISettings, customer_api_key=self.key("customer"), agent_api_key=self.key("agent")),
         }
         env.update(self.extra_env)
         return env
@@ -157,6 +168,8 @@ class Stack:
                 "ui",
                 [
                     python, "-m", "streamlit", "run", str(ui_app), "--server.headless", "true",
+                    # The product's pages, without Streamlit's developer toolbar ("Deploy").
+                    "--client.toolbarMode", "viewer",
                     "--server.port", str(self.ports.ui), "--server.address", self.host,
                     "--browser.gatherUsageStats", "false",
                 ],

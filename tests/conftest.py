@@ -14,7 +14,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that stop the shared stack run after everything that uses it."""
+    """Tiers: a test is `unit` (no model, no started stack; `make test-fast`) unless it is marked
+    `integration` (a real embedding model) or `stack`. Tests that stop the shared stack run after
+    everything that uses it."""
+    for item in items:
+        if not any(item.get_closest_marker(tier) for tier in ("stack", "integration", "stops_stack")):
+            item.add_marker(pytest.mark.unit)
     items.sort(key=lambda item: item.get_closest_marker("stops_stack") is not None)
 
 
@@ -41,7 +46,7 @@ def write_test_keys(path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Stack"]:  # noqa: F821
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa: F821
     from supportbot.core.settings import default_data_dir
     from supportbot.models import default_model_dir, is_prepared, prepare_default_model
     from supportbot.stack import Ports, Stack
@@ -59,6 +64,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Stack"]:  # noq
             "SUPPORTBOT_GENERATOR_MODEL": str(model_dir),
             # Short answers keep the suite fast on two cores.
             "SUPPORTBOT_GATEWAY_MAX_ANSWER_TOKENS": "48",
+            # Verified answers run the generator and the verification on every turn; tests of
+            # the other modes ask for them per request.
+            "SUPPORTBOT_GATEWAY_ANSWER_MODE": "verified",
             "SUPPORTBOT_GATEWAY_GRACE_PERIOD_S": "60",
             # A small batch and queue, so the refusal of excess requests can be seen.
             "SUPPORTBOT_GENERATOR_MAX_NUM_SEQS": "4",
@@ -73,13 +81,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Stack"]:  # noq
 
 
 @pytest.fixture(scope="session")
-def sample_ingested(stack) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def sample_ingested(stack):  # type: ignore[no-untyped-def]
     import asyncio
 
-    from supportbot.cli import _ingest
+    from supportbot.client import ingest_quietly
     from supportbot.sample import HELPCENTER
 
-    return asyncio.run(_ingest([HELPCENTER], "", stack.address("retriever"), stack.key("admin"), quiet=True))
+    return asyncio.run(ingest_quietly([HELPCENTER], "", stack.address("retriever"), stack.key("admin")))
 
 
 @pytest.fixture()

@@ -10,7 +10,6 @@ from supportbot.answers.grounding import Evidence, Passage
 from supportbot.answers.repetition import RepetitionDetector, is_degenerate
 from supportbot.answers.text import split_units
 
-pytestmark = pytest.mark.unit
 
 RESET = Passage(
     "Reset your password",

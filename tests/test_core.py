@@ -132,7 +132,7 @@ def _certificates(directory):  # type: ignore[no-untyped-def]
             return obj.public_bytes(serialization.Encoding.PEM)
         return obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "supportbot test CA")])
     ca = (

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings
 from services.gateway.settings import GatewaySettings
 from services.generator.settings import GeneratorSettings
 from services.retriever.settings import RetrieverSettings
-from ui.gateway import UISettings
+from ui.settings import UISettings
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS: dict[str, type[BaseSettings]] = {

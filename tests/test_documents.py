@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from services.retriever.chunking import chunk_document, split_text
@@ -66,7 +68,7 @@ def test_split_text_respects_budget_and_overlaps() -> None:
     assert len(chunks) > 3
     assert all(words(c) <= 50 for c in chunks)
     # Each chunk starts with the last paragraph of the previous one.
-    for previous, current in zip(chunks, chunks[1:]):
+    for previous, current in itertools.pairwise(chunks):
         assert current.split("\n\n")[0] == previous.split("\n\n")[-1]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,14 @@ import pytest
 
 from supportbot.evaluation import heuristic
 from supportbot.evaluation.judge import JudgeError, parse_verdict
-from supportbot.evaluation.records import LogFilter, Turn, load_golden, match_golden, parse_time, read_log
+from supportbot.evaluation.records import (
+    LogFilter,
+    Turn,
+    load_golden,
+    match_golden,
+    parse_time,
+    read_log,
+)
 from supportbot.evaluation.report import load_baseline, results_document, write_report
 from supportbot.evaluation.retrieval import score_ranking
 from supportbot.evaluation.scoring import EvalSettings, evaluate, operational_metrics, threshold_for
@@ -71,6 +78,7 @@ def test_summary_scores_without_judge():
     assert coverage == pytest.approx(1 / 3)  # only the refund message is covered
 
 
+@pytest.mark.integration
 def test_real_embeddings_agree_with_the_obvious():
     from services.retriever.embedding import DenseEmbedder
 
@@ -172,7 +180,11 @@ async def test_judged_faithfulness_and_answer_relevancy():
 
 
 async def test_judged_contextual_metrics():
-    from deepeval.metrics import ContextualPrecisionMetric, ContextualRecallMetric, ContextualRelevancyMetric
+    from deepeval.metrics import (
+        ContextualPrecisionMetric,
+        ContextualRecallMetric,
+        ContextualRelevancyMetric,
+    )
 
     reason = {"ContextualPrecisionScoreReason": {"reason": "r"}, "ContextualRecallScoreReason": {"reason": "r"},
               "ContextualRelevancyScoreReason": {"reason": "r"}}
@@ -269,13 +281,13 @@ def test_read_log_joins_feedback_and_reports_bad_lines(log_dir):
     assert turns[0].rating == 1 and turns[1].rating == 0
     assert len(summaries) == 1 and len(warnings) == 1 and "not a log record" in warnings[0]
     assert [t.turn_id for t in turns if LogFilter(feedback="up").keeps(t)] == ["t1"]
-    assert [t.turn_id for t in turns if LogFilter(since=datetime.fromtimestamp(1_700_000_050, timezone.utc)).keeps(t)] == ["t2"]
+    assert [t.turn_id for t in turns if LogFilter(since=datetime.fromtimestamp(1_700_000_050, UTC)).keeps(t)] == ["t2"]
 
 
 def test_parse_time():
-    now = datetime(2026, 11, 24, 12, tzinfo=timezone.utc)
-    assert parse_time("24h", now=now) == datetime(2026, 11, 23, 12, tzinfo=timezone.utc)
-    assert parse_time("2026-11-01", now=now) == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    assert parse_time("24h", now=now) == datetime(2026, 11, 23, 12, tzinfo=UTC)
+    assert parse_time("2026-11-01", now=now) == datetime(2026, 11, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="neither"):
         parse_time("yesterday", now=now)
 

@@ -246,3 +246,25 @@ def test_a_javascript_client_built_from_the_protos_alone(stack, sample_ingested,
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["grounded"] is True and summary["turn_id"].startswith("t_")
+
+
+async def test_damaged_hub_handoff_is_acknowledged_and_drafts_cite_the_damaged_package_article(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+    from supportbot.answers.compose import TEMPLATE_HOLE
+    from supportbot.answers.repetition import is_degenerate
+
+    async with as_(stack, "customer") as customer, as_(stack, "agent") as agent:
+        session_id, result, sources = await customer.ask("My hub arrived with a cracked case, I want to talk to a person")
+        # A short acknowledgement and the queue at once: no search, no generated answer.
+        assert result.handoff and not result.grounded and sources == []
+        assert result.answer_path == chat_pb2.ANSWER_PATH_FIXED_REPLY and "person" in result.answer
+        suggestions = await agent.chat_stub.SuggestReplies(
+            chat_pb2.SuggestRepliesRequest(session_id=session_id, count=3), metadata=agent.metadata
+        )
+        assert suggestions.suggestions
+        for draft in suggestions.suggestions:
+            assert draft.citations and draft.sources, draft.text
+            assert not TEMPLATE_HOLE.search(draft.text) and not is_degenerate(draft.text)
+            assert draft.answer_path in (chat_pb2.ANSWER_PATH_VERIFIED, chat_pb2.ANSWER_PATH_EXTRACTIVE)
+        assert any(s.document_id == "damaged-package" for d in suggestions.suggestions for s in d.sources)
+        summary = await agent.chat_stub.SummarizeSession(chat_pb2.SummarizeSessionRequest(session_id=session_id), metadata=agent.metadata)
+        assert summary.summary and not is_degenerate(summary.summary)

@@ -11,8 +11,8 @@ from redis.asyncio import Redis
 
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.sessions import SessionStore, TurnRecord
-from supportbot.interactions import TurnInteraction
 from supportbot.core.errors import InvalidArgument, NotFound
+from supportbot.interactions import TurnInteraction
 
 
 @pytest.fixture()

@@ -15,6 +15,8 @@ from supportbot.core.errors import InvalidArgument, NotFound
 from supportbot.evaluation.retrieval import mean, score_ranking
 from supportbot.sample import HELPCENTER, conversational_query, load_golden_set
 
+pytestmark = pytest.mark.integration  # the real embedding model
+
 REFUNDS = b"""---
 title: Refunds
 url: https://help.example/refunds

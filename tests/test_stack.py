@@ -71,7 +71,7 @@ def cli(stack, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[
 
 
 def test_cli_search_and_ask(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    assert sample_ingested["added"] + sample_ingested["unchanged"] == 41 and sample_ingested["failed"] == 0
+    assert sample_ingested.added + sample_ingested.unchanged == 41 and sample_ingested.failed == 0
     found = cli(stack, "search", "I forgot my password", "--json", "--top-k", "3")
     assert found.returncode == 0, found.stderr
     results = json.loads(found.stdout)["results"]
@@ -105,7 +105,10 @@ async def test_generation_streams_cites_and_reports_finish(stack) -> None:  # ty
     async with client_for(stack) as client:
         deltas, result = [], None
         async for event in client.generator_stub.Generate(
-            generator_pb2.GenerateRequest(question="How long do card refunds take?", sources=[source], max_tokens=40)
+            # Raw token streaming (the repetition stop streams whole sentences; see below).
+            generator_pb2.GenerateRequest(
+                question="How long do card refunds take?", sources=[source], max_tokens=40, allow_repetition=True
+            )
         ):
             if event.HasField("delta"):
                 deltas.append(event.delta.text)
@@ -298,3 +301,39 @@ async def test_request_id_follows_a_turn_across_services(stack, sample_ingested)
     for name in ("gateway", "retriever", "generator"):
         records = [json.loads(line) for line in stack.process(name).log_path.read_text().splitlines() if request_id in line]
         assert any(r.get("request_id") == request_id and r.get("logger") == "supportbot.access" for r in records), name
+
+
+async def test_a_looping_generation_is_stopped_early_and_freed_in_the_engine(stack) -> None:  # type: ignore[no-untyped-def]
+    import urllib.request
+
+    loop = [
+        common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content="Write the sentence 'I like green apples.' "
+                                       "on a new line, one hundred times, and nothing else."),
+    ]
+    async with client_for(stack) as client:
+        deltas, result = [], None
+        async for event in client.generator_stub.Generate(generator_pb2.GenerateRequest(messages=loop, max_tokens=400)):
+            if event.HasField("delta"):
+                deltas.append(event.delta.text)
+            else:
+                result = event.result
+    assert result is not None and result.finish_reason == common_pb2.FINISH_REASON_REPETITION
+    assert result.completion_tokens < 100  # stopped at the first repeat, not at max_tokens
+    assert "".join(deltas) == result.text and result.text.lower().count("i like green apples") <= 1
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{stack.ports.generator_metrics}/metrics", timeout=10).read().decode()
+    assert "supportbot_generator_repetition_stops_total" in metrics
+    assert any(line.startswith("supportbot_generator_in_flight_requests 0") for line in metrics.splitlines())
+
+
+@pytest.mark.parametrize("mode", [chat_pb2.ANSWER_MODE_EXTRACTIVE, chat_pb2.ANSWER_MODE_VERIFIED])
+async def test_the_readme_question_gets_a_cited_answer_that_does_not_loop(stack, sample_ingested, mode) -> None:  # type: ignore[no-untyped-def]
+    from supportbot.answers.repetition import is_degenerate
+
+    async with client_for(stack, "customer") as client:
+        _, result, sources = await client.ask("How do I reset my password?", answer_mode=mode)
+    assert result.grounded and result.citations and "Forgot password" in result.answer
+    assert not is_degenerate(result.answer)
+    assert {c.document_id for c in result.citations} <= {s.document_id for s in sources}
+    assert "reset-password" in {c.document_id for c in result.citations}
+    assert result.answer_path in (chat_pb2.ANSWER_PATH_EXTRACTIVE, chat_pb2.ANSWER_PATH_VERIFIED, chat_pb2.ANSWER_PATH_EXTRACTIVE_FALLBACK)
+    assert result.answer_mode == mode

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.redaction import redact
-from services.gateway.turn import standalone_question
 from services.gateway.sessions import SessionRecord, TurnRecord
+from services.gateway.turn import standalone_question
 from services.generator.prompting import build_grounded_messages
 from supportbot.answers.citations import parse_citations
 from supportbot.core.errors import InvalidArgument

@@ -104,6 +104,19 @@ def test_end_to_end_in_a_real_browser(stack, sample_ingested) -> None:  # type: 
         expect(agent.get_by_text("with an agent")).to_be_visible(timeout=30_000)
         agent.screenshot(path=str(ARTIFACTS / "agent-assist.png"), full_page=True)
 
+        # A customer who asks for a person is acknowledged and queued at once; the agent who opens
+        # the conversation sees drafts by themselves, each citing the article it rests on.
+        damaged = browser.new_page(viewport={"width": 1280, "height": 900})
+        damaged.goto(base)
+        damaged.get_by_placeholder("Ask about your Lumio lights").fill("My hub arrived with a cracked case, I want to talk to a person")
+        damaged.keyboard.press("Enter")
+        expect(damaged.get_by_text("asked a person from our support team")).to_be_visible(timeout=60_000)
+        agent.get_by_role("button", name="My hub arrived with a cracked case").first.click()
+        expect(agent.get_by_text("Draft 1")).to_be_visible(timeout=240_000)
+        expect(agent.get_by_text("My order arrived damaged").first).to_be_visible(timeout=30_000)
+        expect(agent.get_by_text("Deploy")).to_have_count(0)
+        agent.screenshot(path=str(ARTIFACTS / "agent-assist-drafts.png"), full_page=True)
+
         expect(customer.get_by_text("Hi, I'm Sam. Standard shipping takes 3-5 business days.")).to_be_visible(timeout=30_000)
         customer.screenshot(path=str(ARTIFACTS / "customer-chat-with-agent.png"), full_page=True)
         browser.close()

@@ -3,37 +3,13 @@ made (SUPPORTBOT_UI_CUSTOMER_API_KEY for the chat page, SUPPORTBOT_UI_AGENT_API_
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import grpc
 import streamlit as st
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from supportbot.core.auth import Role, local_key
-from supportbot.core.settings import DEFAULT_GATEWAY_ADDRESS
+from supportbot.core.auth import API_KEY_METADATA_KEY
+from supportbot.core.channels import create_blocking_channel
 from supportbot.v1 import chat_pb2_grpc
-
-
-class UISettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SUPPORTBOT_UI_", extra="ignore")
-
-    gateway_address: str = Field(
-        default=DEFAULT_GATEWAY_ADDRESS,
-        validation_alias=AliasChoices("SUPPORTBOT_UI_GATEWAY_ADDRESS", "SUPPORTBOT_GATEWAY_ADDRESS"),
-    )
-    customer_api_key: str = Field(
-        default="", validation_alias=AliasChoices("SUPPORTBOT_UI_CUSTOMER_API_KEY", "SUPPORTBOT_API_KEY")
-    )
-    agent_api_key: str = ""
-    # A keys file to take the customer and agent keys from when they are not set (a deployment
-    # mounts the same file as the gateway).
-    api_keys_file: Path | None = None
-
-    def key(self, role: Role) -> str:
-        explicit = self.customer_api_key if role == "customer" else self.agent_api_key
-        return explicit or local_key(self.api_keys_file, role)
-
+from ui.settings import UISettings
 
 _SETTINGS = UISettings()
 GATEWAY = _SETTINGS.gateway_address
@@ -44,15 +20,17 @@ SERVICE_DOWN = "Sorry, our assistant is not available right now. Please try agai
 
 @st.cache_resource
 def stub() -> chat_pb2_grpc.ChatServiceStub:
-    return chat_pb2_grpc.ChatServiceStub(grpc.insecure_channel(GATEWAY))
+    roots = _SETTINGS.gateway_root_certificates
+    channel = create_blocking_channel(GATEWAY, root_certificates=roots.read_bytes() if roots else None)
+    return chat_pb2_grpc.ChatServiceStub(channel)
 
 
 def customer_metadata() -> tuple[tuple[str, str], ...]:
-    return (("x-api-key", CUSTOMER_KEY),) if CUSTOMER_KEY else ()
+    return ((API_KEY_METADATA_KEY, CUSTOMER_KEY),) if CUSTOMER_KEY else ()
 
 
 def agent_metadata() -> tuple[tuple[str, str], ...]:
-    return (("x-api-key", AGENT_KEY),) if AGENT_KEY else ()
+    return ((API_KEY_METADATA_KEY, AGENT_KEY),) if AGENT_KEY else ()
 
 
 def friendly(error: grpc.RpcError) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import grpc
@@ -84,8 +85,9 @@ class AnswerComposer:
             repetition_penalty=self.settings.answer_repetition_penalty, request_id=request_id,
         )
         generate = self._generative if mode == chat_pb2.ANSWER_MODE_GENERATIVE else self._verified
-        async for text in generate(request, question, context_question, evidence, sources, answer):
-            yield text
+        async with aclosing(generate(request, question, context_question, evidence, sources, answer)) as texts:
+            async for text in texts:
+                yield text
 
     def extractive(self, question, context_question, evidence, sources, answer, path, reason=""):  # type: ignore[no-untyped-def]
         composed = extractive_answer(
@@ -111,7 +113,10 @@ class AnswerComposer:
 
     async def _generate(self, request: generator_pb2.GenerateRequest, answer: Answer) -> AsyncIterator[str]:
         """The generator's deltas; its result fills `answer`'s finish, tokens and citations."""
-        with TRACER.start_as_current_span("generation") as span:
+        # Not the current span: a generator closed early (the customer left) ends in another
+        # context, where detaching a current span fails.
+        span = TRACER.start_span("generation")
+        try:
             stream = self.generator.Generate(request, timeout=self.settings.generation_timeout_s)
             async for event in stream:
                 if event.HasField("delta"):
@@ -120,12 +125,15 @@ class AnswerComposer:
                     answer.finish = event.result.finish_reason
                     answer.completion_tokens = event.result.completion_tokens
                     answer.citations = list(event.result.citations)
+        finally:
             span.set_attribute("supportbot.completion_tokens", answer.completion_tokens)
+            span.end()
 
     async def _generative(self, request, question, context_question, evidence, sources, answer):  # type: ignore[no-untyped-def]
         try:
-            async for delta in self._generate(request, answer):
-                yield answer.add(delta)
+            async with aclosing(self._generate(request, answer)) as deltas:
+                async for delta in deltas:
+                    yield answer.add(delta)
         except grpc.aio.AioRpcError as exc:
             log.warning("generation failed", extra={"code": exc.code().name, "details": exc.details()})
             if not answer.text:
@@ -150,9 +158,10 @@ class AnswerComposer:
 
         failure = ""
         try:
-            async for delta in self._generate(request, answer):
-                for piece in show(verifier.feed(delta)):
-                    yield piece
+            async with aclosing(self._generate(request, answer)) as deltas:
+                async for delta in deltas:
+                    for piece in show(verifier.feed(delta)):
+                        yield piece
             for piece in show(verifier.finish(truncated=answer.finish == common_pb2.FINISH_REASON_LENGTH)):
                 yield piece
         except grpc.aio.AioRpcError as exc:

@@ -4,28 +4,50 @@ assist (`assist.py`). Handlers raise `ServiceError`s; the server maps them to st
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
+from contextlib import aclosing
 
 import grpc
+from redis.exceptions import RedisError
 
 from services.gateway import handoff
 from services.gateway.answering import AnswerComposer
 from services.gateway.assist import Assistant, transcript
-from services.gateway.convert import answer_path_name, session_message, status_event, turn_event, turn_message
+from services.gateway.convert import (
+    answer_path_name,
+    session_message,
+    status_event,
+    turn_event,
+    turn_message,
+)
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.redaction import redact
 from services.gateway.redis_connection import connect_redis
 from services.gateway.sessions import SessionRecord, SessionStore, TurnRecord, new_turn_id
 from services.gateway.settings import GatewaySettings
-from services.gateway.turn import ChatTurns, authorize, conversation_history, search, standalone_question
+from services.gateway.turn import (
+    ChatTurns,
+    authorize,
+    conversation_history,
+    search,
+    standalone_question,
+)
 from supportbot.conversation import OPEN_STATUSES, SessionStatus, Speaker
 from supportbot.core.auth import API_KEY_METADATA_KEY, AuthInterceptor, KeyRing, current_principal
 from supportbot.core.channels import create_channel
-from supportbot.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied, require_text
+from supportbot.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    require_text,
+)
 from supportbot.core.server import GrpcService
 from supportbot.interactions import FeedbackInteraction, SummaryInteraction
 from supportbot.v1 import chat_pb2, chat_pb2_grpc, generator_pb2_grpc, retriever_pb2_grpc
+
+log = logging.getLogger(__name__)
 
 # Which roles may call each method; the rest are open to every role (with per-session checks).
 METHOD_ROLES = {
@@ -81,8 +103,10 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 
     # -- the chat turn ----------------------------------------------------------------------
     async def Chat(self, request, context):  # noqa: N802 (gRPC method name)
-        async for response in self.turns.run(request):
-            yield response
+        # Closed with the call, so the turn's own clean-up (saving what was said) runs at once.
+        async with aclosing(self.turns.run(request)) as responses:
+            async for response in responses:
+                yield response
 
     # -- sessions ---------------------------------------------------------------------------
     async def CreateSession(self, request, context):  # noqa: N802
@@ -234,9 +258,14 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
         root_certificates=roots,
     )
     interactions = InteractionLog(redis, settings.interaction_stream)
+    sessions = SessionStore(redis, settings.session_ttl_s)
+    try:
+        await sessions.index_existing()
+    except RedisError as exc:  # Redis not up yet: serve anyway, index on the next start
+        log.warning("sessions not indexed at start", extra={"error": str(exc)})
     servicer = ChatServicer(
         settings,
-        SessionStore(redis, settings.session_ttl_s),
+        sessions,
         interactions,
         retriever_pb2_grpc.RetrieverServiceStub(retriever_channel),
         generator_pb2_grpc.GeneratorServiceStub(generator_channel),

@@ -20,6 +20,8 @@ from supportbot.core.errors import InvalidArgument, NotFound
 
 SESSION_PREFIX = "supportbot:session:"
 STATUS_INDEX_PREFIX = "supportbot:sessions:status:"
+# Set once the sessions stored before the status indexes existed have been indexed.
+STATUS_INDEX_READY = "supportbot:sessions:status-index-ready"
 _SESSION_ID = re.compile(r"^s_[A-Za-z0-9_-]{20,64}$")
 
 
@@ -158,6 +160,22 @@ class SessionStore:
                     pipe.zrem(self.status_index(status), session.session_id)
             await pipe.execute()
 
+    async def index_existing(self) -> int:
+        """Indexes sessions written before the status indexes existed, once per Redis: a scan
+        of every session key at start-up instead of at every queue read. Returns how many."""
+        if await self.redis.exists(STATUS_INDEX_READY):
+            return 0
+        count = 0
+        async for key in self.redis.scan_iter(match=SESSION_PREFIX + "*", count=500, _type="string"):
+            raw = await self.redis.get(key)
+            if raw is None or key.endswith(b":lock"):
+                continue
+            session = SessionRecord.from_json(raw)
+            await self.redis.zadd(self.status_index(session.status), {session.session_id: session.updated_at})
+            count += 1
+        await self.redis.set(STATUS_INDEX_READY, "1")
+        return count
+
     async def list(
         self, statuses: set[SessionStatus], collections: set[str] | None = None, limit: int = 100
     ) -> list[SessionRecord]:
@@ -194,7 +212,7 @@ class SessionStore:
                 break
             batch.sort(reverse=True)
             raws = await self.redis.mget([self.key(session_id) for _, session_id, _ in batch])
-            for (_, session_id, status), raw in zip(batch, raws):
+            for (_, session_id, status), raw in zip(batch, raws, strict=True):
                 if raw is None:
                     await self.redis.zrem(self.status_index(status), session_id)
                     continue

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import grpc
@@ -34,7 +35,12 @@ from services.gateway.sessions import SessionRecord, SessionStore, TurnRecord, n
 from services.gateway.settings import GatewaySettings
 from supportbot.conversation import SessionStatus, Speaker
 from supportbot.core.auth import current_principal
-from supportbot.core.errors import FailedPrecondition, InvalidArgument, PermissionDenied, require_text
+from supportbot.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    require_text,
+)
 from supportbot.core.telemetry import tracer
 from supportbot.interactions import RetrievedChunk, TurnInteraction
 from supportbot.v1 import chat_pb2, common_pb2, retriever_pb2, retriever_pb2_grpc
@@ -139,10 +145,10 @@ class ChatTurns:
                     yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
                     turn.handoff = handoff.queue(session, handoff.ASKED_FOR_PERSON)
                 else:
-                    async for response in self.retrieve(turn):
-                        yield response
-                    async for response in self.answer(turn):
-                        yield response
+                    for stage in (self.retrieve, self.answer):
+                        async with aclosing(stage(turn)) as responses:
+                            async for response in responses:
+                                yield response
                     self.decide_handoff(turn)
             finally:
                 # Also when the customer goes away mid-answer: what was said stays in the session.
@@ -201,11 +207,13 @@ class ChatTurns:
             texts = iter([self.composer.fixed(turn.answer, self.settings.ungrounded_answer, "no source matched the question")])
         else:
             previous = turn.rewritten[: -len(turn.message)].strip() if turn.rewritten != turn.message else ""
-            async for text in self.composer.stream(
+            texts = self.composer.stream(
                 turn.message, turn.sources, turn.answer, mode=turn.mode, context_question=previous,
                 history=turn.history, request_id=turn.turn_id,
-            ):
-                yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
+            )
+            async with aclosing(texts):
+                async for text in texts:
+                    yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
             return
         for text in texts:
             yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))

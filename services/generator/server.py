@@ -14,10 +14,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.generator.engine import build_engine, kernel_settings, stop_token_ids
 from services.generator.prompting import build_grounded_messages, raw_messages
+from services.generator.settings import GeneratorSettings
 from supportbot.answers.citations import parse_citations
 from supportbot.answers.repetition import RepetitionDetector
-from services.generator.settings import GeneratorSettings
-from supportbot.core.errors import InvalidArgument, ResourceExhausted, ServiceError
+from supportbot.core.errors import InvalidArgument, ResourceExhausted
 from supportbot.core.server import GrpcService
 from supportbot.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
@@ -155,16 +155,11 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     # -- RPCs -------------------------------------------------------------------------------
     async def Generate(self, request, context):  # noqa: N802 (gRPC method name)
         started = time.perf_counter()
-        try:
-            prompt, sources, history_used, max_tokens = self.prepare(request)
-            params = self.sampling_params(request, max_tokens)
-            lora = self.lora_request(request.adapter)
-            if self.in_flight >= self.capacity:
-                raise ResourceExhausted(
-                    f"the generator is at capacity ({self.in_flight} requests in flight); retry shortly"
-                )
-        except ServiceError as exc:
-            await context.abort(exc.code, exc.message)
+        prompt, sources, history_used, max_tokens = self.prepare(request)
+        params = self.sampling_params(request, max_tokens)
+        lora = self.lora_request(request.adapter)
+        if self.in_flight >= self.capacity:
+            raise ResourceExhausted(f"the generator is at capacity ({self.in_flight} requests in flight); retry shortly")
 
         request_id = f"{request.request_id or 'gen'}-{uuid.uuid4().hex[:12]}"
         self.in_flight += 1

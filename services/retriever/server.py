@@ -14,7 +14,6 @@ from services.retriever.knowledge_base import DocumentInput, KnowledgeBase
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import EdgeStore, QdrantServerStore, VectorStore
 from supportbot.core.auth import AuthInterceptor, KeyRing
-from supportbot.core.errors import ServiceError
 from supportbot.core.server import GrpcService
 from supportbot.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
 
@@ -57,20 +56,17 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
         self.kb = knowledge_base
 
     async def Search(self, request, context):  # noqa: N802 (gRPC method name)
-        try:
-            outcome = await asyncio.to_thread(
-                self.kb.search,
-                request.query,
-                collection=request.collection,
-                top_k=request.top_k,
-                score_threshold=request.score_threshold,
-                filter=dict(request.filter),
-                mode=_MODES.get(request.mode, "hybrid"),
-                mmr=request.mmr,
-                mmr_lambda=request.mmr_lambda,
-            )
-        except ServiceError as exc:
-            await context.abort(exc.code, exc.message)
+        outcome = await asyncio.to_thread(
+            self.kb.search,
+            request.query,
+            collection=request.collection,
+            top_k=request.top_k,
+            score_threshold=request.score_threshold,
+            filter=dict(request.filter),
+            mode=_MODES.get(request.mode, "hybrid"),
+            mmr=request.mmr,
+            mmr_lambda=request.mmr_lambda,
+        )
         return retriever_pb2.SearchResponse(
             results=[source_message(h.chunk, h.score, h.dense_score) for h in outcome.hits],
             embed_ms=outcome.embed_ms,
@@ -78,17 +74,14 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
             collection=outcome.collection,
         )
 
-    async def Ingest(
+    async def Ingest(  # noqa: N802 (gRPC method name)
         self, request_iterator: AsyncIterator[retriever_pb2.IngestRequest], context
     ) -> AsyncIterator[retriever_pb2.IngestResponse]:
         touched: set[str] = set()
         try:
             async for request in request_iterator:
                 document = request.document
-                try:
-                    collection = self.kb.collection_name(request.collection)
-                except ServiceError as exc:
-                    await context.abort(exc.code, exc.message)
+                collection = self.kb.collection_name(request.collection)
                 outcome = await asyncio.to_thread(
                     self.kb.ingest,
                     collection,
@@ -122,19 +115,13 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
                 await asyncio.to_thread(self.kb.finish_ingest, collection)
 
     async def DeleteDocuments(self, request, context):  # noqa: N802
-        try:
-            documents, chunks = await asyncio.to_thread(
-                self.kb.delete_documents, request.collection, list(request.document_ids)
-            )
-        except ServiceError as exc:
-            await context.abort(exc.code, exc.message)
+        documents, chunks = await asyncio.to_thread(
+            self.kb.delete_documents, request.collection, list(request.document_ids)
+        )
         return retriever_pb2.DeleteDocumentsResponse(deleted_documents=documents, deleted_chunks=chunks)
 
     async def Stats(self, request, context):  # noqa: N802
-        try:
-            rows = await asyncio.to_thread(self.kb.stats, request.collection)
-        except ServiceError as exc:
-            await context.abort(exc.code, exc.message)
+        rows = await asyncio.to_thread(self.kb.stats, request.collection)
         return retriever_pb2.StatsResponse(
             collections=[retriever_pb2.CollectionStats(name=n, documents=d, chunks=c) for n, d, c in rows],
             embedding_model=self.kb.dense.model_name,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from supportbot.answers.citations import CITATION_MARK
 from supportbot.answers.grounding import Evidence
+from supportbot.answers.repetition import is_degenerate
 from supportbot.answers.text import plain, split_units, terms
 
 # Placeholders a model copies from templates it has seen: "[Your Name]", "{replies}", "<company>".
@@ -67,11 +68,17 @@ def extractive_answer(question: str, evidence: Evidence, *, context: str = "", m
     composition = evidence.compose(question, context=context)
     if not composition.quotes or composition.relevance < min_relevance:
         return ComposedAnswer(relevance=composition.relevance)
-    return ComposedAnswer(
-        [AnswerSentence(plain(q.text) if not q.is_list_item else q.text.strip(), [q.source], 1.0, q.is_list_item)
-         for q in composition.quotes],
-        composition.relevance,
-    )
+    sentences: list[AnswerSentence] = []
+    for quote in composition.quotes:
+        sentence = AnswerSentence(plain(quote.text) if not quote.is_list_item else quote.text.strip(),
+                                  [quote.source], 1.0, quote.is_list_item)
+        # Neighbouring chunks of an article overlap: quote nothing of one article twice. (Two
+        # articles may say nearly the same thing with another figure: both are quoted.)
+        title = evidence.passages[quote.source - 1].title
+        same_article = [s.text for s in sentences if evidence.passages[s.sources[0] - 1].title == title]
+        if not is_degenerate("\n".join([*same_article, sentence.text])):
+            sentences.append(sentence)
+    return ComposedAnswer(sentences, composition.relevance)
 
 
 @dataclass
@@ -103,11 +110,10 @@ class StreamingVerifier:
 
     def feed(self, delta: str) -> list[AnswerSentence]:
         self._buffer += delta
-        last = None
-        for last in _BOUNDARY.finditer(self._buffer):
-            pass
-        if last is None:
+        boundaries = list(_BOUNDARY.finditer(self._buffer))
+        if not boundaries:
             return []
+        last = boundaries[-1]
         complete, self._buffer = self._buffer[: last.start()], self._buffer[last.end() :]
         return self._judge(complete)
 

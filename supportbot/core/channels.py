@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
@@ -96,7 +97,16 @@ def create_channel(
     metadata: Sequence[tuple[str, str]] = (),
 ) -> grpc.aio.Channel:
     """`metadata` goes with every call on the channel (an API key, say)."""
-    options = [
+    options = channel_options(retry_services, max_message_bytes)
+    interceptors = [*client_interceptors(), *metadata_interceptors(metadata)]
+    if root_certificates is not None:
+        credentials = grpc.ssl_channel_credentials(root_certificates)
+        return grpc.aio.secure_channel(address, credentials, options, interceptors=interceptors)
+    return grpc.aio.insecure_channel(address, options, interceptors=interceptors)
+
+
+def channel_options(retry_services: Sequence[str] = (), max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str, Any]]:
+    return [
         ("grpc.service_config", service_config(retry_services)),
         ("grpc.enable_retries", 1),
         ("grpc.max_receive_message_length", max_message_bytes),
@@ -106,11 +116,57 @@ def create_channel(
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
-    interceptors = [*client_interceptors(), *metadata_interceptors(metadata)]
+
+
+class _BlockingCallMetadata(
+    grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor,
+):
+    """The blocking API's counterpart of _CallMetadata (its interceptors may serve every type)."""
+
+    def __init__(self, fixed: Sequence[tuple[str, str]]) -> None:
+        self.fixed = tuple(fixed)
+
+    def _details(self, details):  # type: ignore[no-untyped-def]
+        metadata = list(details.metadata or ())
+        present = {key for key, _ in metadata}
+        if REQUEST_ID_METADATA_KEY not in present:
+            metadata.append((REQUEST_ID_METADATA_KEY, current_request_id() or uuid.uuid4().hex))
+        metadata.extend((key, value) for key, value in self.fixed if key not in present)
+        return _BlockingDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready,
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+class _BlockingDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # type: ignore[no-untyped-def]
+        self.method, self.timeout, self.metadata = method, timeout, metadata
+        self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
+
+
+def create_blocking_channel(
+    address: str, *, root_certificates: bytes | None = None, metadata: Sequence[tuple[str, str]] = ()
+) -> grpc.Channel:
+    """For synchronous callers (the Streamlit UI): the same options, TLS and request ids."""
+    options = channel_options()
     if root_certificates is not None:
-        credentials = grpc.ssl_channel_credentials(root_certificates)
-        return grpc.aio.secure_channel(address, credentials, options, interceptors=interceptors)
-    return grpc.aio.insecure_channel(address, options, interceptors=interceptors)
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates), options)
+    else:
+        channel = grpc.insecure_channel(address, options)
+    return grpc.intercept_channel(channel, _BlockingCallMetadata(metadata))
 
 
 _T = TypeVar("_T")

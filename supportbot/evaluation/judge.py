@@ -16,13 +16,12 @@ from typing import Any
 os.environ.setdefault("DEEPEVAL_TELEMETRY_OPT_OUT", "1")
 os.environ.setdefault("DEEPEVAL_UPDATE_WARNING_OPT_IN", "0")
 
-from deepeval.models import DeepEvalBaseLLM  # noqa: E402
 import grpc  # noqa: E402
+from deepeval.models import DeepEvalBaseLLM  # noqa: E402
 from pydantic import BaseModel, ValidationError  # noqa: E402
 
 from supportbot.core.channels import call_with_retries  # noqa: E402
 from supportbot.v1 import common_pb2, generator_pb2  # noqa: E402
-
 
 _BUSY = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from supportbot.evaluation import judge as _judge  # noqa: F401 - sets DeepEval's offline switches first
-
 from deepeval.metrics import (  # noqa: E402
     AnswerRelevancyMetric,
     ContextualPrecisionMetric,
@@ -20,6 +18,7 @@ from deepeval.metrics.base_metric import BaseMetric  # noqa: E402
 from deepeval.models import DeepEvalBaseLLM  # noqa: E402
 from deepeval.test_case import LLMTestCase, SingleTurnParams  # noqa: E402
 
+from supportbot.evaluation import judge as _judge  # noqa: F401 - sets DeepEval's offline switches first
 from supportbot.evaluation.records import GoldenItem, Summary, Turn  # noqa: E402
 
 DEFAULT_RUBRIC = (

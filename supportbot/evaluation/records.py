@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 def parse_time(value: str, *, now: datetime | None = None) -> datetime:
     """An ISO 8601 date or time (UTC unless it says otherwise), or an age such as 24h or 7d."""
     value = value.strip()
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     relative = _RELATIVE.match(value)
     if relative:
         return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
@@ -120,7 +120,7 @@ def parse_time(value: str, *, now: datetime | None = None) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
         raise ValueError(f"{value!r} is neither an ISO 8601 time (2026-11-24T09:00) nor an age (24h, 7d)") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def read_log(paths: Iterable[Path]) -> tuple[list[Turn], list[Summary], list[str]]:

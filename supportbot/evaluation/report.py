@@ -186,7 +186,7 @@ def _plots(folder: Path, document: dict[str, Any]) -> list[tuple[str, str]]:
         columns = 4
         rows = -(-len(names) // columns)
         figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.6 * rows), squeeze=False)
-        for axis, name in zip(axes.flat, names):
+        for axis, name in zip(axes.flat, names, strict=False):
             axis.hist(per_metric[name], bins=10, range=(0, 1), color="#4c72b0")
             axis.set_title(name, fontsize=9)
         for axis in list(axes.flat)[len(names):]:

@@ -6,12 +6,19 @@ import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from supportbot.core.channels import create_channel
@@ -87,7 +94,7 @@ async def run_evaluation(options: RunOptions, settings: EvalSettings, console: C
     from services.retriever.embedding import DenseEmbedder
 
     embedder = DenseEmbedder(settings.embedding_model)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     clock = time.perf_counter()
     async with _judge(settings) as judge:
         total = len(turns) + len(summaries) + (count_judge_jobs(turns, summaries, matched, options.rubrics) if judge else 0)

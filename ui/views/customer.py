@@ -5,10 +5,15 @@ from __future__ import annotations
 import grpc
 import streamlit as st
 
-from supportbot.v1 import chat_pb2
+from supportbot.v1 import chat_pb2, common_pb2
 from ui.gateway import customer_metadata, friendly, stub
 
-AGENT_ROLE = 4
+# How the customer is told what an answer rests on.
+PATH_NOTES = {
+    chat_pb2.ANSWER_PATH_VERIFIED: "Every sentence checked against our help center.",
+    chat_pb2.ANSWER_PATH_EXTRACTIVE: "Quoted from our help center.",
+    chat_pb2.ANSWER_PATH_EXTRACTIVE_FALLBACK: "Quoted from our help center.",
+}
 
 
 def fetch_session(session_id: str) -> chat_pb2.Session | None:
@@ -88,6 +93,7 @@ def ask(session_id: str, question: str) -> None:
                     if result.answer:
                         placeholder.markdown(result.answer)
                     st.session_state.sources[result.turn_id] = cited_sources(result, sources)
+                    st.session_state.paths[result.turn_id] = PATH_NOTES.get(result.answer_path, "")
         except grpc.RpcError as error:
             # Kept in the session state: the page reruns right after this.
             st.session_state.notice = friendly(error)
@@ -99,6 +105,7 @@ def page() -> None:
     st.caption("Answers come from the Lumio help center. You can ask for a person at any time.")
     st.session_state.setdefault("sources", {})
     st.session_state.setdefault("feedback", {})
+    st.session_state.setdefault("paths", {})
     session_id = st.query_params.get("session", "")
 
     new, person, _ = st.columns([2, 2, 4])
@@ -126,12 +133,14 @@ def transcript(session_id: str) -> None:
     if session_id and session is None:
         st.warning("We could not load this conversation. Start a new one, or try again in a moment.")
     for turn in session.turns if session else []:
-        is_customer = turn.role == 2
-        with st.chat_message("user" if is_customer else "assistant", avatar=":material/support_agent:" if turn.role == AGENT_ROLE else None):
-            if turn.role == AGENT_ROLE:
+        is_customer, is_agent = turn.role == common_pb2.ROLE_CUSTOMER, turn.role == common_pb2.ROLE_AGENT
+        with st.chat_message("user" if is_customer else "assistant", avatar=":material/support_agent:" if is_agent else None):
+            if is_agent:
                 st.caption("Support agent")
             st.markdown(turn.content or "_…_")
-            if not is_customer and turn.role != AGENT_ROLE and turn.content:
+            if not is_customer and not is_agent and turn.content:
+                if note := st.session_state.paths.get(turn.turn_id):
+                    st.caption(note)
                 show_sources(st.session_state.sources.get(turn.turn_id) or [
                     {"index": c.index, "title": c.title, "url": c.url, "text": ""} for c in turn.citations
                 ])
