@@ -89,8 +89,12 @@ class Outcome:
     cited: bool
     finish: int
     path: int
-    contexts: list[str]
+    sources: list[common_pb2.Source]
     seconds: float
+
+    @property
+    def contexts(self) -> list[str]:
+        return [s.text for s in self.sources]
 
 
 @dataclass
@@ -131,7 +135,7 @@ async def ask(client: SupportbotClient, item: dict, parent: dict | None, collect
     session_id, result, sources = await client.ask(item["question"], session_id=session_id, collection=collection, answer_mode=mode)
     seconds = time.perf_counter() - started
     return Outcome(item, result.answer, result.grounded, bool(result.citations), result.finish_reason,
-                   result.answer_path, [s.text for s in sources], seconds)
+                   result.answer_path, list(sources), seconds)
 
 
 async def ask_before(client: SupportbotClient, item: dict, parent: dict | None, collection: str) -> Outcome:
@@ -160,7 +164,7 @@ async def ask_generator(
             result = event.result
     assert result is not None
     return Outcome(item, result.text, True, bool(result.citations), result.finish_reason, chat_pb2.ANSWER_PATH_GENERATED,
-                   [s.text for s in sources], time.perf_counter() - started)
+                   sources, time.perf_counter() - started)
 
 
 async def ensure_python_faq(client: SupportbotClient, cache: Path) -> None:
@@ -190,6 +194,7 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--decoding-sweep", action="store_true", help="compare repetition penalties (sample set)")
     parser.add_argument("--penalties", default="1.0,1.1,1.2")
+    parser.add_argument("--threshold-sweep", action="store_true", help="re-verify the generative answers at several thresholds")
     args = parser.parse_args()
     keys = args.data_dir / "api-keys.json"
     from services.retriever.embedding import DenseEmbedder
@@ -218,8 +223,12 @@ async def main() -> None:
                     else:
                         column.outcomes.append(await ask(customer, item, parent, collection, MODES[mode]))
                 report[set_name][mode] = column.figures(embed, support)
+                if args.threshold_sweep and set_name == "sample" and mode == "generative":
+                    report["thresholds"] = threshold_sweep(column, [0.4, 0.5, 0.6, 0.7, 0.8], embed, support)
                 console.print(f"[dim]{set_name} {mode}: {len(chosen)} questions done[/dim]")
             print_table(set_name, report[set_name])
+        if "thresholds" in report:
+            print_table("verification threshold (sample, generative answers re-verified)", report["thresholds"])
         if args.decoding_sweep:
             items = load(GOLDEN_SET)
             by_id = {i["id"]: i for i in items}
@@ -236,6 +245,36 @@ async def main() -> None:
             print_table(f"decoding (sample, {DECODING_MAX_TOKENS} tokens, repetition stop on)", sweep)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
+
+
+def threshold_sweep(column: Column, thresholds: list[float], embed, support: float) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    """The verification threshold against the model's raw answers (no new generation): what each
+    threshold keeps, how faithful and how informative the kept sentences are."""
+    from supportbot.answers.compose import StreamingVerifier, render
+    from supportbot.answers.grounding import Evidence
+
+    table = {}
+    for threshold in thresholds:
+        kept_share, faithful, facts = [], [], []
+        for outcome in column.outcomes:
+            if not outcome.sources or not outcome.answer:
+                continue
+            verifier = StreamingVerifier(Evidence(outcome.sources), threshold=threshold)
+            verifier.feed(outcome.answer)
+            verifier.finish(truncated=outcome.finish == common_pb2.FINISH_REASON_LENGTH)
+            kept_share.append(len(verifier.kept) / max(len(verifier.verdicts), 1))
+            text = render(verifier.kept)
+            if text:
+                faithful.append(heuristic.faithfulness(text, outcome.contexts, embed, support))
+            if outcome.item.get("key_facts"):
+                facts.append(heuristic.key_fact_recall(text, outcome.item["key_facts"]))
+        table[f"threshold {threshold}"] = {
+            "sentences_kept": statistics.fmean(kept_share) if kept_share else None,
+            "answers_with_a_kept_sentence": float(len(faithful)),
+            "faithfulness_embedding": statistics.fmean(faithful) if faithful else None,
+            "key_fact_recall": statistics.fmean(facts) if facts else None,
+        }
+    return table
 
 
 def _spread(items: list[dict], limit: int) -> list[dict]:

@@ -20,8 +20,8 @@ class TurnInteraction:
     """One chat turn: what was asked, found, answered, how, and how long each stage took."""
 
     turn_id: str
-    session_id: str
-    timestamp: float
+    session_id: str = ""
+    timestamp: float = 0.0
     collection: str = ""
     channel: str = ""
     question: str = ""

@@ -122,3 +122,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     server.terminate()
     server.wait(10)
+
+
+@pytest.fixture()
+async def redis(redis_url: str):  # type: ignore[no-untyped-def]
+    """An asyncio client of the test Valkey server, on an emptied database."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()

@@ -10,7 +10,6 @@ from supportbot.answers.grounding import Evidence, Passage
 from supportbot.answers.repetition import RepetitionDetector, is_degenerate
 from supportbot.answers.text import split_units
 
-
 RESET = Passage(
     "Reset your password",
     "On the sign-in screen, tap **Forgot password?** and enter the e-mail address on your account. "
@@ -143,12 +142,29 @@ def test_sources_without_sentences_give_no_answer() -> None:
     assert extractive_answer("what does the monthly plan cost", Evidence([table, code])).sentences == []
 
 
-def test_a_question_in_another_language_gets_no_quoted_answer() -> None:
-    # Nothing in the English sources shares a word with it: the caller answers "not covered".
+def test_a_question_in_another_language_shares_no_word_with_the_sources() -> None:
+    # Its relevance is 0: with a minimum relevance the gateway answers "not covered"; with the
+    # default (0) it trusts the retriever's semantic match and quotes the top section.
     assert extractive_answer("비밀번호를 잊어버렸어요", Evidence([RESET]), min_relevance=0.01).sentences == []
+    assert extractive_answer("비밀번호를 잊어버렸어요", Evidence([RESET])).text.startswith("On the sign-in screen")
 
 
 def test_a_very_long_question_still_finds_the_relevant_sentence() -> None:
     question = "I tried everything and I am really frustrated, " * 40 + "how long do card refunds take?"
     answer = extractive_answer(question, Evidence([BULB_RESET, REFUNDS]))
     assert "5-10 business days" in answer.text
+
+
+def test_citation_marks_are_not_repeated_phrases() -> None:
+    text = (
+        "- The suffix for an alpha version is aN for some small number N. [2]\n"
+        "- The suffix for a beta version is bN for some small number N. [2]"
+    )
+    assert not is_degenerate(text)
+    assert is_degenerate("The link is valid for 60 minutes. [1] The link is valid for 60 minutes. [2]")
+
+
+def test_a_cut_cycling_list_leaves_no_dangling_item_number() -> None:
+    detector = RepetitionDetector()
+    detector.feed("1. Create a new password\n2. Create a new password for the old one\n3. Create a new password\n")
+    assert detector.degenerate and not detector.clean_text.rstrip().endswith("3.")

@@ -12,15 +12,7 @@ from redis.asyncio import Redis
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.sessions import SessionStore, TurnRecord
 from supportbot.core.errors import InvalidArgument, NotFound
-from supportbot.interactions import TurnInteraction
-
-
-@pytest.fixture()
-async def redis(redis_url: str):  # type: ignore[no-untyped-def]
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
+from supportbot.interactions import FeedbackInteraction, TurnInteraction
 
 
 async def test_concurrent_writers_do_not_lose_turns(redis: Redis) -> None:
@@ -58,7 +50,7 @@ async def test_exporter_resumes_without_loss_or_duplicates(redis: Redis, tmp_pat
     with path.open("ab") as handle:
         handle.write(b'{"stream_id": "9999999999999-0", "kind": "tu')
     for i in range(10, 15):
-        await log.append("feedback" if i == 14 else "turn", {"turn_id": f"t{i}"})
+        await log.append(FeedbackInteraction(f"t{i}", "s", -1, "", 0.0) if i == 14 else TurnInteraction(f"t{i}", "s", 0.0))
     restarted = JsonlExporter(redis, "test:interactions", tmp_path, batch=7)
     after = restarted.last_exported_id()
     while (next_after := await restarted.export_once(after)) != after:

@@ -18,7 +18,6 @@ from supportbot.conversation import SessionStatus
 from supportbot.core.errors import ErrorMappingInterceptor, FailedPrecondition, InvalidArgument
 from supportbot.v1 import chat_pb2, chat_pb2_grpc, common_pb2, generator_pb2, retriever_pb2
 
-
 RESET = common_pb2.Source(
     chunk_id="helpcenter/reset-password#0", document_id="reset-password", title="Reset your password",
     url="https://help.example/reset", score=1.0, dense_score=0.7,
@@ -74,14 +73,6 @@ class FakeGenerator:
 
 
 @pytest.fixture()
-async def redis(redis_url: str):  # type: ignore[no-untyped-def]
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture()
 def backends() -> tuple[FakeRetriever, FakeGenerator]:
     return FakeRetriever(), FakeGenerator()
 
@@ -119,7 +110,7 @@ async def test_verified_answer_streams_supported_sentences_with_citations(servic
     assert result.answer == "Tap Forgot password? on the sign-in screen. [1] The link is valid for 60 minutes. [1]"
     assert result.sentences_kept == 2 and result.sentences_dropped == 2
     assert [c.document_id for c in result.citations] == ["reset-password"]
-    assert backends[1].requests[0].repetition_penalty == pytest.approx(1.1)
+    assert backends[1].requests[0].repetition_penalty == pytest.approx(1.0)
     [record] = await logged(redis)
     assert record["answer_path"] == "verified" and record["answer_mode"] == "verified" and record["sentences_dropped"] == 2
 

@@ -306,10 +306,8 @@ async def test_request_id_follows_a_turn_across_services(stack, sample_ingested)
 async def test_a_looping_generation_is_stopped_early_and_freed_in_the_engine(stack) -> None:  # type: ignore[no-untyped-def]
     import urllib.request
 
-    loop = [
-        common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content="Write the sentence 'I like green apples.' "
-                                       "on a new line, one hundred times, and nothing else."),
-    ]
+    # Greedy decoding makes the bundled model loop on this one ("Hello, hello, hello, ...").
+    loop = [common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content="Write the word 'hello' two hundred times.")]
     async with client_for(stack) as client:
         deltas, result = [], None
         async for event in client.generator_stub.Generate(generator_pb2.GenerateRequest(messages=loop, max_tokens=400)):
@@ -319,7 +317,7 @@ async def test_a_looping_generation_is_stopped_early_and_freed_in_the_engine(sta
                 result = event.result
     assert result is not None and result.finish_reason == common_pb2.FINISH_REASON_REPETITION
     assert result.completion_tokens < 100  # stopped at the first repeat, not at max_tokens
-    assert "".join(deltas) == result.text and result.text.lower().count("i like green apples") <= 1
+    assert "".join(deltas) == result.text and result.text.lower().count("hello") <= 6
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{stack.ports.generator_metrics}/metrics", timeout=10).read().decode()
     assert "supportbot_generator_repetition_stops_total" in metrics
     assert any(line.startswith("supportbot_generator_in_flight_requests 0") for line in metrics.splitlines())

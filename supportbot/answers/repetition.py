@@ -17,6 +17,7 @@ _WORD = re.compile(r"\w+(?:['’]\w+)?", re.UNICODE)
 _UNIT_END = re.compile(r"\n|(?<=[.!?。！？])\s")
 _ENUMERATION = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)]|step \d+:?)\s*", re.I)
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_DANGLING_ENUMERATION = re.compile(r"\s*(?:^|\n)\s*(?:[-*+•]|\d{1,3}[.)])\s*$")
 
 
 def _unit_key(unit: str) -> str:
@@ -53,7 +54,9 @@ class RepetitionDetector:
     @property
     def clean_text(self) -> str:
         end = len(self.text) if self.repeated_at is None else self.repeated_at
-        return self.text[:end].rstrip()
+        clean = self.text[:end].rstrip()
+        # A list item number left before the cut ("...\n3.") opens nothing any more.
+        return _DANGLING_ENUMERATION.sub("", clean) if self.repeated_at is not None else clean
 
     def feed(self, delta: str) -> bool:
         if self.degenerate:
@@ -80,14 +83,21 @@ class RepetitionDetector:
         for match in _WORD.finditer(self.text, self._words_done):
             if match.end() > limit or (not final and match.end() == len(self.text)):
                 break
-            self._words.append((match.group().lower(), match.start()))
             self._words_done = match.end()
+            if self._is_citation(match):
+                continue  # "[1]" after each sentence is a reference, not a repeated phrase
+            self._words.append((match.group().lower(), match.start()))
             if len(self._words) >= self.ngram:
                 gram = tuple(word for word, _ in self._words[-self.ngram :])
                 if gram in self._seen_ngrams:
                     self._mark(self._words[-self.ngram][1])
                     return
                 self._seen_ngrams.add(gram)
+
+    def _is_citation(self, match: re.Match[str]) -> bool:
+        before = self.text[match.start() - 1 : match.start()]
+        after = self.text[match.end() : match.end() + 1]
+        return match.group().isdigit() and before in ("[", ",", " ") and after in ("]", ",") and "[" in self.text[max(0, match.start() - 8) : match.start()]
 
     def _read_units(self, *, final: bool) -> None:
         search_from = self._unit_start

@@ -64,22 +64,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or not handler_call_details.method.startswith(self.package):
             return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _mapped_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _mapped_stream(handler.unary_stream), handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _mapped_stream(handler.stream_stream), handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _mapped_unary(handler.stream_unary), handler.request_deserializer, handler.response_serializer
-            )
+        for kind, wrap, make in _HANDLER_KINDS:
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                return make(wrap(behavior), handler.request_deserializer, handler.response_serializer)
         return handler
 
 
@@ -102,3 +90,11 @@ def _mapped_stream(behavior):  # type: ignore[no-untyped-def]
             await context.abort(error.code, error.message)
 
     return call
+
+
+_HANDLER_KINDS = (
+    ("unary_unary", _mapped_unary, grpc.unary_unary_rpc_method_handler),
+    ("unary_stream", _mapped_stream, grpc.unary_stream_rpc_method_handler),
+    ("stream_unary", _mapped_unary, grpc.stream_unary_rpc_method_handler),
+    ("stream_stream", _mapped_stream, grpc.stream_stream_rpc_method_handler),
+)
