@@ -21,7 +21,13 @@ import grpc
 
 from services.gateway.settings import GatewaySettings
 from supportbot.answers.citations import citations_for
-from supportbot.answers.compose import AnswerSentence, StreamingVerifier, extractive_answer, joiner
+from supportbot.answers.compose import (
+    AnswerSentence,
+    ComposedAnswer,
+    StreamingVerifier,
+    extractive_answer,
+    joiner,
+)
 from supportbot.answers.grounding import Evidence
 from supportbot.core.errors import Unavailable
 from supportbot.core.telemetry import tracer
@@ -89,10 +95,14 @@ class AnswerComposer:
             async for text in texts:
                 yield text
 
-    def extractive(self, question, context_question, evidence, sources, answer, path, reason=""):  # type: ignore[no-untyped-def]
-        composed = extractive_answer(
+    def quote(self, question: str, evidence: Evidence, context_question: str = "") -> ComposedAnswer:
+        """The source sentences that answer the question (none when none is relevant enough)."""
+        return extractive_answer(
             question, evidence, context=context_question, min_relevance=self.settings.extractive_min_relevance
         )
+
+    def extractive(self, question, context_question, evidence, sources, answer, path, reason=""):  # type: ignore[no-untyped-def]
+        composed = self.quote(question, evidence, context_question)
         if not composed.sentences:
             yield self.fixed(answer, self.settings.ungrounded_answer, reason or "no source sentence answers the question")
             return

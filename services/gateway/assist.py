@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.gateway.answering import Answer, AnswerComposer
+from services.gateway.answering import AnswerComposer
+from services.gateway.handoff import asks_for_person
 from services.gateway.sessions import SessionRecord
 from supportbot.answers.citations import citations_for
 from supportbot.answers.compose import StreamingVerifier, render
@@ -59,10 +60,8 @@ class Assistant:
         evidence = Evidence(sources)
         temperatures = [0.0, *_DRAFT_TEMPERATURES][: max(count - 1, 1)]
         generated = await asyncio.gather(*(self._verified_draft(question, sources, history, evidence, t) for t in temperatures))
-        quoted = Answer()
-        for _ in self.composer.extractive(question, "", evidence, sources, quoted, chat_pb2.ANSWER_PATH_EXTRACTIVE):
-            pass
-        extractive = Draft(quoted.text, chat_pb2.ANSWER_PATH_EXTRACTIVE, [c.index for c in quoted.citations]) if quoted.grounded else None
+        quoted = self.composer.quote(question, evidence)
+        extractive = Draft(quoted.text, chat_pb2.ANSWER_PATH_EXTRACTIVE, quoted.sources) if quoted.sentences else None
         ordered = [d for d in [generated[0], extractive, *generated[1:]] if d is not None]
         unique: dict[str, Draft] = {}
         for draft in ordered:
@@ -113,8 +112,6 @@ class Assistant:
 def extractive_summary(session: SessionRecord) -> str:
     """What the customer asked, which articles the bot answered from, whether a person was asked
     for and what is still open, in the conversation's own words."""
-    from services.gateway.handoff import asks_for_person
-
     asked = [t.content for t in session.turns if t.role == Speaker.CUSTOMER]
     questions = [q for q in asked if not asks_for_person(q)]
     parts = []

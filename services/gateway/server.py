@@ -58,10 +58,6 @@ METHOD_ROLES = {
     "SuggestReplies": ("agent", "admin"),
     "SummarizeSession": ("agent", "admin"),
 }
-MAX_PAGE_SIZE = 1000
-MAX_FEEDBACK_COMMENT_CHARS = 2000
-MAX_HANDOFF_REASON_CHARS = 500
-MAX_SUGGESTIONS = 5
 
 
 def _open(session: SessionRecord) -> None:
@@ -117,8 +113,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         return chat_pb2.GetSessionResponse(session=session_message(await self.load(request.session_id)))
 
     async def ListSessions(self, request, context):  # noqa: N802
-        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
-            raise InvalidArgument(f"page_size must be between 0 and {MAX_PAGE_SIZE}")
+        if not 0 <= request.page_size <= self.settings.max_page_size:
+            raise InvalidArgument(f"page_size must be between 0 and {self.settings.max_page_size}")
         statuses = {SessionStatus.from_pb(s) for s in request.statuses if s != chat_pb2.SESSION_STATUS_UNSPECIFIED}
         principal = current_principal()
         allowed = set(principal.collections) if principal and principal.collections else None
@@ -136,7 +132,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         return chat_pb2.CloseSessionResponse(session=session_message(await self.change(request.session_id, close)))
 
     async def RequestHandoff(self, request, context):  # noqa: N802
-        reason = request.reason.strip()[:MAX_HANDOFF_REASON_CHARS] or handoff.ASKED_FOR_PERSON
+        reason = request.reason.strip()[: self.settings.max_handoff_reason_chars] or handoff.ASKED_FOR_PERSON
 
         def hand_off(session: SessionRecord) -> None:
             _open(session)
@@ -148,8 +144,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     async def SubmitFeedback(self, request, context):  # noqa: N802
         if request.rating not in (-1, 1):
             raise InvalidArgument("rating must be -1 (thumbs down) or 1 (thumbs up)")
-        if len(request.comment) > MAX_FEEDBACK_COMMENT_CHARS:
-            raise InvalidArgument(f"comment is over the limit of {MAX_FEEDBACK_COMMENT_CHARS} characters")
+        if len(request.comment) > self.settings.max_feedback_comment_chars:
+            raise InvalidArgument(f"comment is over the limit of {self.settings.max_feedback_comment_chars} characters")
         handed_off = False
 
         def rate(session: SessionRecord) -> None:
@@ -210,8 +206,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 
     async def SuggestReplies(self, request, context):  # noqa: N802
         count = request.count or 3
-        if not 1 <= count <= MAX_SUGGESTIONS:
-            raise InvalidArgument(f"count must be between 1 and {MAX_SUGGESTIONS}, got {count}")
+        if not 1 <= count <= self.settings.max_suggestions:
+            raise InvalidArgument(f"count must be between 1 and {self.settings.max_suggestions}, got {count}")
         session = await self.load(request.session_id)
         question = handoff.last_real_question([t.content for t in session.turns if t.role == Speaker.CUSTOMER])
         if not question:

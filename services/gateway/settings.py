@@ -35,6 +35,10 @@ class GatewaySettings(ServiceSettings):
     default_collection: str = "helpcenter"
     top_k: int = Field(default=4, ge=1, le=20)
     max_message_chars: int = Field(default=4000, ge=1)
+    max_page_size: int = Field(default=1000, ge=1)
+    max_feedback_comment_chars: int = Field(default=2000, ge=0)
+    max_handoff_reason_chars: int = Field(default=500, ge=0)
+    max_suggestions: int = Field(default=5, ge=1)
     # Conversation messages sent to the model with each turn (the generator trims further).
     history_messages: int = Field(default=8, ge=0)
     session_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)

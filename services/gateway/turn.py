@@ -51,13 +51,19 @@ TRACER = tracer(__name__)
 _FOLLOW_UP = re.compile(r"\b(it|that|this|they|them|those|these|its|there)\b", re.I)
 
 
-def standalone_question(question: str, session: SessionRecord) -> str:
-    """A follow-up that leans on the conversation ("how long does that take?") is searched
-    together with the customer's previous question."""
+def follow_up_of(question: str, session: SessionRecord) -> str:
+    """The customer's previous question when this one leans on it ("how long does that take?"),
+    else ""."""
     previous = [t.content for t in session.turns if t.role == Speaker.CUSTOMER]
     if previous and (len(question.split()) <= 6 or _FOLLOW_UP.search(question)):
-        return f"{previous[-1]} {question}"
-    return question
+        return previous[-1]
+    return ""
+
+
+def standalone_question(question: str, session: SessionRecord) -> str:
+    """A follow-up is searched together with the question it follows."""
+    previous = follow_up_of(question, session)
+    return f"{previous} {question}" if previous else question
 
 
 def conversation_history(session: SessionRecord, limit: int) -> list[common_pb2.ConversationMessage]:
@@ -81,6 +87,7 @@ class TurnContext:
     started: float = field(default_factory=time.perf_counter)
     turn_id: str = field(default_factory=new_turn_id)
     session: SessionRecord | None = None
+    follows: str = ""  # the previous question, when this one is a follow-up
     rewritten: str = ""
     history: list[common_pb2.ConversationMessage] = field(default_factory=list)
     sources: list[common_pb2.Source] = field(default_factory=list)
@@ -179,7 +186,8 @@ class ChatTurns:
         session = turn.session
         assert session is not None
         turn.history = conversation_history(session, self.settings.history_messages)
-        turn.rewritten = standalone_question(turn.message, session)
+        turn.follows = follow_up_of(turn.message, session)
+        turn.rewritten = f"{turn.follows} {turn.message}" if turn.follows else turn.message
         turn.stage_ms["rewrite"] = (time.perf_counter() - started) * 1000
         customer_turn = TurnRecord(new_turn_id(), Speaker.CUSTOMER, turn.message, time.time())
         session.turns.append(customer_turn)
@@ -201,22 +209,20 @@ class ChatTurns:
         yield chat_pb2.ChatResponse(sources=chat_pb2.SourcesRetrieved(sources=turn.sources, rewritten_question=turn.rewritten))
 
     async def answer(self, turn: TurnContext) -> AsyncIterator[chat_pb2.ChatResponse]:
-        if turn.retrieval_failed:
-            texts = iter([self.composer.fixed(turn.answer, self.settings.unavailable_answer, "the retriever is unavailable")])
-        elif not turn.sources:
-            texts = iter([self.composer.fixed(turn.answer, self.settings.ungrounded_answer, "no source matched the question")])
-        else:
-            previous = turn.rewritten[: -len(turn.message)].strip() if turn.rewritten != turn.message else ""
-            texts = self.composer.stream(
-                turn.message, turn.sources, turn.answer, mode=turn.mode, context_question=previous,
-                history=turn.history, request_id=turn.turn_id,
+        if turn.retrieval_failed or not turn.sources:
+            reply, reason = (
+                (self.settings.unavailable_answer, "the retriever is unavailable") if turn.retrieval_failed
+                else (self.settings.ungrounded_answer, "no source matched the question")
             )
-            async with aclosing(texts):
-                async for text in texts:
-                    yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
+            yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=self.composer.fixed(turn.answer, reply, reason)))
             return
-        for text in texts:
-            yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
+        texts = self.composer.stream(
+            turn.message, turn.sources, turn.answer, mode=turn.mode, context_question=turn.follows,
+            history=turn.history, request_id=turn.turn_id,
+        )
+        async with aclosing(texts):
+            async for text in texts:
+                yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
 
     def decide_handoff(self, turn: TurnContext) -> None:
         assert turn.session is not None
