@@ -133,3 +133,26 @@ async def redis(redis_url: str):  # type: ignore[no-untyped-def]
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+def client_as(stack, who: str = "admin"):  # type: ignore[no-untyped-def]
+    """A client of the shared stack with one of TEST_KEYS ("" for none)."""
+    from supportbot.client import SupportbotClient
+
+    return SupportbotClient(
+        stack.address("gateway"), retriever=stack.address("retriever"), generator=stack.address("generator"),
+        api_key=TEST_KEYS[who]["key"] if who else "",
+    )
+
+
+def run_cli(stack, *args: str, timeout: float = 300):  # type: ignore[no-untyped-def]
+    """`supportbot ARGS...` against the shared stack, as a user would run it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **{k: v for k, v in stack.environment().items() if k.endswith("_ADDRESS")}}
+    env["SUPPORTBOT_DATA_DIR"] = str(stack.data_dir)  # where the CLI finds the local API keys
+    return subprocess.run(
+        [sys.executable, "-m", "supportbot.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )

@@ -5,22 +5,18 @@ that run as the baseline, and the exit status gating on thresholds."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.stack
 
 
 def eval_cli(stack, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    env = {**os.environ, **{k: v for k, v in stack.environment().items() if k.endswith("_ADDRESS")}}
-    env["SUPPORTBOT_DATA_DIR"] = str(stack.data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "supportbot.cli", "eval", *args], env=env, capture_output=True, text=True, timeout=900
-    )
+    return run_cli(stack, "eval", *args, timeout=900)
 
 
 def only_report(folder: Path) -> Path:

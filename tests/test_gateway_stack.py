@@ -12,16 +12,9 @@ import pytest
 
 from supportbot.client import SupportbotClient
 from supportbot.v1 import chat_pb2, common_pb2
-from tests.conftest import TEST_KEYS
+from tests.conftest import TEST_KEYS, client_as
 
 pytestmark = pytest.mark.stack
-
-
-def as_(stack, who: str) -> SupportbotClient:  # type: ignore[no-untyped-def]
-    return SupportbotClient(
-        stack.address("gateway"), retriever=stack.address("retriever"), generator=stack.address("generator"),
-        api_key=TEST_KEYS[who]["key"] if who else "",
-    )
 
 
 async def rpc_error(coroutine) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def]
@@ -31,12 +24,12 @@ async def rpc_error(coroutine) -> grpc.aio.AioRpcError:  # type: ignore[no-untyp
 
 
 async def test_keys_and_roles(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    async with as_(stack, "") as anonymous:
+    async with client_as(stack, "") as anonymous:
         error = await rpc_error(anonymous.ask("hello"))
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED and "x-api-key" in error.details()
     async with SupportbotClient(stack.address("gateway"), api_key="sb_wrong") as stranger:
         assert (await rpc_error(stranger.ask("hello"))).code() == grpc.StatusCode.UNAUTHENTICATED
-    async with as_(stack, "customer") as alice, as_(stack, "customer-b") as bob, as_(stack, "agent-other") as other_agent:
+    async with client_as(stack, "customer") as alice, client_as(stack, "customer-b") as bob, client_as(stack, "agent-other") as other_agent:
         session_id, _, _ = await alice.ask("How do I reset my password?")
         request = chat_pb2.GetSessionRequest(session_id=session_id)
         assert (await alice.chat_stub.GetSession(request, metadata=alice.metadata)).session.customer_id == "cust-a"
@@ -63,7 +56,7 @@ async def next_event(stream, kind: str, timeout: float = 30):  # type: ignore[no
 
 
 async def test_handoff_and_agent_assist(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    async with as_(stack, "customer") as customer, as_(stack, "agent") as agent:
+    async with client_as(stack, "customer") as customer, client_as(stack, "agent") as agent:
         session_id, first, _ = await customer.ask("How long does a refund take to show up on my card?")
         assert first.grounded and not first.handoff
         _, asked, _ = await customer.ask("I want to talk to a person please", session_id=session_id)
@@ -111,7 +104,7 @@ async def test_handoff_and_agent_assist(stack, sample_ingested) -> None:  # type
 
 
 async def test_feedback_and_the_interaction_log(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    async with as_(stack, "customer") as customer:
+    async with client_as(stack, "customer") as customer:
         session_id, result, _ = await customer.ask("My email is jane.doe@example.com, how do I change it?")
         feedback = await customer.chat_stub.SubmitFeedback(
             chat_pb2.SubmitFeedbackRequest(session_id=session_id, turn_id=result.turn_id, rating=-1, comment="call me on +1 415 555 0199"),
@@ -145,7 +138,7 @@ async def test_feedback_and_the_interaction_log(stack, sample_ingested) -> None:
 
 
 async def test_two_turns_at_once_keep_the_session_whole(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    async with as_(stack, "customer") as customer:
+    async with client_as(stack, "customer") as customer:
         created = await customer.chat_stub.CreateSession(chat_pb2.CreateSessionRequest(), metadata=customer.metadata)
         session_id = created.session.session_id
         await asyncio.gather(
@@ -158,7 +151,7 @@ async def test_two_turns_at_once_keep_the_session_whole(stack, sample_ingested) 
 
 
 async def test_client_disconnect_mid_answer_keeps_the_session(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    async with as_(stack, "customer") as customer:
+    async with client_as(stack, "customer") as customer:
         call = customer.chat_stub.Chat(
             chat_pb2.ChatRequest(message="What happens after I cancel Lumio Plus?"), metadata=customer.metadata
         )
@@ -180,10 +173,10 @@ async def test_client_disconnect_mid_answer_keeps_the_session(stack, sample_inge
 
 
 async def test_sessions_survive_a_gateway_restart(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    async with as_(stack, "customer") as customer:
+    async with client_as(stack, "customer") as customer:
         session_id, _, _ = await customer.ask("Where is my order?")
     stack.restart("gateway")
-    async with as_(stack, "customer") as customer:
+    async with client_as(stack, "customer") as customer:
         # This process's connection to the old gateway may still be in its reconnect backoff
         # (at most 2 s); calls fail fast until it reconnects.
         for attempt in range(10):
@@ -202,14 +195,14 @@ async def test_sessions_survive_a_gateway_restart(stack, sample_ingested) -> Non
 async def test_retriever_down_gets_a_polite_answer_and_the_gateway_keeps_serving(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
     stack.stop_service("retriever")
     try:
-        async with as_(stack, "customer") as customer:
+        async with client_as(stack, "customer") as customer:
             session_id, result, sources = await customer.ask("How do I reset my password?")
             assert not result.grounded and sources == [] and "can't reach" in result.answer
             session = (await customer.chat_stub.GetSession(chat_pb2.GetSessionRequest(session_id=session_id), metadata=customer.metadata)).session
             assert len(session.turns) == 2
     finally:
         stack.restart("retriever")
-    async with as_(stack, "customer") as customer:
+    async with client_as(stack, "customer") as customer:
         # The gateway reconnects by itself (its reconnect backoff is capped at 2 s).
         for _ in range(10):
             _, result, _ = await customer.ask("How do I reset my password?")
@@ -220,7 +213,7 @@ async def test_retriever_down_gets_a_polite_answer_and_the_gateway_keeps_serving
 
 
 async def test_bad_agent_input(stack) -> None:  # type: ignore[no-untyped-def]
-    async with as_(stack, "agent") as agent:
+    async with client_as(stack, "agent") as agent:
         created = await agent.chat_stub.CreateSession(chat_pb2.CreateSessionRequest(), metadata=agent.metadata)
         session_id = created.session.session_id
         error = await rpc_error(agent.chat_stub.SendAgentReply(chat_pb2.SendAgentReplyRequest(session_id=session_id, message=" "), metadata=agent.metadata))
@@ -252,7 +245,7 @@ async def test_damaged_hub_handoff_is_acknowledged_and_drafts_cite_the_damaged_p
     from supportbot.answers.compose import TEMPLATE_HOLE
     from supportbot.answers.repetition import is_degenerate
 
-    async with as_(stack, "customer") as customer, as_(stack, "agent") as agent:
+    async with client_as(stack, "customer") as customer, client_as(stack, "agent") as agent:
         session_id, result, sources = await customer.ask("My hub arrived with a cracked case, I want to talk to a person")
         # A short acknowledgement and the queue at once: no search, no generated answer.
         assert result.handoff and not result.grounded and sources == []

@@ -7,8 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -18,8 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from supportbot.client import SupportbotClient
 from supportbot.v1 import chat_pb2, chat_pb2_grpc, common_pb2, generator_pb2, retriever_pb2
+from tests.conftest import client_as, run_cli
 
 pytestmark = pytest.mark.stack
 
@@ -28,13 +26,6 @@ SERVICES = {
     "generator": "supportbot.v1.GeneratorService",
     "gateway": "supportbot.v1.ChatService",
 }
-
-
-def client_for(stack, role: str = "admin") -> SupportbotClient:  # type: ignore[no-untyped-def]
-    return SupportbotClient(
-        stack.address("gateway"), retriever=stack.address("retriever"), generator=stack.address("generator"),
-        api_key=stack.key(role),
-    )
 
 
 def metric(port: int, name: str) -> float:
@@ -62,34 +53,26 @@ def test_services_answer_health_checks_and_reflection(stack, name: str) -> None:
         assert next(iter(responses)).file_descriptor_response.file_descriptor_proto
 
 
-def cli(stack, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    env = {**os.environ, **{k: v for k, v in stack.environment().items() if k.endswith("_ADDRESS")}}
-    env["SUPPORTBOT_DATA_DIR"] = str(stack.data_dir)  # where the CLI finds the local API keys
-    return subprocess.run(
-        [sys.executable, "-m", "supportbot.cli", *args], env=env, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_cli_search_and_ask(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
     assert sample_ingested.added + sample_ingested.unchanged == 41 and sample_ingested.failed == 0
-    found = cli(stack, "search", "I forgot my password", "--json", "--top-k", "3")
+    found = run_cli(stack, "search", "I forgot my password", "--json", "--top-k", "3")
     assert found.returncode == 0, found.stderr
     results = json.loads(found.stdout)["results"]
     assert results[0]["document_id"] == "reset-password" and results[0]["url"].startswith("https://help.lumio.example/")
 
-    asked = cli(stack, "ask", "How do I reset my password?", "--json")
+    asked = run_cli(stack, "ask", "How do I reset my password?", "--json")
     assert asked.returncode == 0, asked.stderr
     turn = json.loads(asked.stdout)
     assert turn["session_id"].startswith("s_") and turn["grounded"] is True and turn["answer"].strip()
     assert turn["sources"][0]["document_id"] == "reset-password"
     assert set(turn["latencies"]) >= {"retrieval_ms", "first_token_ms", "total_ms"}
 
-    empty = cli(stack, "ask", "   ")
+    empty = run_cli(stack, "ask", "   ")
     assert empty.returncode == 1 and "INVALID_ARGUMENT" in empty.stderr and "message is empty" in empty.stderr
 
 
 async def test_generator_info_is_read_from_the_engine(stack) -> None:  # type: ignore[no-untyped-def]
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         info = await client.generator_info()
     assert info.engine == "vllm" and info.device == "cpu" and info.dtype == "float32"
     assert info.model.endswith("SmolLM2-135M-Instruct") and info.max_model_len == 4096
@@ -102,7 +85,7 @@ async def test_generation_streams_cites_and_reports_finish(stack) -> None:  # ty
         chunk_id="kb/refund-timing#0", document_id="refund-timing", title="Refunds",
         text="Card refunds take 5-10 business days after approval.",
     )
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         deltas, result = [], None
         async for event in client.generator_stub.Generate(
             # Raw token streaming (the repetition stop streams whole sentences; see below).
@@ -123,7 +106,7 @@ async def test_generation_streams_cites_and_reports_finish(stack) -> None:  # ty
 
 async def test_json_schema_output_parses(stack) -> None:  # type: ignore[no-untyped-def]
     schema = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["yes", "no"]}}, "required": ["verdict"]}
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         async for event in client.generator_stub.Generate(
             generator_pb2.GenerateRequest(
                 messages=[common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content="Is the sky blue? Answer in JSON.")],
@@ -145,7 +128,7 @@ async def test_json_schema_output_parses(stack) -> None:  # type: ignore[no-unty
     ],
 )
 async def test_generator_rejects_bad_input(stack, request_fields: dict, message: str) -> None:  # type: ignore[no-untyped-def]
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         with pytest.raises(grpc.aio.AioRpcError) as error:
             async for _ in client.generator_stub.Generate(generator_pb2.GenerateRequest(**request_fields)):
                 pass
@@ -158,7 +141,7 @@ async def test_cancelling_a_request_aborts_it_in_the_engine(stack) -> None:  # t
         messages=[common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content="Write a very long story about a lighthouse.")],
         max_tokens=1000, disable_stop_strings=True, temperature=1.0,
     )
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         call = client.generator_stub.Generate(request)
         received = 0
         async for _ in call:
@@ -178,7 +161,7 @@ async def test_cancelling_a_request_aborts_it_in_the_engine(stack) -> None:  # t
 
 
 async def test_multi_turn_conversation_with_citations(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         session_id, first, sources = await client.ask("How long does standard shipping take?")
         assert first.grounded and sources and sources[0].document_id == "shipping-options"
         assert first.latencies.retrieval_ms > 0 and first.latencies.first_token_ms > 0
@@ -194,7 +177,7 @@ async def test_multi_turn_conversation_with_citations(stack, sample_ingested) ->
 
 
 async def test_unanswerable_question_offers_a_person(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         _, result, sources = await client.ask("what's the weather tomorrow")
     assert sources == [] and not result.grounded
     assert result.finish_reason == common_pb2.FINISH_REASON_NOT_GENERATED
@@ -211,7 +194,7 @@ async def test_unanswerable_question_offers_a_person(stack, sample_ingested) -> 
     ],
 )
 async def test_gateway_rejects_bad_input(stack, request_fields: dict, code: grpc.StatusCode, message: str) -> None:  # type: ignore[no-untyped-def]
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         with pytest.raises(grpc.aio.AioRpcError) as error:
             async for _ in client.chat_stub.Chat(chat_pb2.ChatRequest(**request_fields)):
                 pass
@@ -219,7 +202,7 @@ async def test_gateway_rejects_bad_input(stack, request_fields: dict, code: grpc
 
 
 async def test_retriever_rejects_bad_input_over_grpc(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await client.search("refund", top_k=1000)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -236,7 +219,7 @@ async def test_ingest_search_and_delete_in_a_separate_collection(stack, tmp_path
 
     (tmp_path / "router.md").write_text("# Router setup\n\n## Pairing\nHold the pair button for 8 seconds until the ring turns teal.\n")
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         documents = [d for _, d in documents_from_paths([tmp_path])]
         results = [r async for r in client.ingest(documents, collection="acme-router")]
         assert sorted((r.source_path.rsplit("/", 1)[-1], r.status) for r in results) == [
@@ -256,7 +239,7 @@ async def test_more_requests_than_the_queue_allows_are_refused(stack) -> None:  
     request = generator_pb2.GenerateRequest(question="What is Lumio Plus?", max_tokens=8)
 
     async def generate() -> str:
-        async with client_for(stack) as client:
+        async with client_as(stack) as client:
             try:
                 async for _ in client.generator_stub.Generate(request):
                     pass
@@ -290,7 +273,7 @@ def test_sigterm_drains_in_flight_turns_then_every_service_exits_cleanly(stack, 
 
 async def test_request_id_follows_a_turn_across_services(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
     request_id = "trace-" + os.urandom(6).hex()
-    async with client_for(stack, "customer") as client:
+    async with client_as(stack, "customer") as client:
         call = client.chat_stub.Chat(
             chat_pb2.ChatRequest(message="Do you ship to Australia?"),
             metadata=(*client.metadata, ("x-request-id", request_id)),
@@ -304,11 +287,9 @@ async def test_request_id_follows_a_turn_across_services(stack, sample_ingested)
 
 
 async def test_a_looping_generation_is_stopped_early_and_freed_in_the_engine(stack) -> None:  # type: ignore[no-untyped-def]
-    import urllib.request
-
     # Greedy decoding makes the bundled model loop on this one ("Hello, hello, hello, ...").
     loop = [common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content="Write the word 'hello' two hundred times.")]
-    async with client_for(stack) as client:
+    async with client_as(stack) as client:
         deltas, result = [], None
         async for event in client.generator_stub.Generate(generator_pb2.GenerateRequest(messages=loop, max_tokens=400)):
             if event.HasField("delta"):
@@ -318,16 +299,15 @@ async def test_a_looping_generation_is_stopped_early_and_freed_in_the_engine(sta
     assert result is not None and result.finish_reason == common_pb2.FINISH_REASON_REPETITION
     assert result.completion_tokens < 100  # stopped at the first repeat, not at max_tokens
     assert "".join(deltas) == result.text and result.text.lower().count("hello") <= 6
-    metrics = urllib.request.urlopen(f"http://127.0.0.1:{stack.ports.generator_metrics}/metrics", timeout=10).read().decode()
-    assert "supportbot_generator_repetition_stops_total" in metrics
-    assert any(line.startswith("supportbot_generator_in_flight_requests 0") for line in metrics.splitlines())
+    assert metric(stack.ports.generator_metrics, "supportbot_generator_repetition_stops_total") >= 1
+    assert metric(stack.ports.generator_metrics, "supportbot_generator_in_flight_requests") == 0
 
 
 @pytest.mark.parametrize("mode", [chat_pb2.ANSWER_MODE_EXTRACTIVE, chat_pb2.ANSWER_MODE_VERIFIED])
 async def test_the_readme_question_gets_a_cited_answer_that_does_not_loop(stack, sample_ingested, mode) -> None:  # type: ignore[no-untyped-def]
     from supportbot.answers.repetition import is_degenerate
 
-    async with client_for(stack, "customer") as client:
+    async with client_as(stack, "customer") as client:
         _, result, sources = await client.ask("How do I reset my password?", answer_mode=mode)
     assert result.grounded and result.citations and "Forgot password" in result.answer
     assert not is_degenerate(result.answer)

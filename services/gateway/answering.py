@@ -27,6 +27,7 @@ from supportbot.answers.compose import (
     StreamingVerifier,
     extractive_answer,
     joiner,
+    pieces,
 )
 from supportbot.answers.grounding import Evidence
 from supportbot.core.errors import Unavailable
@@ -108,8 +109,8 @@ class AnswerComposer:
             return
         answer.path, answer.grounded, answer.fallback_reason = path, True, reason
         answer.citations = citations_for(composed.sources, sources)
-        for index, sentence in enumerate(composed.sentences):
-            yield answer.add(joiner(composed.sentences[:index], sentence) + sentence.rendered())
+        for piece in pieces(composed.sentences):
+            yield answer.add(piece)
 
     async def generate_text(self, request: generator_pb2.GenerateRequest) -> generator_pb2.GenerateResult:
         """A whole generation (agent assist); UNAVAILABLE when the generator cannot answer."""

@@ -5,7 +5,7 @@ citation of the source it rests on.
     >>> from supportbot.answers.grounding import Evidence, Passage
     >>> evidence = Evidence([Passage("Refunds", "Card refunds take 5-10 business days. PayPal takes 1-3 days.")])
     >>> extractive_answer("how long do card refunds take", evidence).text
-    'Card refunds take 5-10 business days. [1] PayPal takes 1-3 days. [1]'
+    'Card refunds take 5-10 business days. PayPal takes 1-3 days. [1]'
 """
 
 from __future__ import annotations
@@ -32,13 +32,25 @@ class AnswerSentence:
     score: float = 1.0
     is_list_item: bool = False
 
-    def rendered(self) -> str:
-        marks = "".join(f"[{n}]" for n in self.sources)
-        return f"{self.text} {marks}" if marks else self.text
+    def rendered(self, *, marks: bool = True) -> str:
+        cited = "".join(f"[{n}]" for n in self.sources) if marks else ""
+        return f"{self.text} {cited}" if cited else self.text
+
+
+def pieces(sentences: list[AnswerSentence]) -> list[str]:
+    """The text of each sentence as shown after the ones before it. A run of sentences from the
+    same source is cited once, after its last sentence (whole answers only: a sentence streamed
+    on its own carries its citation, since the next one is not known yet)."""
+    shown = []
+    for index, sentence in enumerate(sentences):
+        following = sentences[index + 1] if index + 1 < len(sentences) else None
+        last_of_run = following is None or following.sources != sentence.sources
+        shown.append(joiner(sentences[:index], sentence) + sentence.rendered(marks=last_of_run))
+    return shown
 
 
 def render(sentences: list[AnswerSentence]) -> str:
-    return "".join(joiner(sentences[:i], s) + s.rendered() for i, s in enumerate(sentences))
+    return "".join(pieces(sentences))
 
 
 def joiner(before: list[AnswerSentence], sentence: AnswerSentence) -> str:
