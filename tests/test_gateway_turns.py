@@ -44,6 +44,8 @@ class FakeRetriever:
         self.queries.append(request.query)
         if self.error is not None:
             raise rpc_error(self.error)
+        if len(request.query) > 2000:  # the retriever's own limit
+            raise rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "query is over the limit of 2000 characters")
         return retriever_pb2.SearchResponse(results=self.results, collection=request.collection)
 
 
@@ -287,3 +289,11 @@ async def test_service_errors_become_statuses_in_one_place(servicer, redis) -> N
             assert streaming.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "message is empty" in streaming.value.details()
     finally:
         await server.stop(None)
+
+
+async def test_a_question_longer_than_the_retriever_takes_is_answered_not_refused(servicer, backends) -> None:  # type: ignore[no-untyped-def]
+    question = "I have tried everything on my phone and on the website, " * 55 + "how do I reset my password?"
+    assert 3000 < len(question) <= 4000
+    _, result = await turn(servicer, question, answer_mode=chat_pb2.ANSWER_MODE_EXTRACTIVE)
+    assert result.grounded and "Forgot password?" in result.answer
+    assert len(backends[0].queries[-1]) <= 2000 and backends[0].queries[-1].endswith("reset my password?")

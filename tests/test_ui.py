@@ -57,13 +57,17 @@ def test_customer_page_explains_when_the_service_is_down(stack, ui_env, monkeypa
 
 async def test_agent_page_shows_the_queue_and_sends_a_reply(stack, sample_ingested, ui_env) -> None:  # type: ignore[no-untyped-def]
     async with SupportbotClient(stack.address("gateway"), api_key=TEST_KEYS["customer"]["key"]) as customer:
-        session_id, _, _ = await customer.ask("I need to speak to a real person about my order")
+        session_id, _, _ = await customer.ask(
+            "I need to speak to a real person about my order ![pixel](http://tracker.invalid/p.png)"
+        )
     app = AppTest.from_file(str(UI / "views" / "agent.py"), default_timeout=240).run()
     assert not app.exception
     assert any(b.key == f"open-{session_id}" for b in app.button)
     app.button(key=f"open-{session_id}").click().run()
     assert app.session_state.selected == session_id
-    assert any("I need to speak to a real person" in m.markdown[-1].value for m in app.chat_message if m.markdown)
+    # The customer's words are inert text: a markdown image stays characters, never a request.
+    assert any("![pixel](http://tracker.invalid/p.png)" in t.value for m in app.chat_message for t in m.text)
+    assert not any("tracker.invalid" in md.value for m in app.chat_message for md in m.markdown)
     app.button[[b.label for b in app.button].index("Take over")].click().run()
     app.text_area(key="reply").set_value("Hi, this is Sam from Lumio. Let me check your order.").run()
     app.button[[b.label for b in app.button].index("Send")].click().run()

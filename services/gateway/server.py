@@ -31,6 +31,7 @@ from services.gateway.turn import (
     ChatTurns,
     authorize,
     conversation_history,
+    fit_query,
     search,
     standalone_question,
 )
@@ -215,8 +216,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         sources = []
         try:
             sources = await search(
-                self.retriever, standalone_question(question, session), session.collection,
-                self.settings.top_k, self.settings.retrieval_timeout_s,
+                self.retriever, fit_query(standalone_question(question, session), self.settings.max_query_chars),
+                session.collection, self.settings.top_k, self.settings.retrieval_timeout_s,
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.NOT_FOUND:

@@ -35,6 +35,9 @@ class GatewaySettings(ServiceSettings):
     default_collection: str = "helpcenter"
     top_k: int = Field(default=4, ge=1, le=20)
     max_message_chars: int = Field(default=4000, ge=1)
+    # The longest search the retriever takes (its SUPPORTBOT_RETRIEVER_MAX_QUERY_CHARS): a longer
+    # question, or a follow-up joined to its question, is searched by its last this-many characters.
+    max_query_chars: int = Field(default=2000, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
     max_feedback_comment_chars: int = Field(default=2000, ge=0)
     max_handoff_reason_chars: int = Field(default=500, ge=0)

@@ -66,6 +66,16 @@ def standalone_question(question: str, session: SessionRecord) -> str:
     return f"{previous} {question}" if previous else question
 
 
+def fit_query(text: str, limit: int) -> str:
+    """The end of a text too long to search (where a long message usually asks its question),
+    from a word boundary."""
+    if len(text) <= limit:
+        return text
+    tail = text[-limit:]
+    space = tail.find(" ")
+    return tail[space + 1 :] if 0 <= space < 40 else tail
+
+
 def conversation_history(session: SessionRecord, limit: int) -> list[common_pb2.ConversationMessage]:
     """The conversation the model sees: the latest messages, without system notes."""
     if not limit:
@@ -198,7 +208,8 @@ class ChatTurns:
         assert turn.session is not None
         try:
             turn.sources = await search(
-                self.retriever, turn.rewritten, turn.session.collection, self.settings.top_k, self.settings.retrieval_timeout_s
+                self.retriever, fit_query(turn.rewritten, self.settings.max_query_chars), turn.session.collection,
+                self.settings.top_k, self.settings.retrieval_timeout_s,
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:

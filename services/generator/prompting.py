@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from supportbot.core.errors import InvalidArgument
@@ -19,6 +20,17 @@ _ROLE_NAMES = {
 TokenCounter = Callable[[str], int]
 
 
+def control_token_filter(tokens: Iterable[str]) -> Callable[[str], str]:
+    """Removes the model's chat-template control tokens ("<|im_start|>", "<|eot_id|>", ...) from
+    text a customer or a document supplied, so no such text can open a turn of its own or pose
+    as the system prompt once templated."""
+    names = sorted({t for t in tokens if t and not t.isspace()}, key=len, reverse=True)
+    if not names:
+        return lambda text: text
+    pattern = re.compile("|".join(re.escape(name) for name in names))
+    return lambda text: pattern.sub("", text)
+
+
 @dataclass
 class BuiltPrompt:
     messages: list[dict[str, str]]
@@ -26,9 +38,9 @@ class BuiltPrompt:
     history_used: int
 
 
-def format_source(number: int, source: common_pb2.Source) -> str:
-    heading = " > ".join([source.title, *source.heading_path])
-    return f"[{number}] {heading}\n{source.text.strip()}"
+def format_source(number: int, source: common_pb2.Source, clean: Callable[[str], str] = lambda text: text) -> str:
+    heading = clean(" > ".join([source.title, *source.heading_path]))
+    return f"[{number}] {heading}\n{clean(source.text).strip()}"
 
 
 def build_grounded_messages(
@@ -39,9 +51,11 @@ def build_grounded_messages(
     history: Sequence[common_pb2.ConversationMessage],
     budget_tokens: int,
     count: TokenCounter,
+    clean: Callable[[str], str] = lambda text: text,
 ) -> BuiltPrompt:
-    """Fits the question first, then sources best first, then history newest first."""
-    question = question.strip()
+    """Fits the question first, then sources best first, then history newest first; `clean`
+    goes over every string the caller supplied."""
+    question = clean(question).strip()
     if not question:
         raise InvalidArgument("question is empty: send the customer's question")
     fixed = count(system_prompt) + count(question) + 16
@@ -54,7 +68,7 @@ def build_grounded_messages(
     kept_sources: list[common_pb2.Source] = []
     source_blocks: list[str] = []
     for source in sources:
-        block = format_source(len(kept_sources) + 1, source)
+        block = format_source(len(kept_sources) + 1, source, clean)
         cost = count(block) + 2
         if cost > remaining:
             continue
@@ -64,12 +78,13 @@ def build_grounded_messages(
     kept_history: list[dict[str, str]] = []
     for message in reversed(history):
         role = _ROLE_NAMES.get(message.role)
-        if role is None or role == "system" or not message.content.strip():
+        content = clean(message.content).strip()
+        if role is None or role == "system" or not content:
             continue
-        cost = count(message.content) + 8
+        cost = count(content) + 8
         if cost > remaining:
             break
-        kept_history.insert(0, {"role": role, "content": message.content.strip()})
+        kept_history.insert(0, {"role": role, "content": content})
         remaining -= cost
     if source_blocks:
         user = "Sources:\n\n" + "\n\n".join(source_blocks) + f"\n\nQuestion: {question}"
@@ -79,13 +94,15 @@ def build_grounded_messages(
     return BuiltPrompt(messages, kept_sources, len(kept_history))
 
 
-def raw_messages(messages: Sequence[common_pb2.ConversationMessage]) -> list[dict[str, str]]:
+def raw_messages(
+    messages: Sequence[common_pb2.ConversationMessage], clean: Callable[[str], str] = lambda text: text
+) -> list[dict[str, str]]:
     converted = []
     for message in messages:
         role = _ROLE_NAMES.get(message.role)
         if role is None:
             raise InvalidArgument("every message needs a role (system, customer, assistant or agent)")
-        converted.append({"role": role, "content": message.content})
+        converted.append({"role": role, "content": clean(message.content)})
     if not any(m["content"].strip() for m in converted):
         raise InvalidArgument("messages are empty: send at least one message with text")
     return converted

@@ -13,7 +13,7 @@ import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.generator.engine import build_engine, kernel_settings, stop_token_ids
-from services.generator.prompting import build_grounded_messages, raw_messages
+from services.generator.prompting import build_grounded_messages, control_token_filter, raw_messages
 from services.generator.settings import GeneratorSettings
 from supportbot.answers.citations import parse_citations
 from supportbot.answers.repetition import RepetitionDetector
@@ -74,6 +74,10 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self.capacity = engine.vllm_config.scheduler_config.max_num_seqs + settings.max_queued_requests
         self.adapters = {name: index + 1 for index, name in enumerate(sorted(settings.lora_adapters))}
         self.stop_token_ids = stop_token_ids(self.tokenizer, settings.stop_tokens)
+        self.clean = control_token_filter(
+            [*getattr(self.tokenizer, "all_special_tokens", []), *settings.stop_tokens,
+             *(t.content for t in getattr(self.tokenizer, "added_tokens_decoder", {}).values() if t.special)]
+        )
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -90,7 +94,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         max_tokens = self._max_tokens(request.max_tokens)
         budget = self.settings.max_model_len - max_tokens - self.settings.template_overhead_tokens
         if request.messages:
-            messages = raw_messages(request.messages)
+            messages = raw_messages(request.messages, self.clean)
             sources: list[common_pb2.Source] = []
             history_used = 0
         else:
@@ -101,6 +105,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 history=request.history,
                 budget_tokens=budget,
                 count=self.count_tokens,
+                clean=self.clean,
             )
             messages, sources, history_used = built.messages, built.sources, built.history_used
         prompt = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -134,7 +134,7 @@ def read_log(paths: Iterable[Path]) -> tuple[list[Turn], list[Summary], list[str
     summaries: list[Summary] = []
     warnings: list[str] = []
     for path in files:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(_json_lines(path), start=1):
             if not line.strip():
                 continue
             try:
@@ -170,9 +170,15 @@ class GoldenItem:
     key_facts: list[str] = field(default_factory=list)
 
 
+def _json_lines(path: Path) -> list[str]:
+    """A JSON Lines file's lines: split at newlines only. str.splitlines also splits at U+2028
+    and other separators that JSON strings may hold unescaped, which would tear a record."""
+    return path.read_text(encoding="utf-8").split("\n")
+
+
 def load_golden(path: Path) -> list[GoldenItem]:
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_json_lines(path), start=1):
         if not line.strip():
             continue
         try:

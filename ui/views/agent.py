@@ -59,7 +59,12 @@ def conversation(session_id: str) -> None:
         with st.chat_message("user" if turn.role == common_pb2.ROLE_CUSTOMER else "assistant",
                              avatar=":material/support_agent:" if turn.role == common_pb2.ROLE_AGENT else None):
             st.caption(SPEAKERS.get(turn.role, ""))
-            st.markdown(turn.content or "_(no answer)_")
+            if turn.role == common_pb2.ROLE_CUSTOMER:
+                # A customer's words are shown as plain text: no remote images (tracking pixels)
+                # and no live links in the agent's browser.
+                st.text(turn.content)
+            else:
+                st.markdown(turn.content or "_(no answer)_")
 
 
 def actions(session_id: str) -> None:
