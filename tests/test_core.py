@@ -224,3 +224,12 @@ async def test_call_with_retries_waits_out_a_busy_server() -> None:
     finally:
         await channel.close()
         await server.stop(0)
+
+
+def test_request_ids_from_callers_are_bounded_and_plain() -> None:
+    from supportbot.core.logging import set_request_id
+
+    assert set_request_id("trace-42.a:b") == "trace-42.a:b"
+    for hostile in ("x" * 10_000, "line\nbreak", "\x1b[31mred", "{\"json\": 1}"):
+        replaced = set_request_id(hostile)
+        assert replaced != hostile and len(replaced) == 32

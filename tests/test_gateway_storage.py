@@ -113,3 +113,10 @@ async def test_only_gateways_that_export_write_the_log(redis_url: str, redis: Re
     finally:
         await serving.stop()
         await exporting.stop()
+
+
+async def test_a_session_id_with_a_trailing_newline_is_malformed(redis: Redis) -> None:
+    store = SessionStore(redis, ttl_s=600)
+    session = await store.create(collection="c", channel="t")
+    with pytest.raises(InvalidArgument, match="malformed session id"):
+        await store.get(session.session_id + "\n")

@@ -297,3 +297,28 @@ async def test_a_question_longer_than_the_retriever_takes_is_answered_not_refuse
     _, result = await turn(servicer, question, answer_mode=chat_pb2.ANSWER_MODE_EXTRACTIVE)
     assert result.grounded and "Forgot password?" in result.answer
     assert len(backends[0].queries[-1]) <= 2000 and backends[0].queries[-1].endswith("reset my password?")
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({"collection": "Other Tenant KB!"}, "collection name"),
+        ({"collection": "x" * 200_000}, "collection name"),
+        ({"channel": "w" * 200_000}, "channel"),
+        ({"channel": "web\n"}, "channel"),
+        ({"collection": "helpcenter\n"}, "collection name"),
+    ],
+)
+async def test_malformed_session_fields_are_refused_before_anything_is_stored(servicer, redis, fields, complaint) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidArgument, match=complaint):
+        await turn(servicer, "How do I reset my password?", **fields)
+    with pytest.raises(InvalidArgument, match=complaint):
+        await servicer.CreateSession(chat_pb2.CreateSessionRequest(**fields), None)
+    assert not [key async for key in redis.scan_iter(match="supportbot:session:*")]
+
+
+async def test_an_unbounded_customer_id_is_refused(servicer, redis) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidArgument, match="customer_id"):
+        await servicer.CreateSession(chat_pb2.CreateSessionRequest(customer_id="c" * 200_000), None)
+    created = await servicer.CreateSession(chat_pb2.CreateSessionRequest(customer_id="crm-4711"), None)
+    assert created.session.customer_id == "crm-4711"

@@ -107,6 +107,9 @@ def test_delete_documents(kb: KnowledgeBase) -> None:
         ({"query": "x", "collection": "Bad Name!"}, InvalidArgument, "collection name"),
         ({"query": "x", "collection": "nope"}, NotFound, "does not exist"),
         ({"query": "x", "filter": {"bad key": "v"}}, InvalidArgument, "filter key"),
+        # NaN compares false with everything: it used to switch the threshold off silently.
+        ({"query": "x", "score_threshold": float("nan")}, InvalidArgument, "score_threshold"),
+        ({"query": "x", "score_threshold": 7.0}, InvalidArgument, "score_threshold"),
     ],
 )
 def test_bad_search_input(kb: KnowledgeBase, kwargs: dict, error: type, message: str) -> None:

@@ -34,7 +34,7 @@ def new_turn_id() -> str:
 
 
 def check_session_id(session_id: str) -> str:
-    if not _SESSION_ID.match(session_id):
+    if not _SESSION_ID.fullmatch(session_id):
         raise InvalidArgument(f"malformed session id {session_id[:80]!r}: expected an id returned by the gateway")
     return session_id
 

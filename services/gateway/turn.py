@@ -39,6 +39,9 @@ from supportbot.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     PermissionDenied,
+    check_channel,
+    check_collection_name,
+    check_identifier,
     require_text,
 )
 from supportbot.core.telemetry import tracer
@@ -184,12 +187,14 @@ class ChatTurns:
         return await self.create_session(request.collection, request.channel, "")
 
     async def create_session(self, collection: str, channel: str, customer_id: str) -> SessionRecord:
+        """A new session, once its fields are valid: a refused request stores nothing."""
+        collection = check_collection_name(collection or self.settings.default_collection)
+        channel = check_channel(channel or "api")
         principal = current_principal()
         if principal is not None and principal.role == "customer":
             customer_id = principal.customer_id
-        return await self.sessions.create(
-            collection=collection or self.settings.default_collection, channel=channel or "api", customer_id=customer_id
-        )
+        customer_id = check_identifier(customer_id, field="customer_id")
+        return await self.sessions.create(collection=collection, channel=channel, customer_id=customer_id)
 
     async def rewrite(self, turn: TurnContext) -> None:
         started = time.perf_counter()

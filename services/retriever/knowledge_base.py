@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -15,9 +16,8 @@ from services.retriever.embedding import DenseEmbedder, SparseEmbedder
 from services.retriever.parsing import DocumentError, parse_document
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import QueryPlan, SearchModeName, StoredPoint, VectorStore, point_id
-from supportbot.core.errors import InvalidArgument, NotFound, require_text
+from supportbot.core.errors import InvalidArgument, NotFound, check_collection_name, require_text
 
-_COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _DOCUMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 
@@ -79,13 +79,7 @@ class KnowledgeBase:
 
     # -- validation -------------------------------------------------------------------------
     def collection_name(self, name: str) -> str:
-        name = name or self.settings.default_collection
-        if not _COLLECTION_NAME.match(name):
-            raise InvalidArgument(
-                f"collection name {name!r} is invalid: use 1-63 lowercase letters, digits, '-' or '_', "
-                "starting with a letter or digit"
-            )
-        return name
+        return check_collection_name(name or self.settings.default_collection)
 
     def existing_collection(self, name: str) -> str:
         name = self.collection_name(name)
@@ -98,7 +92,7 @@ class KnowledgeBase:
     def ingest(self, collection: str, document: DocumentInput) -> IngestOutcome:
         collection = self.collection_name(collection)
         document_id = document.document_id or derive_document_id(document.source_path)
-        if not _DOCUMENT_ID.match(document_id):
+        if not _DOCUMENT_ID.fullmatch(document_id):
             return IngestOutcome(document_id, "failed", error=f"invalid document id {document_id!r}")
         try:
             if len(document.content) > self.settings.max_document_bytes:
@@ -199,10 +193,12 @@ class KnowledgeBase:
         if not 0.0 <= mmr_lambda <= 1.0:
             raise InvalidArgument(f"mmr_lambda must be between 0 and 1, got {mmr_lambda}")
         for key, value in (filter or {}).items():
-            if not _FILTER_KEY.match(key):
+            if not _FILTER_KEY.fullmatch(key):
                 raise InvalidArgument(f"filter key {key!r} is invalid: use letters, digits, '_' or '-'")
             if not value:
                 raise InvalidArgument(f"filter value for {key!r} is empty")
+        if not math.isfinite(score_threshold) or not -1.0 <= score_threshold <= 1.0:
+            raise InvalidArgument(f"score_threshold must be a number between -1 and 1, got {score_threshold}")
         threshold = self.settings.score_threshold if score_threshold == 0 else score_threshold
         collection = self.existing_collection(collection)
 

@@ -3,6 +3,8 @@ message as it is, so the caller reads what to fix."""
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 
@@ -40,6 +42,35 @@ class Unauthenticated(ServiceError):
 
 class FailedPrecondition(ServiceError):
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+_COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def check_collection_name(name: str) -> str:
+    """A knowledge base's name, as the retriever stores it (and the gateway accepts it)."""
+    if not _COLLECTION_NAME.fullmatch(name):
+        raise InvalidArgument(
+            f"collection name {name[:80]!r} is invalid: use 1-63 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_channel(channel: str) -> str:
+    if not _CHANNEL.fullmatch(channel):
+        raise InvalidArgument(
+            f"channel {channel[:80]!r} is invalid: use 1-32 letters, digits, '.', '-' or '_' (e.g. web, api)"
+        )
+    return channel
+
+
+def check_identifier(value: str, *, field: str, limit: int = 128) -> str:
+    """A caller-chosen id (a customer id): printable, at most `limit` characters."""
+    if len(value) > limit or not value.isprintable():
+        raise InvalidArgument(f"{field} must be at most {limit} printable characters")
+    return value
 
 
 def require_text(value: str, *, field: str, limit: int, hint: str) -> str:

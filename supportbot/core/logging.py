@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import uuid
 
@@ -18,9 +19,13 @@ def current_request_id() -> str:
     return _request_id.get()
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
 def set_request_id(request_id: str | None = None) -> str:
-    """Binds a request id to the current context (a new one when none is given)."""
-    value = request_id or uuid.uuid4().hex
+    """Binds a request id to the current context: the caller's when it is a plain token of at
+    most 128 characters (it goes into every log line), else a new one."""
+    value = request_id if request_id and _REQUEST_ID.fullmatch(request_id) else uuid.uuid4().hex
     _request_id.set(value)
     return value
 
