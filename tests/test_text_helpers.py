@@ -97,3 +97,17 @@ def test_a_line_separator_inside_a_logged_question_keeps_its_record_whole(tmp_pa
     path.write_text(json.dumps({"stream_id": "1-0", "kind": "turn", **record}, ensure_ascii=False) + "\n", encoding="utf-8")
     turns, _, warnings = read_log([path])
     assert [t.question for t in turns] == ["refund\u2028please"] and warnings == []
+
+
+def test_redaction_covers_international_mail_ibans_and_local_numbers() -> None:
+    text = (
+        "Write to jürgen.müller@bücher.example or 用户@例子.广告; IBAN DE89 3704 0044 0532 0130 00 "
+        "or GB82WEST12345698765432; call 555-0199 or 555 0199."
+    )
+    assert redact(text) == "Write to [email] or [email]; IBAN [iban] or [iban]; call [phone] or [phone]."
+    # Things that only look alike stay: an order number, a price, a version, a bad check digit.
+    kept = "Order 1234567 cost $129.99 on v2.10.3 within 30 days."
+    assert redact(kept) == kept
+    from services.gateway.redaction import _iban_ok
+
+    assert _iban_ok("GB82WEST12345698765432") and not _iban_ok("GB83WEST12345698765432")
