@@ -154,7 +154,15 @@ class AnswerComposer:
         if not answer.text:
             yield self.fixed(answer, self.settings.ungrounded_answer, "the model wrote nothing")
             return
-        answer.path, answer.grounded = chat_pb2.ANSWER_PATH_GENERATED, True
+        # Shown as written, but only called grounded when the sources support some of it (an
+        # answer that ignored its sources, as an injected "ignore your sources" asks, is not).
+        verifier = StreamingVerifier(evidence, threshold=self.settings.support_threshold)
+        verifier.feed(answer.text)
+        verifier.finish(truncated=answer.finish == common_pb2.FINISH_REASON_LENGTH)
+        answer.sentences_kept, answer.sentences_dropped = len(verifier.kept), verifier.dropped
+        answer.path, answer.grounded = chat_pb2.ANSWER_PATH_GENERATED, bool(verifier.kept)
+        if not answer.grounded:
+            answer.fallback_reason = "no sentence of the generated answer is supported by the sources"
 
     async def _verified(self, request, question, context_question, evidence, sources, answer):  # type: ignore[no-untyped-def]
         verifier = StreamingVerifier(evidence, threshold=self.settings.support_threshold)
