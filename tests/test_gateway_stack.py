@@ -55,60 +55,74 @@ async def next_event(stream, kind: str, timeout: float = 30):  # type: ignore[no
     return await asyncio.wait_for(find(), timeout)
 
 
-async def test_handoff_and_agent_assist(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture()
+async def handed_off(stack, sample_ingested):  # type: ignore[no-untyped-def]
+    """A conversation the customer handed to a person after one answered question:
+    (customer client, agent client, session id)."""
     async with client_as(stack, "customer") as customer, client_as(stack, "agent") as agent:
         session_id, first, _ = await customer.ask("How long does a refund take to show up on my card?")
         assert first.grounded and not first.handoff
         _, asked, _ = await customer.ask("I want to talk to a person please", session_id=session_id)
         assert asked.handoff
-
-        waiting = await agent.chat_stub.ListSessions(
-            chat_pb2.ListSessionsRequest(statuses=[chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT]), metadata=agent.metadata
-        )
-        listed = next(s for s in waiting.sessions if s.session_id == session_id)
-        assert listed.handoff_reason == "customer asked for a person"
-
-        watch = agent.chat_stub.WatchSession(chat_pb2.WatchSessionRequest(session_id=session_id), metadata=agent.metadata)
-        assert (await next_event(watch, "status")).status == chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT
-        taken = await agent.chat_stub.TakeOverSession(chat_pb2.TakeOverSessionRequest(session_id=session_id), metadata=agent.metadata)
-        assert taken.session.status == chat_pb2.SESSION_STATUS_WITH_AGENT and taken.session.assigned_agent == "agent smith"
-        assert (await next_event(watch, "status")).status == chat_pb2.SESSION_STATUS_WITH_AGENT
-
-        summary = await agent.chat_stub.SummarizeSession(chat_pb2.SummarizeSessionRequest(session_id=session_id), metadata=agent.metadata)
-        assert summary.summary
-        suggestions = await agent.chat_stub.SuggestReplies(
-            chat_pb2.SuggestRepliesRequest(session_id=session_id, count=2), metadata=agent.metadata
-        )
-        assert 1 <= len(suggestions.suggestions) <= 2 and all(len(s.text) >= 20 for s in suggestions.suggestions)
-        assert suggestions.sources and suggestions.sources[0].document_id == "refund-timing"
-
-        # While a person handles the session the bot stays quiet.
-        _, quiet, _ = await customer.ask("hello?", session_id=session_id)
-        assert quiet.handoff and quiet.answer == "" and quiet.finish_reason == common_pb2.FINISH_REASON_NOT_GENERATED
-        assert (await next_event(watch, "turn")).turn.content == "hello?"
-        reply = await agent.chat_stub.SendAgentReply(
-            chat_pb2.SendAgentReplyRequest(session_id=session_id, message=suggestions.suggestions[0].text), metadata=agent.metadata
-        )
-        seen = await next_event(watch, "turn")
-        assert seen.turn.role == common_pb2.ROLE_AGENT and seen.turn.turn_id == reply.turn.turn_id
-        watch.cancel()
-
-        back = await agent.chat_stub.HandBackSession(chat_pb2.HandBackSessionRequest(session_id=session_id), metadata=agent.metadata)
-        assert back.session.status == chat_pb2.SESSION_STATUS_BOT
-        closed = await agent.chat_stub.CloseSession(chat_pb2.CloseSessionRequest(session_id=session_id), metadata=agent.metadata)
-        assert closed.session.status == chat_pb2.SESSION_STATUS_CLOSED
-        error = await rpc_error(customer.ask("one more thing", session_id=session_id))
-        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-        roles = [t.role for t in closed.session.turns]
-        assert roles.count(common_pb2.ROLE_AGENT) == 1 and roles.count(common_pb2.ROLE_CUSTOMER) == 3
+        yield customer, agent, session_id
 
 
-async def test_feedback_and_the_interaction_log(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+async def test_a_handed_off_conversation_waits_in_the_agent_queue(handed_off) -> None:  # type: ignore[no-untyped-def]
+    _, agent, session_id = handed_off
+    waiting = await agent.chat_stub.ListSessions(
+        chat_pb2.ListSessionsRequest(statuses=[chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT]), metadata=agent.metadata
+    )
+    listed = next(s for s in waiting.sessions if s.session_id == session_id)
+    assert listed.handoff_reason == "customer asked for a person"
+
+
+async def test_watchers_see_the_take_over_the_quiet_bot_and_the_agent_reply(handed_off) -> None:  # type: ignore[no-untyped-def]
+    customer, agent, session_id = handed_off
+    watch = agent.chat_stub.WatchSession(chat_pb2.WatchSessionRequest(session_id=session_id), metadata=agent.metadata)
+    assert (await next_event(watch, "status")).status == chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT
+    taken = await agent.chat_stub.TakeOverSession(chat_pb2.TakeOverSessionRequest(session_id=session_id), metadata=agent.metadata)
+    assert taken.session.status == chat_pb2.SESSION_STATUS_WITH_AGENT and taken.session.assigned_agent == "agent smith"
+    assert (await next_event(watch, "status")).status == chat_pb2.SESSION_STATUS_WITH_AGENT
+    # While a person handles the session the bot stays quiet.
+    _, quiet, _ = await customer.ask("hello?", session_id=session_id)
+    assert quiet.handoff and quiet.answer == "" and quiet.finish_reason == common_pb2.FINISH_REASON_NOT_GENERATED
+    assert (await next_event(watch, "turn")).turn.content == "hello?"
+    reply = await agent.chat_stub.SendAgentReply(
+        chat_pb2.SendAgentReplyRequest(session_id=session_id, message="Hi, this is Sam. Let me look."), metadata=agent.metadata
+    )
+    seen = await next_event(watch, "turn")
+    assert seen.turn.role == common_pb2.ROLE_AGENT and seen.turn.turn_id == reply.turn.turn_id
+    watch.cancel()
+
+
+async def test_agent_assist_drafts_and_summarizes_from_the_refund_article(handed_off) -> None:  # type: ignore[no-untyped-def]
+    _, agent, session_id = handed_off
+    summary = await agent.chat_stub.SummarizeSession(chat_pb2.SummarizeSessionRequest(session_id=session_id), metadata=agent.metadata)
+    assert summary.summary
+    suggestions = await agent.chat_stub.SuggestReplies(
+        chat_pb2.SuggestRepliesRequest(session_id=session_id, count=2), metadata=agent.metadata
+    )
+    assert 1 <= len(suggestions.suggestions) <= 2 and all(len(s.text) >= 20 for s in suggestions.suggestions)
+    assert suggestions.sources and suggestions.sources[0].document_id == "refund-timing"
+    assert all(d.citations for d in suggestions.suggestions)
+
+
+async def test_hand_back_then_close_ends_the_conversation(handed_off) -> None:  # type: ignore[no-untyped-def]
+    customer, agent, session_id = handed_off
+    back = await agent.chat_stub.HandBackSession(chat_pb2.HandBackSessionRequest(session_id=session_id), metadata=agent.metadata)
+    assert back.session.status == chat_pb2.SESSION_STATUS_BOT
+    closed = await agent.chat_stub.CloseSession(chat_pb2.CloseSessionRequest(session_id=session_id), metadata=agent.metadata)
+    assert closed.session.status == chat_pb2.SESSION_STATUS_CLOSED
+    error = await rpc_error(customer.ask("one more thing", session_id=session_id))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert [t.role for t in closed.session.turns].count(common_pb2.ROLE_CUSTOMER) == 2
+
+
+async def test_thumbs_down_hands_off_and_a_bad_rating_is_refused(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
     async with client_as(stack, "customer") as customer:
-        session_id, result, _ = await customer.ask("My email is jane.doe@example.com, how do I change it?")
+        session_id, result, _ = await customer.ask("How do I change my email address?")
         feedback = await customer.chat_stub.SubmitFeedback(
-            chat_pb2.SubmitFeedbackRequest(session_id=session_id, turn_id=result.turn_id, rating=-1, comment="call me on +1 415 555 0199"),
-            metadata=customer.metadata,
+            chat_pb2.SubmitFeedbackRequest(session_id=session_id, turn_id=result.turn_id, rating=-1), metadata=customer.metadata
         )
         assert feedback.handoff
         error = await rpc_error(customer.chat_stub.SubmitFeedback(
@@ -118,6 +132,14 @@ async def test_feedback_and_the_interaction_log(stack, sample_ingested) -> None:
         session = (await customer.chat_stub.GetSession(chat_pb2.GetSessionRequest(session_id=session_id), metadata=customer.metadata)).session
         assert session.turns[-1].feedback == -1 and session.status == chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT
 
+
+async def test_the_interaction_log_holds_each_turn_and_rating_redacted(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
+    async with client_as(stack, "customer") as customer:
+        session_id, result, _ = await customer.ask("My email is jane.doe@example.com, how do I change it?")
+        await customer.chat_stub.SubmitFeedback(
+            chat_pb2.SubmitFeedbackRequest(session_id=session_id, turn_id=result.turn_id, rating=-1, comment="call me on +1 415 555 0199"),
+            metadata=customer.metadata,
+        )
     records: list[dict] = []
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -133,6 +155,7 @@ async def test_feedback_and_the_interaction_log(stack, sample_ingested) -> None:
     assert "jane.doe" not in turn["question"] and "[email]" in turn["question"]
     assert turn["retrieved"][0]["document_id"] == "change-email" and turn["contexts"]
     assert set(turn["latencies_ms"]) == {"session", "rewrite", "retrieval", "first_token", "total"}
+    assert turn["answer_mode"] == "verified" and turn["answer_path"] in ("verified", "extractive_fallback")
     feedback_record = next(r for r in records if r["kind"] == "feedback" and r["turn_id"] == result.turn_id)
     assert feedback_record["rating"] == -1 and feedback_record["comment"] == "call me on [phone]"
 
