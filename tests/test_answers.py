@@ -168,3 +168,13 @@ def test_a_cut_cycling_list_leaves_no_dangling_item_number() -> None:
     detector = RepetitionDetector()
     detector.feed("1. Create a new password\n2. Create a new password for the old one\n3. Create a new password\n")
     assert detector.degenerate and not detector.clean_text.rstrip().endswith("3.")
+
+
+def test_a_paragraph_after_a_list_is_its_own_markdown_block() -> None:
+    from supportbot.answers.compose import AnswerSentence, render
+
+    text = render([
+        AnswerSentence("Do this:", [1]), AnswerSentence("- one", [1], is_list_item=True),
+        AnswerSentence("- two", [1], is_list_item=True), AnswerSentence("Then wait.", [2]),
+    ])
+    assert text == "Do this:\n\n- one\n- two [1]\n\nThen wait. [2]"

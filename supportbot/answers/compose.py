@@ -54,10 +54,16 @@ def render(sentences: list[AnswerSentence]) -> str:
 
 
 def joiner(before: list[AnswerSentence], sentence: AnswerSentence) -> str:
-    """What goes between the sentences already shown and the next one."""
+    """What goes between the sentences already shown and the next one: a line break between
+    list items, an empty line where a list begins or ends (Markdown would otherwise run the
+    next sentence into the last item), else a space."""
     if not before:
         return ""
-    return "\n" if sentence.is_list_item or before[-1].is_list_item else " "
+    if sentence.is_list_item and before[-1].is_list_item:
+        return "\n"
+    if sentence.is_list_item or before[-1].is_list_item:
+        return "\n\n"
+    return " "
 
 
 @dataclass
