@@ -356,3 +356,16 @@ def test_replay_keeps_follow_ups_in_their_conversation():
     items = [item("a"), item("b"), item("c", "b"), item("d", "c"), item("e")]
     assert [[i.id for i in chat] for chat in conversations(items)] == [["a"], ["b", "c", "d"], ["e"]]
     assert [[i.id for i in chat] for chat in conversations(items, limit=2)] == [["a"], ["b", "c", "d"]]
+
+
+def test_contextual_recall_needs_no_key_facts():
+    from supportbot.evaluation.records import GoldenItem
+    from supportbot.evaluation.scoring import judge_free_scores
+
+    turn = Turn.from_record({"turn_id": "t", "question": "refund?", "answer": "Refunds take 5 days.",
+                             "contexts": ["Refunds take 5 days."], "grounded": True})
+    plain = GoldenItem("g", "refund?", set(), "Refunds take 5 days.", True)
+    with_facts = GoldenItem("g", "refund?", set(), "Refunds take 5 days.", True, key_facts=["5 days"])
+    scores = judge_free_scores(turn, plain, bag_of_words, EvalSettings())
+    assert "contextual_recall_embedding" in scores and "key_fact_recall" not in scores
+    assert judge_free_scores(turn, with_facts, bag_of_words, EvalSettings())["key_fact_recall"] == 1.0

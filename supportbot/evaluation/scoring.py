@@ -211,10 +211,10 @@ def judge_free_scores(
     if golden.answerable and golden.reference_answer:
         scores["answer_similarity"] = heuristic.answer_similarity(turn.answer, golden.reference_answer, embed)
         scores["answer_token_f1"] = heuristic.token_f1(turn.answer, golden.reference_answer)
-    if golden.answerable and golden.key_facts:
-        scores["key_fact_recall"] = heuristic.key_fact_recall(turn.answer, golden.key_facts)
         if turn.contexts:
             scores["contextual_recall_embedding"] = heuristic.contextual_recall(golden.reference_answer, turn.contexts, embed, support)
+    if golden.answerable and golden.key_facts:
+        scores["key_fact_recall"] = heuristic.key_fact_recall(turn.answer, golden.key_facts)
     return scores
 
 
