@@ -250,7 +250,7 @@ async def main() -> None:
 def threshold_sweep(column: Column, thresholds: list[float], embed, support: float) -> dict[str, dict]:  # type: ignore[no-untyped-def]
     """The verification threshold against the model's raw answers (no new generation): what each
     threshold keeps, how faithful and how informative the kept sentences are."""
-    from supportbot.answers.compose import StreamingVerifier, render
+    from supportbot.answers.compose import render, verify
     from supportbot.answers.grounding import Evidence
 
     table = {}
@@ -259,9 +259,8 @@ def threshold_sweep(column: Column, thresholds: list[float], embed, support: flo
         for outcome in column.outcomes:
             if not outcome.sources or not outcome.answer:
                 continue
-            verifier = StreamingVerifier(Evidence(outcome.sources), threshold=threshold)
-            verifier.feed(outcome.answer)
-            verifier.finish(truncated=outcome.finish == common_pb2.FINISH_REASON_LENGTH)
+            verifier = verify(Evidence(outcome.sources), outcome.answer, threshold=threshold,
+                              truncated=outcome.finish == common_pb2.FINISH_REASON_LENGTH)
             kept_share.append(len(verifier.kept) / max(len(verifier.verdicts), 1))
             text = render(verifier.kept)
             if text:

@@ -28,6 +28,7 @@ from supportbot.answers.compose import (
     extractive_answer,
     joiner,
     pieces,
+    verify,
 )
 from supportbot.answers.grounding import Evidence
 from supportbot.core.errors import Unavailable
@@ -156,9 +157,8 @@ class AnswerComposer:
             return
         # Shown as written, but only called grounded when the sources support some of it (an
         # answer that ignored its sources, as an injected "ignore your sources" asks, is not).
-        verifier = StreamingVerifier(evidence, threshold=self.settings.support_threshold)
-        verifier.feed(answer.text)
-        verifier.finish(truncated=answer.finish == common_pb2.FINISH_REASON_LENGTH)
+        verifier = verify(evidence, answer.text, threshold=self.settings.support_threshold,
+                          truncated=answer.finish == common_pb2.FINISH_REASON_LENGTH)
         answer.sentences_kept, answer.sentences_dropped = len(verifier.kept), verifier.dropped
         answer.path, answer.grounded = chat_pb2.ANSWER_PATH_GENERATED, bool(verifier.kept)
         if not answer.grounded:
@@ -169,11 +169,11 @@ class AnswerComposer:
         shown: list[AnswerSentence] = []
 
         def show(sentences: list[AnswerSentence]) -> list[str]:
-            pieces = []
+            texts = []
             for sentence in sentences:
-                pieces.append(answer.add(joiner(shown, sentence) + sentence.rendered()))
+                texts.append(answer.add(joiner(shown, sentence) + sentence.rendered()))
                 shown.append(sentence)
-            return pieces
+            return texts
 
         failure = ""
         try:

@@ -14,7 +14,7 @@ from services.gateway.answering import AnswerComposer
 from services.gateway.handoff import asks_for_person
 from services.gateway.sessions import SessionRecord
 from supportbot.answers.citations import citations_for
-from supportbot.answers.compose import StreamingVerifier, render
+from supportbot.answers.compose import StreamingVerifier, render, verify
 from supportbot.answers.grounding import Evidence, Passage
 from supportbot.conversation import Speaker
 from supportbot.v1 import chat_pb2, common_pb2, generator_pb2
@@ -69,14 +69,12 @@ class Assistant:
         return list(unique.values())[:count]
 
     async def _verified_draft(self, question, sources, history, evidence, temperature) -> Draft | None:  # type: ignore[no-untyped-def]
-        verifier = StreamingVerifier(evidence, threshold=self.settings.support_threshold)
         request = generator_pb2.GenerateRequest(
             question=question, sources=sources, history=history, temperature=temperature,
             max_tokens=self.settings.suggestion_max_tokens, repetition_penalty=self.settings.answer_repetition_penalty,
         )
         result = await self.composer.generate_text(request)
-        verifier.feed(result.text)
-        verifier.finish(truncated=result.finish_reason == common_pb2.FINISH_REASON_LENGTH)
+        verifier = self._verify(evidence, result)
         if not verifier.kept:
             return None
         return Draft(render(verifier.kept), chat_pb2.ANSWER_PATH_VERIFIED, [n for s in verifier.kept for n in s.sources])
@@ -100,13 +98,15 @@ class Assistant:
             max_tokens=SUMMARY_MAX_TOKENS, repetition_penalty=self.settings.answer_repetition_penalty,
         )
         result = await self.composer.generate_text(request)
-        evidence = Evidence([Passage("conversation", conversation)])
-        verifier = StreamingVerifier(evidence, threshold=self.settings.support_threshold)
-        verifier.feed(result.text)
-        verifier.finish(truncated=result.finish_reason == common_pb2.FINISH_REASON_LENGTH)
+        verifier = self._verify(Evidence([Passage("conversation", conversation)]), result)
         if verifier.kept:
             return " ".join(s.text for s in verifier.kept), chat_pb2.ANSWER_PATH_VERIFIED
         return extractive_summary(session), chat_pb2.ANSWER_PATH_EXTRACTIVE
+
+
+    def _verify(self, evidence: Evidence, result: generator_pb2.GenerateResult) -> StreamingVerifier:
+        return verify(evidence, result.text, threshold=self.settings.support_threshold,
+                      truncated=result.finish_reason == common_pb2.FINISH_REASON_LENGTH)
 
 
 def extractive_summary(session: SessionRecord) -> str:

@@ -202,7 +202,7 @@ class ChatTurns:
         assert session is not None
         turn.history = conversation_history(session, self.settings.history_messages)
         turn.follows = follow_up_of(turn.message, session)
-        turn.rewritten = f"{turn.follows} {turn.message}" if turn.follows else turn.message
+        turn.rewritten = standalone_question(turn.message, session)
         turn.stage_ms["rewrite"] = (time.perf_counter() - started) * 1000
         customer_turn = TurnRecord(new_turn_id(), Speaker.CUSTOMER, turn.message, time.time())
         session.turns.append(customer_turn)

@@ -99,6 +99,15 @@ def extractive_answer(question: str, evidence: Evidence, *, context: str = "", m
     return ComposedAnswer(sentences, composition.relevance)
 
 
+def verify(evidence: Evidence, text: str, *, threshold: float, truncated: bool = False) -> StreamingVerifier:
+    """A whole text verified at once (a draft, a summary, an answer already shown): the
+    verifier, with its kept sentences and verdicts."""
+    verifier = StreamingVerifier(evidence, threshold=threshold)
+    verifier.feed(text)
+    verifier.finish(truncated=truncated)
+    return verifier
+
+
 @dataclass
 class SentenceVerdict:
     text: str
@@ -174,8 +183,7 @@ class StreamingVerifier:
         sources = [support.source]
         for number in cited:
             if 1 <= number <= len(self.evidence.sources) and number != support.source:
-                own = Evidence([self.evidence.passages[number - 1]]).support(text)
-                if own.score >= self.threshold:
+                if self.evidence.support(text, source=number).score >= self.threshold:
                     sources = [number]
                     break
         return SentenceVerdict(text, True, "supported", support.score, sources)

@@ -74,10 +74,6 @@ class Composition:
     quotes: list[Quote] = field(default_factory=list)
     relevance: float = 0.0  # share of the question's weight the best unit covers
 
-    @property
-    def sources(self) -> list[int]:
-        return list(dict.fromkeys(q.source for q in self.quotes))
-
 
 # A unit needs this many words with letters to be quotable on its own; tables and code are not.
 _MIN_QUOTABLE_WORDS = 3
@@ -118,21 +114,23 @@ class Evidence:
         return sum(self.weight(t) for t in selected)
 
     # -- verification ------------------------------------------------------------------------
-    def support(self, claim: str, window: int = 1) -> Support:
-        """The best-supporting window (a unit and `window` neighbours each side, one source): the
-        weighted share of the claim's words it has. Zero when the claim states a figure the
-        window does not, or has no content words."""
+    def support(self, claim: str, window: int = 1, *, source: int = 0) -> Support:
+        """The best-supporting window (a unit and `window` neighbours each side, one source;
+        only source number `source` when given): the weighted share of the claim's words it
+        has. Zero when the claim states a figure the window does not, or has no content words."""
         claim_terms = set(terms(claim))
         claim_numbers = numbers(claim)
         total = self._weighted(claim_terms)
         if not total:
             return Support(0.0)
         best = Support(0.0)
-        for number, source in enumerate(self.sources, 1):
-            for index in range(len(source.units)):
-                low, high = max(0, index - window), min(len(source.units), index + window + 1)
-                covered = set().union(*source.terms[low:high], source.heading_terms)
-                stated = set().union(*source.numbers[low:high])
+        for number, units in enumerate(self.sources, 1):
+            if source and number != source:
+                continue
+            for index in range(len(units.units)):
+                low, high = max(0, index - window), min(len(units.units), index + window + 1)
+                covered = set().union(*units.terms[low:high], units.heading_terms)
+                stated = set().union(*units.numbers[low:high])
                 if not claim_numbers <= stated:
                     continue
                 score = self._weighted(claim_terms & covered) / total
@@ -164,21 +162,19 @@ class Evidence:
         overlap_weight: float = 0.25,
         second_section_min: float = 0.15,
     ) -> Composition:
-        """The source units that answer `question`, quoted in their order: the most relevant unit
-        (earlier sources preferred: they ranked higher), the rest of its paragraph or its whole
-        list, and the best unit of another document when that one answers nearly as well (two
+        """The source units that answer `question`: the section the retriever found most similar
+        (plus word overlap), quoted around its most relevant unit with lists whole, then a second
+        section of the same article, or of another article that answers at least as well (two
         sources that disagree are both quoted, each with its citation, never merged)."""
         question_terms = {t: 1.0 for t in terms(question)}
         for term in terms(context):
             question_terms.setdefault(term, 0.3)
         best: dict[int, tuple[float, int]] = {}  # source -> (relevance, unit) of its best unit
-        scored: list[tuple[float, int, int]] = []
         for number, source in enumerate(self.sources, 1):
             for index, unit in enumerate(source.units):
                 if not quotable(unit.text):
                     continue
                 relevance = self.relevance(question_terms, number, index)
-                scored.append((relevance, number, index))
                 if number not in best or relevance > best[number][0]:
                     best[number] = (relevance, index)
         if not best:
