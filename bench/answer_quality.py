@@ -204,8 +204,9 @@ async def main() -> None:
     support = EvalSettings().support_similarity
     sets = {"sample": (GOLDEN_SET, ""), "python-faq": (PYTHON_FAQ_GOLDEN, PYTHON_FAQ_COLLECTION)}
     report: dict[str, dict[str, dict]] = {}
+    # A customer key chats in the default collection only; the agent key asks in both sets'.
     async with SupportbotClient(api_key=local_key(keys, "admin")) as admin, \
-            SupportbotClient(api_key=local_key(keys, "customer")) as customer:
+            SupportbotClient(api_key=local_key(keys, "agent")) as customer:
         for set_name in args.sets.split(","):
             path, collection = sets[set_name]
             if collection == PYTHON_FAQ_COLLECTION:

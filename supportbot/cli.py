@@ -27,7 +27,7 @@ from supportbot.client import (
     ingest_quietly,
     retriever_address,
 )
-from supportbot.core.auth import Role, local_key
+from supportbot.core.auth import Role, configured_key
 from supportbot.core.settings import default_data_dir
 from supportbot.v1 import chat_pb2
 
@@ -45,10 +45,7 @@ ApiKey = Annotated[str, typer.Option("--api-key", envvar="SUPPORTBOT_API_KEY", h
 
 
 def _api_key(explicit: str, role: Role) -> str:
-    """--api-key or SUPPORTBOT_API_KEY, else the key of `role` in SUPPORTBOT_API_KEYS_FILE (in a
-    container: the deployment's keys file), else in the local file that `supportbot up` made."""
-    keys_file = os.environ.get("SUPPORTBOT_API_KEYS_FILE") or default_data_dir() / "api-keys.json"
-    return explicit or local_key(Path(keys_file), role)
+    return configured_key(role, explicit)
 
 
 def _fail(error: grpc.aio.AioRpcError) -> None:

@@ -119,12 +119,12 @@ class Stack:
             "SUPPORTBOT_GENERATOR_ADDRESS": self.address("generator"),
             **settings_environment(RetrieverSettings, host=self.host, port=p.retriever, metrics_port=p.retriever_metrics,
                                    api_keys_file=self.keys_file),
-            **settings_environment(GeneratorSettings, host=self.host, port=p.generator, metrics_port=p.generator_metrics),
+            **settings_environment(GeneratorSettings, host=self.host, port=p.generator, metrics_port=p.generator_metrics,
+                                   api_keys_file=self.keys_file),
             **settings_environment(
                 GatewaySettings, host=self.host, port=p.gateway, metrics_port=p.gateway_metrics,
                 redis_url=f"redis://{self.host}:{p.redis}/0", retriever_address=self.address("retriever"),
                 generator_address=self.address("generator"), api_keys_file=self.keys_file,
-                retriever_api_key=self.key("agent"),
             ),
             **settings_environment(UISettings, customer_api_key=self.key("customer"), agent_api_key=self.key("agent")),
         }

@@ -36,6 +36,7 @@ TEST_KEYS = {
     "agent": {"key": "sb_test_agent", "role": "agent", "name": "agent smith"},
     "agent-other": {"key": "sb_test_agent_other", "role": "agent", "name": "agent other", "collections": ["other-kb"]},
     "admin": {"key": "sb_test_admin", "role": "admin", "name": "admin"},
+    "service": {"key": "sb_test_service", "role": "service", "name": "gateway"},
 }
 
 

@@ -117,6 +117,45 @@ async def test_auth_interceptor(metadata: tuple, code: grpc.StatusCode, role: st
         await service.stop()
 
 
+@pytest.mark.parametrize(
+    ("principal", "collection", "allowed"),
+    [
+        (Principal("c", "customer", "c1"), "helpcenter", True),
+        (Principal("c", "customer", "c1"), "other-tenant-kb", False),
+        (Principal("c", "customer", "c1", ("acme-kb",)), "acme-kb", True),
+        (Principal("c", "customer", "c1", ("acme-kb",)), "helpcenter", False),
+        (Principal("a", "agent"), "other-tenant-kb", True),
+        (Principal("a", "agent", collections=("acme-kb",)), "other-tenant-kb", False),
+        (Principal("s", "service"), "any-kb", True),
+        (Principal("x", "admin", collections=("acme-kb",)), "any-kb", True),
+    ],
+)
+def test_collection_scoping(principal: Principal, collection: str, allowed: bool) -> None:
+    assert principal.may_use_collection(collection, "helpcenter") is allowed
+
+
+def test_service_keys_see_no_sessions() -> None:
+    assert not Principal("s", "service").can_see("helpcenter", "")
+    assert not Principal("c", "customer").can_see("helpcenter", "")  # no customer id: nothing
+
+
+def test_local_keys_gain_the_roles_an_older_file_lacks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import stat
+
+    from supportbot.core.auth import ROLES, create_local_keys, local_key
+
+    path = tmp_path / "api-keys.json"
+    old = [{"key": "sb_old_admin", "role": "admin"}, {"key": "sb_old_customer", "role": "customer", "customer_id": "x"}]
+    path.write_text(json.dumps({"keys": old}))
+    keys = create_local_keys(path)
+    assert set(keys) == set(ROLES) and keys["admin"] == "sb_old_admin"
+    assert json.loads(path.read_text())["keys"][:2] == old  # nothing already there is lost
+    assert local_key(path, "service").startswith("sb_service_")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert create_local_keys(path) == keys
+
+
 def _certificates(directory):  # type: ignore[no-untyped-def]
     """A CA and a server certificate for 127.0.0.1 and localhost, as files."""
     import datetime

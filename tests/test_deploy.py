@@ -33,7 +33,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 }
 # Read outside the services' settings objects: the data dir by every service, the keys file by
 # the CLI (`supportbot ingest` inside a container).
-SHARED_VARIABLES = {"SUPPORTBOT_DATA_DIR": "supportbot/core/settings.py", "SUPPORTBOT_API_KEYS_FILE": "supportbot/cli.py"}
+SHARED_VARIABLES = {"SUPPORTBOT_DATA_DIR": "supportbot/core/settings.py", "SUPPORTBOT_API_KEYS_FILE": "supportbot/core/auth.py"}
 UI_PORT = 8501
 
 

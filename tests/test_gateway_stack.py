@@ -39,10 +39,17 @@ async def test_keys_and_roles(stack, sample_ingested) -> None:  # type: ignore[n
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
         error = await rpc_error(alice.chat_stub.ListSessions(chat_pb2.ListSessionsRequest(), metadata=alice.metadata))
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "needs admin or agent" in error.details()
-        # The retriever: any key searches, only admin ingests.
-        assert (await alice.search("password")).results
+        # Customers reach the help center through the gateway only, in their collections.
+        error = await rpc_error(alice.search("password"))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "needs admin or agent or service" in error.details()
         error = await rpc_error(alice.stats())
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        error = await rpc_error(alice.ask("hello", collection="other-tenant-kb"))
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "other-tenant-kb" in error.details()
+        # An agent searches its own collections only; the generator serves services and admins.
+        assert (await rpc_error(other_agent.search("password"))).code() == grpc.StatusCode.PERMISSION_DENIED
+        error = await rpc_error(other_agent.generator_info())
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "needs admin or service" in error.details()
         unchanged = (await alice.chat_stub.GetSession(request, metadata=alice.metadata)).session
         assert len(unchanged.turns) == 2
 

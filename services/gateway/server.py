@@ -51,6 +51,8 @@ from supportbot.v1 import chat_pb2, chat_pb2_grpc, generator_pb2_grpc, retriever
 log = logging.getLogger(__name__)
 
 # Which roles may call each method; the rest are open to every role (with per-session checks).
+# The service role is for calls between supportbot's services; the gateway serves people.
+PEOPLE = ("customer", "agent", "admin")
 METHOD_ROLES = {
     "ListSessions": ("agent", "admin"),
     "TakeOverSession": ("agent", "admin"),
@@ -241,18 +243,20 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 async def build_service(settings: GatewaySettings) -> GrpcService:
     redis = connect_redis(settings)
     roots = settings.backend_root_certificates.read_bytes() if settings.backend_root_certificates else None
-    retriever_key = settings.resolved_retriever_api_key()
+    service_key = settings.resolved_service_api_key()
+    service_metadata = ((API_KEY_METADATA_KEY, service_key),) if service_key else ()
     retriever_channel = create_channel(
         settings.retriever_address,
         retry_services=["supportbot.v1.RetrieverService"],
         root_certificates=roots,
-        metadata=((API_KEY_METADATA_KEY, retriever_key),) if retriever_key else (),
+        metadata=service_metadata,
     )
     # A generation that failed before its first token (a replica went away) is safe to repeat.
     generator_channel = create_channel(
         settings.generator_address,
         retry_services=["supportbot.v1.GeneratorService"],
         root_certificates=roots,
+        metadata=service_metadata,
     )
     interactions = InteractionLog(redis, settings.interaction_stream)
     sessions = SessionStore(redis, settings.session_ttl_s)
@@ -270,7 +274,7 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
     interceptors = []
     if settings.auth_enabled:
         keys_file = settings.resolved_api_keys_file()
-        interceptors.append(AuthInterceptor(KeyRing.load(keys_file), METHOD_ROLES))
+        interceptors.append(AuthInterceptor(KeyRing.load(keys_file), METHOD_ROLES, default_roles=PEOPLE))
     stop_export = asyncio.Event()
     exporter = None
     if settings.export_interactions:

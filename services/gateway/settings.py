@@ -74,9 +74,10 @@ class GatewaySettings(ServiceSettings):
     # API keys with roles (see supportbot/core/auth.py); default data_dir/api-keys.json.
     auth_enabled: bool = True
     api_keys_file: Path | None = None
-    # Key the gateway presents to the retriever when the retriever checks keys; empty means the
-    # agent key of the keys file (a deployment where both share one file needs no other secret).
-    retriever_api_key: str = ""
+    # Key the gateway presents to the retriever and the generator (a key of the service role);
+    # empty means the service key of the keys file (a deployment where all share one file needs
+    # no other secret).
+    service_api_key: str = ""
     # CA bundle for TLS to the retriever and generator; unset means plaintext inside the cluster.
     backend_root_certificates: Path | None = None
 
@@ -119,8 +120,8 @@ class GatewaySettings(ServiceSettings):
     def resolved_api_keys_file(self) -> Path:
         return self.api_keys_file or self.data_dir / "api-keys.json"
 
-    def resolved_retriever_api_key(self) -> str:
-        return self.retriever_api_key or local_key(self.resolved_api_keys_file(), "agent")
+    def resolved_service_api_key(self) -> str:
+        return self.service_api_key or local_key(self.resolved_api_keys_file(), "service")
 
     def resolved_interaction_log_dir(self) -> Path:
         return self.interaction_log_dir or self.data_dir / "interactions"

@@ -191,6 +191,10 @@ class ChatTurns:
         collection = check_collection_name(collection or self.settings.default_collection)
         channel = check_channel(channel or "api")
         principal = current_principal()
+        if principal is not None and not principal.may_use_collection(collection, self.settings.default_collection):
+            raise PermissionDenied(
+                f"this key may not chat in collection {collection}: a key's collections are set in the keys file"
+            )
         if principal is not None and principal.role == "customer":
             customer_id = principal.customer_id
         customer_id = check_identifier(customer_id, field="customer_id")

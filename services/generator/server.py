@@ -3,6 +3,7 @@ requests, text streamed as deltas, aborted in the engine as soon as the caller g
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -17,6 +18,7 @@ from services.generator.prompting import build_grounded_messages, control_token_
 from services.generator.settings import GeneratorSettings
 from supportbot.answers.citations import parse_citations
 from supportbot.answers.repetition import RepetitionDetector
+from supportbot.core.auth import AuthInterceptor, KeyRing
 from supportbot.core.errors import InvalidArgument, ResourceExhausted
 from supportbot.core.server import GrpcService
 from supportbot.v1 import common_pb2, generator_pb2, generator_pb2_grpc
@@ -90,7 +92,17 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             )
         return requested or min(self.settings.default_max_tokens, self.settings.max_tokens_limit)
 
+    def _check_size(self, request: generator_pb2.GenerateRequest) -> None:
+        size = len(request.question) + sum(len(s.text) + len(s.title) for s in request.sources)
+        size += sum(len(m.content) for m in request.history) + sum(len(m.content) for m in request.messages)
+        if size > self.settings.max_request_chars:
+            raise InvalidArgument(
+                f"the request carries {size} characters of text, over the limit of {self.settings.max_request_chars}"
+            )
+
     def prepare(self, request: generator_pb2.GenerateRequest) -> tuple[str, list[common_pb2.Source], int, int]:
+        """The templated prompt; blocking (tokenizing), so the RPC runs it in a thread."""
+        self._check_size(request)
         max_tokens = self._max_tokens(request.max_tokens)
         budget = self.settings.max_model_len - max_tokens - self.settings.template_overhead_tokens
         if request.messages:
@@ -160,7 +172,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     # -- RPCs -------------------------------------------------------------------------------
     async def Generate(self, request, context):  # noqa: N802 (gRPC method name)
         started = time.perf_counter()
-        prompt, sources, history_used, max_tokens = self.prepare(request)
+        prompt, sources, history_used, max_tokens = await asyncio.to_thread(self.prepare, request)
         params = self.sampling_params(request, max_tokens)
         lora = self.lora_request(request.adapter)
         if self.in_flight >= self.capacity:
@@ -285,4 +297,9 @@ async def build_service(settings: GeneratorSettings) -> GrpcService:
     async def on_stop() -> None:
         engine.shutdown()
 
-    return GrpcService("generator", settings, register, on_stop)
+    interceptors = []
+    if settings.api_keys_file is not None:
+        # Generation is for supportbot's own services (and admins): a reachable port is not
+        # free GPU for whoever finds it.
+        interceptors.append(AuthInterceptor(KeyRing.load(settings.api_keys_file), {}, default_roles=("service", "admin")))
+    return GrpcService("generator", settings, register, on_stop, interceptors)

@@ -73,6 +73,15 @@ class GeneratorSettings(ServiceSettings):
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     # Tokens held back for the chat template's own markup when budgeting the prompt.
     template_overhead_tokens: int = 64
+    # Characters of caller text (question, sources, history, messages) one request may carry;
+    # more is refused before any tokenizing. Sources beyond the context are trimmed, so this is
+    # far above what fits (about 4 characters a token) and only stops abuse.
+    max_request_chars: int = Field(default=200_000, ge=1000)
+
+    # API keys (supportbot/core/auth.py): when set, only the service and admin roles may call the
+    # generator (the gateway presents its service key). Unset means no check: for a generator
+    # reachable only from its gateway, e.g. inside a pod network with a network policy.
+    api_keys_file: Path | None = None
 
     def resolved_model(self) -> str:
         return self.model or str(default_model_dir(self.data_dir))

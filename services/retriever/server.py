@@ -13,13 +13,21 @@ from services.retriever.embedding import DenseEmbedder, SparseEmbedder
 from services.retriever.knowledge_base import DocumentInput, KnowledgeBase
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import EdgeStore, QdrantServerStore, VectorStore
-from supportbot.core.auth import AuthInterceptor, KeyRing
+from supportbot.core.auth import AuthInterceptor, KeyRing, current_principal
+from supportbot.core.errors import PermissionDenied
 from supportbot.core.server import GrpcService
 from supportbot.v1 import common_pb2, retriever_pb2, retriever_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-ADMIN_ONLY = {"Ingest": ("admin",), "DeleteDocuments": ("admin",), "Stats": ("admin",)}
+# Customers reach the help center through the gateway only; searching is for the gateway's service
+# key, agents (in their collections) and admins; changing the index is for admins.
+METHOD_ROLES = {
+    "Search": ("service", "agent", "admin"),
+    "Ingest": ("admin",),
+    "DeleteDocuments": ("admin",),
+    "Stats": ("admin",),
+}
 
 _MODES = {
     retriever_pb2.SEARCH_MODE_UNSPECIFIED: "hybrid",
@@ -56,6 +64,10 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
         self.kb = knowledge_base
 
     async def Search(self, request, context):  # noqa: N802 (gRPC method name)
+        principal = current_principal()
+        collection = self.kb.collection_name(request.collection)
+        if principal is not None and not principal.may_use_collection(collection, self.kb.collection_name("")):
+            raise PermissionDenied(f"this key may not search collection {collection}")
         outcome = await asyncio.to_thread(
             self.kb.search,
             request.query,
@@ -161,5 +173,5 @@ async def build_service(settings: RetrieverSettings) -> GrpcService:
 
     interceptors = []
     if settings.api_keys_file is not None:
-        interceptors.append(AuthInterceptor(KeyRing.load(settings.api_keys_file), ADMIN_ONLY))
+        interceptors.append(AuthInterceptor(KeyRing.load(settings.api_keys_file), METHOD_ROLES))
     return GrpcService("retriever", settings, register, on_stop, interceptors)

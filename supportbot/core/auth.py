@@ -1,8 +1,11 @@
 """API keys in gRPC metadata (`x-api-key`), each with a role, checked by one server interceptor.
 
 A keys file is JSON: {"keys": [{"key": "...", "role": "customer", "name": "web", "customer_id": "c1",
-"collections": ["helpcenter"]}]}. Roles: customer (its own sessions), agent (sessions of its
-collections, agent assist), admin (everything, ingestion included)."""
+"collections": ["helpcenter"]}]}. Roles: customer (chats in its collections, sees its own
+sessions), agent (sessions of its collections, agent assist, search), service (what one supportbot
+service presents to another: search and generation, no sessions), admin (everything, ingestion
+included). A customer key without collections may chat in the gateway's default collection only;
+an agent key without collections works on all of them."""
 
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ from typing import Literal
 import grpc
 
 API_KEY_METADATA_KEY = "x-api-key"
-Role = Literal["customer", "agent", "admin"]
-ROLES: tuple[Role, ...] = ("customer", "agent", "admin")
+Role = Literal["customer", "agent", "service", "admin"]
+ROLES: tuple[Role, ...] = ("customer", "agent", "service", "admin")
 # Calls anyone may make without a key: probes and tooling.
 _OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
@@ -30,7 +33,8 @@ class Principal:
     name: str
     role: Role
     customer_id: str = ""
-    # Collections an agent works on; empty means all.
+    # Collections the key works on; empty means all for agents and services, and the default
+    # collection for customers (see `may_use_collection`).
     collections: tuple[str, ...] = field(default_factory=tuple)
 
     def can_see(self, collection: str, customer_id: str) -> bool:
@@ -38,7 +42,17 @@ class Principal:
             return True
         if self.role == "agent":
             return not self.collections or collection in self.collections
-        return bool(self.customer_id) and customer_id == self.customer_id
+        if self.role == "customer":
+            return bool(self.customer_id) and customer_id == self.customer_id
+        return False
+
+    def may_use_collection(self, collection: str, default_collection: str) -> bool:
+        """Whether the key may chat in or search `collection`."""
+        if self.role == "admin":
+            return True
+        if self.collections:
+            return collection in self.collections
+        return self.role != "customer" or collection == default_collection
 
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
@@ -80,21 +94,45 @@ class KeyRing:
         return found
 
 
+_LOCAL_ENTRIES: dict[Role, dict[str, str]] = {
+    "customer": {"name": "local customer", "customer_id": "local-customer"},
+    "agent": {"name": "local agent"},
+    "service": {"name": "local services"},
+    "admin": {"name": "local admin"},
+}
+
+
 def create_local_keys(path: Path) -> dict[str, str]:
-    """Keys for one machine, one per role, written with owner-only permissions."""
-    if path.exists():
-        return {entry["role"]: entry["key"] for entry in json.loads(path.read_text())["keys"]}
-    keys = {role: f"sb_{role}_{secrets.token_urlsafe(24)}" for role in ROLES}
-    entries = [
-        {"key": keys["customer"], "role": "customer", "name": "local customer", "customer_id": "local-customer"},
-        {"key": keys["agent"], "role": "agent", "name": "local agent"},
-        {"key": keys["admin"], "role": "admin", "name": "local admin"},
-    ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump({"keys": entries}, handle, indent=2)
+    """Keys for one machine, one per role, written with owner-only permissions. An existing file
+    is kept; a role it lacks (a file from a version before that role) is added to it."""
+    entries = json.loads(path.read_text())["keys"] if path.exists() else []
+    present = {entry["role"] for entry in entries}
+    missing = [role for role in ROLES if role not in present]
+    if missing:
+        entries += [
+            {"key": f"sb_{role}_{secrets.token_urlsafe(24)}", "role": role, **_LOCAL_ENTRIES[role]} for role in missing
+        ]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = path.with_name(f".{path.name}.new")
+        written.unlink(missing_ok=True)
+        descriptor = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump({"keys": entries}, handle, indent=2)
+        written.replace(path)
+    keys: dict[str, str] = {}
+    for entry in entries:
+        keys.setdefault(entry["role"], entry["key"])
     return keys
+
+
+def configured_key(role: Role, explicit: str = "") -> str:
+    """A client's key: `explicit` (--api-key, SUPPORTBOT_API_KEY), else the key of `role` in
+    SUPPORTBOT_API_KEYS_FILE (in a container: the deployment's keys file), else in the local file
+    that `supportbot up` made."""
+    from supportbot.core.settings import default_data_dir
+
+    keys_file = os.environ.get("SUPPORTBOT_API_KEYS_FILE") or default_data_dir() / "api-keys.json"
+    return explicit or local_key(Path(keys_file), role)
 
 
 def local_key(path: Path | None, role: Role) -> str:

@@ -67,9 +67,15 @@ async def _judge(settings: EvalSettings):  # type: ignore[no-untyped-def]
                                     max_tokens=settings.judge_max_tokens)
         return
     from supportbot.client import generator_address
+    from supportbot.core.auth import API_KEY_METADATA_KEY, configured_key
     from supportbot.v1 import generator_pb2, generator_pb2_grpc
 
-    channel = create_channel(settings.judge_address or generator_address())
+    # The generator serves the service and admin roles only: the judge presents judge_api_key, else
+    # the admin key of the keys file.
+    key = configured_key("admin", settings.judge_api_key.get_secret_value())
+    channel = create_channel(
+        settings.judge_address or generator_address(), metadata=((API_KEY_METADATA_KEY, key),) if key else ()
+    )
     try:
         stub = generator_pb2_grpc.GeneratorServiceStub(channel)
         info = await stub.Info(generator_pb2.InfoRequest(), timeout=30)
