@@ -272,3 +272,31 @@ def test_request_ids_from_callers_are_bounded_and_plain() -> None:
     for hostile in ("x" * 10_000, "line\nbreak", "\x1b[31mred", "{\"json\": 1}"):
         replaced = set_request_id(hostile)
         assert replaced != hostile and len(replaced) == 32
+
+
+@pytest.mark.parametrize(
+    ("wire", "what"),
+    [
+        (b"\x0a\x02\xff\xfe", "a string field that is not UTF-8"),
+        (b"\x0a\x05ab", "a length past the end of the message"),
+        (b"\x0e\x01", "wire type 6, which does not exist"),
+        (b"\x0c", "an end-group with no group open"),
+        (b"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", "a varint over ten bytes"),
+    ],
+)
+async def test_malformed_requests_are_invalid_argument(wire: bytes, what: str) -> None:
+    service = await start()
+    channel = create_channel(f"127.0.0.1:{service.bound_port}")
+    try:
+        # Raw bytes on the wire, as a buggy or hostile client of any language could send them.
+        stats = channel.unary_unary("/supportbot.v1.RetrieverService/Stats")
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await stats(wire)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, what
+        assert "not a valid protobuf message" in error.value.details()
+        assert "Traceback" not in error.value.details() and "Error" not in error.value.details()
+        # The service keeps serving well-formed requests.
+        assert await stats(retriever_pb2.StatsRequest(collection="kb").SerializeToString())
+    finally:
+        await channel.close()
+        await service.stop()

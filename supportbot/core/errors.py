@@ -98,24 +98,71 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         for kind, wrap, make in _HANDLER_KINDS:
             behavior = getattr(handler, kind)
             if behavior is not None:
-                return make(wrap(behavior), handler.request_deserializer, handler.response_serializer)
+                streaming_requests = kind.startswith("stream_")
+                return make(
+                    wrap(behavior, streaming_requests),
+                    _tolerant(handler.request_deserializer),
+                    handler.response_serializer,
+                )
         return handler
 
 
-def _mapped_unary(behavior):  # type: ignore[no-untyped-def]
+class _Malformed:
+    """What a request that did not parse becomes, so the handler can refuse it with
+    INVALID_ARGUMENT (grpc answers a deserializer's exception with UNKNOWN and its text)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def refusal(self) -> InvalidArgument:
+        return InvalidArgument(
+            "the request is not a valid protobuf message of this method's request type "
+            "(truncated data, a wrong wire type, or a string that is not UTF-8)"
+        )
+
+
+def _tolerant(deserializer):  # type: ignore[no-untyped-def]
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes):  # type: ignore[no-untyped-def]
+        try:
+            return deserializer(data)
+        except Exception as error:  # noqa: BLE001 - any parse failure is the caller's bad data
+            return _Malformed(error)
+
+    return parse
+
+
+async def _checked_stream(requests):  # type: ignore[no-untyped-def]
+    async for request in requests:
+        if isinstance(request, _Malformed):
+            raise request.refusal()
+        yield request
+
+
+def _checked(request, streaming_requests: bool):  # type: ignore[no-untyped-def]
+    if streaming_requests:
+        return _checked_stream(request)
+    if isinstance(request, _Malformed):
+        raise request.refusal()
+    return request
+
+
+def _mapped_unary(behavior, streaming_requests: bool):  # type: ignore[no-untyped-def]
     async def call(request, context):  # type: ignore[no-untyped-def]
         try:
-            return await behavior(request, context)
+            return await behavior(_checked(request, streaming_requests), context)
         except ServiceError as error:
             await context.abort(error.code, error.message)
 
     return call
 
 
-def _mapped_stream(behavior):  # type: ignore[no-untyped-def]
+def _mapped_stream(behavior, streaming_requests: bool):  # type: ignore[no-untyped-def]
     async def call(request, context):  # type: ignore[no-untyped-def]
         try:
-            async for response in behavior(request, context):
+            async for response in behavior(_checked(request, streaming_requests), context):
                 yield response
         except ServiceError as error:
             await context.abort(error.code, error.message)
