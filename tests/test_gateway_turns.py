@@ -327,3 +327,22 @@ async def test_an_unbounded_customer_id_is_refused(servicer, redis) -> None:  # 
         await servicer.CreateSession(chat_pb2.CreateSessionRequest(customer_id="c" * 200_000), None)
     created = await servicer.CreateSession(chat_pb2.CreateSessionRequest(customer_id="crm-4711"), None)
     assert created.session.customer_id == "crm-4711"
+
+
+async def test_a_conversation_has_a_size_limit_and_keeps_what_it_holds(servicer, backends) -> None:  # type: ignore[no-untyped-def]
+    from supportbot.core.errors import ResourceExhausted
+
+    servicer.settings.max_session_messages = 6
+    for _ in range(3):
+        await turn(servicer, "How do I reset my password?", **({"session_id": turn.session_id} if _ else {}))  # type: ignore[attr-defined]
+    session_id = turn.session_id  # type: ignore[attr-defined]
+    with pytest.raises(ResourceExhausted, match="start a new session"):
+        await turn(servicer, "And one more?", session_id=session_id)
+    with pytest.raises(ResourceExhausted):
+        await servicer.SendAgentReply(chat_pb2.SendAgentReplyRequest(session_id=session_id, message="Hi, Sam here."), None)
+    assert len((await servicer.sessions.get(session_id)).turns) == 6
+    # Characters count too: a session of a few long messages is as full as one of many.
+    servicer.settings.max_session_messages, servicer.settings.max_session_chars = 200, 1000
+    await turn(servicer, "x " * 400)
+    with pytest.raises(ResourceExhausted):
+        await turn(servicer, "y " * 400, session_id=turn.session_id)  # type: ignore[attr-defined]

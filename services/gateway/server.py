@@ -199,6 +199,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
 
         def send(session: SessionRecord) -> TurnRecord:
             _open(session)
+            session.make_room(
+                message, max_messages=self.settings.max_session_messages, max_chars=self.settings.max_session_chars
+            )
             session.status = SessionStatus.WITH_AGENT
             session.assigned_agent = session.assigned_agent or (principal.name if principal else "agent")
             session.turns.append(reply)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from redis.asyncio import Redis
 
 from supportbot.conversation import SessionStatus, Speaker
-from supportbot.core.errors import InvalidArgument, NotFound
+from supportbot.core.errors import InvalidArgument, NotFound, ResourceExhausted
 
 SESSION_PREFIX = "supportbot:session:"
 STATUS_INDEX_PREFIX = "supportbot:sessions:status:"
@@ -69,6 +69,16 @@ class SessionRecord:
 
     def __post_init__(self) -> None:
         self.status = SessionStatus(self.status)
+
+    def make_room(self, text: str, *, max_messages: int, max_chars: int) -> None:
+        """Refuses a message (and the reply it gets) that would take the conversation past its
+        limits; nothing is changed either way."""
+        stored = sum(len(turn.content) for turn in self.turns)
+        if len(self.turns) + 2 > max_messages or stored + len(text) > max_chars:
+            raise ResourceExhausted(
+                f"session {self.session_id} has reached its size limit ({len(self.turns)} messages, "
+                f"{stored} characters): start a new session to go on"
+            )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> SessionRecord:

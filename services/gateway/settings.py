@@ -38,6 +38,11 @@ class GatewaySettings(ServiceSettings):
     # The longest search the retriever takes (its SUPPORTBOT_RETRIEVER_MAX_QUERY_CHARS): a longer
     # question, or a follow-up joined to its question, is searched by its last this-many characters.
     max_query_chars: int = Field(default=2000, ge=1)
+    # One conversation's size: a session is read and written whole on every turn, so an endless
+    # one costs every later turn more. Past either limit a new message is refused
+    # (RESOURCE_EXHAUSTED, "start a new session"); what is stored stays as it is.
+    max_session_messages: int = Field(default=200, ge=2)
+    max_session_chars: int = Field(default=200_000, ge=1000)
     max_page_size: int = Field(default=1000, ge=1)
     max_feedback_comment_chars: int = Field(default=2000, ge=0)
     max_handoff_reason_chars: int = Field(default=500, ge=0)

@@ -183,6 +183,9 @@ class ChatTurns:
             session = authorize(await self.sessions.get(request.session_id))
             if session.status == SessionStatus.CLOSED:
                 raise FailedPrecondition(f"session {session.session_id} is closed: start a new one")
+            session.make_room(
+                turn.message, max_messages=self.settings.max_session_messages, max_chars=self.settings.max_session_chars
+            )
             return session
         return await self.create_session(request.collection, request.channel, "")
 
