@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from supportbot.core.errors import InvalidArgument
 from supportbot.v1 import chat_pb2, common_pb2
 
 
@@ -19,6 +20,8 @@ class Speaker(StrEnum):
 
     @classmethod
     def from_pb(cls, value: int) -> Speaker:
+        if value not in _PB_TO_SPEAKER:
+            raise InvalidArgument(f"unknown role {value}")
         return _PB_TO_SPEAKER[value]
 
 
@@ -33,6 +36,8 @@ class SessionStatus(StrEnum):
 
     @classmethod
     def from_pb(cls, value: int) -> SessionStatus:
+        if value not in _PB_TO_STATUS:
+            raise InvalidArgument(f"unknown session status {value}")
         return _PB_TO_STATUS[value]
 
     @property
