@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from google.protobuf import message_factory
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from supportbot.v1 import chat_pb2, common_pb2, generator_pb2, retriever_pb2
 from tests.conftest import TEST_KEYS, client_as
+from tests.rpc_wire import SHAPES
 
 pytestmark = pytest.mark.stack
 
@@ -35,29 +35,6 @@ TRUNCATED = b"\x0a\x05ab"
 NO_SUCH_WIRE_TYPE = b"\x0e\x01"
 STRAY_END_GROUP = b"\x0c"
 LONG_VARINT = b"\x08" + b"\xff" * 10 + b"\x01"
-
-
-@dataclass(frozen=True)
-class Shape:
-    request: type[Message]
-    client_streaming: bool
-    server_streaming: bool
-    service: str  # the stack's name for the process that serves it
-
-
-def _shapes() -> dict[str, Shape]:
-    shapes = {}
-    for module, service in ((chat_pb2, "gateway"), (retriever_pb2, "retriever"), (generator_pb2, "generator")):
-        for descriptor in module.DESCRIPTOR.services_by_name.values():
-            for method in descriptor.methods:
-                shapes[f"/{descriptor.full_name}/{method.name}"] = Shape(
-                    message_factory.GetMessageClass(method.input_type), method.client_streaming,
-                    method.server_streaming, service,
-                )
-    return shapes
-
-
-SHAPES = _shapes()
 
 
 @dataclass
