@@ -346,3 +346,29 @@ async def test_a_conversation_has_a_size_limit_and_keeps_what_it_holds(servicer,
     await turn(servicer, "x " * 400)
     with pytest.raises(ResourceExhausted):
         await turn(servicer, "y " * 400, session_id=turn.session_id)  # type: ignore[attr-defined]
+
+
+async def test_storage_down_is_unavailable_not_unknown(backends, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from services.gateway.server import storage_unavailable
+    from supportbot.stack import free_port
+
+    dead = Redis(port=free_port())  # nothing listens there
+    settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="extractive")
+    servicer = ChatServicer(settings, SessionStore(dead, 600), InteractionLog(dead, "test:turns"), *backends)
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor(translate=storage_unavailable)])
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = chat_pb2_grpc.ChatServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as streaming:
+                async for _ in stub.Chat(chat_pb2.ChatRequest(message="How do I reset my password?")):
+                    pass
+            with pytest.raises(grpc.aio.AioRpcError) as unary:
+                await stub.CreateSession(chat_pb2.CreateSessionRequest())
+        for error in (streaming.value, unary.value):
+            assert error.code() == grpc.StatusCode.UNAVAILABLE and "try again in a moment" in error.details()
+    finally:
+        await server.stop(None)
+        await dead.aclose()

@@ -42,6 +42,8 @@ from supportbot.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     PermissionDenied,
+    ServiceError,
+    Unavailable,
     require_text,
 )
 from supportbot.core.server import GrpcService
@@ -297,4 +299,13 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
         await generator_channel.close()
         await redis.aclose()
 
-    return GrpcService("gateway", settings, register, on_stop, interceptors)
+    return GrpcService("gateway", settings, register, on_stop, interceptors, translate_error=storage_unavailable)
+
+
+def storage_unavailable(error: Exception) -> ServiceError | None:
+    """Redis down (after the client's own retries): UNAVAILABLE, which clients retry, with a
+    message for people, instead of UNKNOWN and a Python exception."""
+    if isinstance(error, RedisError):
+        log.warning("session storage unavailable", extra={"error": str(error)})
+        return Unavailable("conversations cannot be stored right now: please try again in a moment")
+    return None

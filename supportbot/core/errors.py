@@ -4,6 +4,7 @@ message as it is, so the caller reads what to fix."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import grpc
 
@@ -88,8 +89,13 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     Only this project's services are wrapped (health's Watch writes through the context and
     must stay as it is)."""
 
-    def __init__(self, package: str = "/supportbot.") -> None:
+    def __init__(
+        self, package: str = "/supportbot.", translate: Callable[[Exception], ServiceError | None] = lambda error: None
+    ) -> None:
+        """`translate` turns a dependency's own exception (a Redis connection error, say) into
+        the status the caller should see; what it returns None for stays a bug (UNKNOWN)."""
         self.package = package
+        self.translate = translate
 
     async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
         handler = await continuation(handler_call_details)
@@ -100,7 +106,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             if behavior is not None:
                 streaming_requests = kind.startswith("stream_")
                 return make(
-                    wrap(behavior, streaming_requests),
+                    wrap(behavior, streaming_requests, self.translate),
                     _tolerant(handler.request_deserializer),
                     handler.response_serializer,
                 )
@@ -149,23 +155,37 @@ def _checked(request, streaming_requests: bool):  # type: ignore[no-untyped-def]
     return request
 
 
-def _mapped_unary(behavior, streaming_requests: bool):  # type: ignore[no-untyped-def]
+def _as_service_error(error: Exception, translate: Callable[[Exception], ServiceError | None]) -> ServiceError | None:
+    if isinstance(error, ServiceError):
+        return error
+    if isinstance(error, grpc.aio.AbortError):  # the handler aborted with its own status
+        return None
+    return translate(error)
+
+
+def _mapped_unary(behavior, streaming_requests: bool, translate):  # type: ignore[no-untyped-def]
     async def call(request, context):  # type: ignore[no-untyped-def]
         try:
             return await behavior(_checked(request, streaming_requests), context)
-        except ServiceError as error:
-            await context.abort(error.code, error.message)
+        except Exception as error:
+            mapped = _as_service_error(error, translate)
+            if mapped is None:
+                raise
+            await context.abort(mapped.code, mapped.message)
 
     return call
 
 
-def _mapped_stream(behavior, streaming_requests: bool):  # type: ignore[no-untyped-def]
+def _mapped_stream(behavior, streaming_requests: bool, translate):  # type: ignore[no-untyped-def]
     async def call(request, context):  # type: ignore[no-untyped-def]
         try:
             async for response in behavior(_checked(request, streaming_requests), context):
                 yield response
-        except ServiceError as error:
-            await context.abort(error.code, error.message)
+        except Exception as error:
+            mapped = _as_service_error(error, translate)
+            if mapped is None:
+                raise
+            await context.abort(mapped.code, mapped.message)
 
     return call
 

@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from supportbot.core.errors import ErrorMappingInterceptor
+from supportbot.core.errors import ErrorMappingInterceptor, ServiceError
 from supportbot.core.logging import REQUEST_ID_METADATA_KEY, configure_logging, set_request_id
 from supportbot.core.metrics import MetricsInterceptor, start_metrics_server
 from supportbot.core.settings import ServiceSettings
@@ -63,6 +63,7 @@ class GrpcService:
 
     `register` adds the servicers and returns their full service names (for health and
     reflection). `on_stop` runs after the server has drained, to release engines and stores.
+    `translate_error` maps a dependency's exceptions to statuses (ErrorMappingInterceptor).
     """
 
     def __init__(
@@ -72,8 +73,10 @@ class GrpcService:
         register: Callable[[grpc.aio.Server], Iterable[str]],
         on_stop: Callable[[], Awaitable[None]] | None = None,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        translate_error: Callable[[Exception], ServiceError | None] = lambda error: None,
     ) -> None:
         self.name = name
+        self.translate_error = translate_error
         self.interceptors = list(interceptors)
         self.settings = settings
         self.register = register
@@ -88,7 +91,7 @@ class GrpcService:
         server = grpc.aio.server(
             interceptors=[
                 *server_interceptors(), RequestIdInterceptor(), MetricsInterceptor(), *self.interceptors,
-                ErrorMappingInterceptor(),
+                ErrorMappingInterceptor(translate=self.translate_error),
             ],
             options=server_options(self.settings),
         )
