@@ -56,6 +56,7 @@ class FakeGenerator:
         self.text = "Tap Forgot password? on the sign-in screen [1]. The link is valid for 60 minutes."
         self.finish = common_pb2.FINISH_REASON_END_OF_TURN
         self.error: grpc.StatusCode | None = None
+        self.fail_after: int | None = None  # deltas sent before the stream breaks
         self.requests: list[generator_pb2.GenerateRequest] = []
 
     def Generate(self, request: generator_pb2.GenerateRequest, timeout: float) -> AsyncIterator[generator_pb2.GenerateResponse]:  # noqa: N802
@@ -65,6 +66,8 @@ class FakeGenerator:
             if self.error is not None:
                 raise rpc_error(self.error)
             for start in range(0, len(self.text), 7):
+                if self.fail_after is not None and start // 7 == self.fail_after:
+                    raise rpc_error(grpc.StatusCode.UNAVAILABLE, "the generator went away")
                 yield generator_pb2.GenerateResponse(delta=generator_pb2.TextDelta(text=self.text[start : start + 7]))
                 await asyncio.sleep(0)
             yield generator_pb2.GenerateResponse(result=generator_pb2.GenerateResult(
@@ -372,3 +375,15 @@ async def test_storage_down_is_unavailable_not_unknown(backends, tmp_path) -> No
     finally:
         await server.stop(None)
         await dead.aclose()
+
+
+async def test_a_generator_lost_mid_answer(servicer, backends) -> None:  # type: ignore[no-untyped-def]
+    backends[1].fail_after = 3
+    # Generative: what was streamed stays, and the customer is told the answer was cut off.
+    _, result = await turn(servicer, "How do I reset my password?", answer_mode=chat_pb2.ANSWER_MODE_GENERATIVE)
+    assert result.answer.startswith("Tap Forgot") and result.answer.endswith(servicer.settings.interrupted_answer)
+    assert not result.grounded and "generator failed (UNAVAILABLE)" in result.fallback_reason
+    # Verified: nothing verified was shown yet, so the sources are quoted instead.
+    _, result = await turn(servicer, "How do I reset my password?", answer_mode=chat_pb2.ANSWER_MODE_VERIFIED)
+    assert result.answer_path == chat_pb2.ANSWER_PATH_EXTRACTIVE_FALLBACK and result.grounded
+    assert "generator failed (UNAVAILABLE)" in result.fallback_reason

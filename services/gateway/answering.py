@@ -148,8 +148,13 @@ class AnswerComposer:
                     yield answer.add(delta)
         except grpc.aio.AioRpcError as exc:
             log.warning("generation failed", extra={"code": exc.code().name, "details": exc.details()})
+            reason = f"the generator failed ({exc.code().name})"
             if not answer.text:
-                yield self.fixed(answer, self.settings.unavailable_answer, f"the generator failed ({exc.code().name})")
+                yield self.fixed(answer, self.settings.unavailable_answer, reason)
+                return
+            # Cut off mid-answer: say so, rather than leave half a sentence standing as if whole.
+            yield answer.add("\n\n" + self.settings.interrupted_answer)
+            answer.path, answer.grounded, answer.fallback_reason = chat_pb2.ANSWER_PATH_GENERATED, False, reason
             return
         answer.text = answer.text.strip()
         if not answer.text:

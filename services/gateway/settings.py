@@ -95,6 +95,9 @@ class GatewaySettings(ServiceSettings):
         "Of course. I've asked a person from our support team to join this conversation; they will "
         "reply here shortly."
     )
+    interrupted_answer: str = (
+        "Sorry, my answer was cut off. Please ask again, or ask to talk to a person."
+    )
     unavailable_answer: str = (
         "Sorry, I can't reach our help center right now. Please try again in a moment, or ask "
         "to talk to a person."
