@@ -85,6 +85,42 @@ async def test_exporter_background_task_keeps_up(redis: Redis, tmp_path: Path) -
     assert [json.loads(line)["turn_id"] for line in lines] == [f"t{i}" for i in range(5)]
 
 
+async def test_exporter_outlives_redis_going_away(redis: Redis, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Redis failing while the exporter holds its lock (its release fails too) pauses the export;
+    it must not end it, or nothing after the outage reaches the files until a restart."""
+    from redis.asyncio.lock import Lock
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    exporter = JsonlExporter(redis, "test:outage", tmp_path, interval_s=0.05)
+    real_export, real_release = exporter.export_once, Lock.release
+    outage = {"on": True}
+
+    async def export_once(after: str) -> str:
+        if outage["on"]:
+            raise RedisConnectionError("Error 111 connecting to Redis")
+        return await real_export(after)
+
+    async def release(lock: Lock) -> None:
+        if outage["on"]:
+            raise RedisConnectionError("Error 111 connecting to Redis")
+        await real_release(lock)
+
+    monkeypatch.setattr(exporter, "export_once", export_once)
+    monkeypatch.setattr(Lock, "release", release)
+    monkeypatch.setattr("services.gateway.interaction_log._wait", lambda stop, seconds: asyncio.sleep(0.05))
+    stop = asyncio.Event()
+    task = asyncio.create_task(exporter.run(stop))
+    await asyncio.sleep(0.3)
+    assert not task.done(), task.exception()
+    outage["on"] = False
+    await redis.delete("test:outage:exporter")  # the lock the outage left behind expires by itself
+    await InteractionLog(redis, "test:outage").append(TurnInteraction("after-outage", "s", 0.0))
+    lines = await _exported_lines(tmp_path, 1, timeout_s=5)
+    stop.set()
+    await task
+    assert [json.loads(line)["turn_id"] for line in lines] == ["after-outage"]
+
+
 async def test_only_gateways_that_export_write_the_log(redis_url: str, redis: Redis, tmp_path: Path) -> None:
     """A serving gateway with export_interactions off leaves the files to the one that exports
     (the Kubernetes layout: many serving replicas, one exporting replica with the volume)."""

@@ -387,3 +387,21 @@ async def test_a_generator_lost_mid_answer(servicer, backends) -> None:  # type:
     _, result = await turn(servicer, "How do I reset my password?", answer_mode=chat_pb2.ANSWER_MODE_VERIFIED)
     assert result.answer_path == chat_pb2.ANSWER_PATH_EXTRACTIVE_FALLBACK and result.grounded
     assert "generator failed (UNAVAILABLE)" in result.fallback_reason
+
+
+async def test_no_result_goes_out_before_the_turn_is_stored(servicer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    created = servicer.sessions._save
+
+    async def storage_gone_after_create(session, only_new: bool = False) -> None:  # type: ignore[no-untyped-def]
+        if not only_new:
+            raise RedisConnectionError("Redis went away")
+        await created(session, only_new=only_new)
+
+    monkeypatch.setattr(servicer.sessions, "_save", storage_gone_after_create)
+    received = []
+    with pytest.raises(RedisConnectionError):
+        async for response in servicer.Chat(chat_pb2.ChatRequest(message="How do I reset my password?"), None):
+            received.append(response.WhichOneof("event"))
+    assert "result" not in received  # the customer is told UNAVAILABLE, never shown an unsaved answer

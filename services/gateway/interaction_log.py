@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError
+from redis.exceptions import RedisError
 
 from supportbot.interactions import FeedbackInteraction, SummaryInteraction, TurnInteraction
 
@@ -110,7 +110,7 @@ class JsonlExporter:
                     await lock.reacquire()
                     await _wait(stop, self.interval_s)
                 after = await self.export_once(after)
-            except (LockError, OSError) as exc:
+            except (RedisError, OSError) as exc:  # Redis away (LockError is one) or the disk
                 log.warning("interaction export paused", extra={"reason": str(exc)})
                 await _wait(stop, 2)
             except Exception:  # noqa: BLE001 - keep exporting after any passing fault
@@ -119,7 +119,7 @@ class JsonlExporter:
             finally:
                 try:
                     await lock.release()
-                except LockError:
+                except RedisError:  # not held any more, or Redis away: it expires by itself
                     pass
 
 

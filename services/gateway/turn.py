@@ -153,27 +153,29 @@ class ChatTurns:
             await self.rewrite(turn)
             if session.status.with_person:
                 # A person is handling this conversation: the bot stays quiet.
-                yield chat_pb2.ChatResponse(result=chat_pb2.ChatResult(
+                turn.result = chat_pb2.ChatResult(
                     turn_id=turn.turn_id, finish_reason=common_pb2.FINISH_REASON_NOT_GENERATED,
                     latencies=turn.latencies(), handoff=True, answer_mode=turn.mode,
-                ))
-                return
-            try:
-                if handoff.asks_for_person(turn.message):
-                    # No search and no model: a short acknowledgement and the queue, at once.
-                    text = self.composer.fixed(turn.answer, self.settings.handoff_answer, handoff.ASKED_FOR_PERSON)
-                    yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
-                    turn.handoff = handoff.queue(session, handoff.ASKED_FOR_PERSON)
-                else:
-                    for stage in (self.retrieve, self.answer):
-                        async with aclosing(stage(turn)) as responses:
-                            async for response in responses:
-                                yield response
-                    self.decide_handoff(turn)
-            finally:
-                # Also when the customer goes away mid-answer: what was said stays in the session.
-                await self.record(turn)
-            yield chat_pb2.ChatResponse(result=turn.result)
+                )
+            else:
+                try:
+                    if handoff.asks_for_person(turn.message):
+                        # No search and no model: a short acknowledgement and the queue, at once.
+                        text = self.composer.fixed(turn.answer, self.settings.handoff_answer, handoff.ASKED_FOR_PERSON)
+                        yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
+                        turn.handoff = handoff.queue(session, handoff.ASKED_FOR_PERSON)
+                    else:
+                        for stage in (self.retrieve, self.answer):
+                            async with aclosing(stage(turn)) as responses:
+                                async for response in responses:
+                                    yield response
+                        self.decide_handoff(turn)
+                finally:
+                    # Also when the customer goes away mid-answer: what was said stays in the session.
+                    await self.record(turn)
+        # The session is saved as the lock is left, before the result goes out: a customer who
+        # received a result has a turn that is stored (Redis failing first ends it UNAVAILABLE).
+        yield chat_pb2.ChatResponse(result=turn.result)
 
     # -- stages -------------------------------------------------------------------------------
     async def open_session(self, turn: TurnContext) -> SessionRecord:
