@@ -63,7 +63,7 @@ def _run(coroutine) -> None:  # type: ignore[no-untyped-def]
 @app.command()
 def up(
     data_dir: DataDir = default_data_dir(),
-    services: Annotated[str, typer.Option(help="Comma-separated: gateway,retriever,generator,ui")] = "gateway,retriever,generator,ui",
+    services: Annotated[str, typer.Option(help="Comma-separated: gateway,retriever,generator,web,ui")] = "gateway,retriever,generator,web,ui",
     ingest_sample: Annotated[bool, typer.Option(help="Ingest the sample help center.")] = True,
 ) -> None:
     """Start the stack on embedded defaults; Ctrl-C stops everything."""
@@ -102,7 +102,7 @@ def up(
             table.add_row(process.name, process.address, str(process.log_path))
         console.print(table)
         console.print(f"Data directory: {data_dir}")
-        console.print(f"API keys (customer, agent, admin): {stack.keys_file}")
+        console.print(f"API keys (customer, agent, service, admin): {stack.keys_file}")
         console.print("Try: [bold]supportbot ask \"How do I reset my password?\"[/bold]   Ctrl-C stops everything.")
         while True:
             for process in stack.processes:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import grpc
@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from supportbot.core.auth import create_local_keys, local_key
 
-ALL_SERVICES = ("retriever", "generator", "gateway", "ui")
+ALL_SERVICES = ("retriever", "generator", "gateway", "web", "ui")
 
 
 def redis_server_binary() -> str:
@@ -61,10 +61,11 @@ class Ports:
     gateway_metrics: int = 9101
     retriever_metrics: int = 9102
     generator_metrics: int = 9103
+    web: int = 8080
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(8)))
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Stack:
         from services.gateway.settings import GatewaySettings
         from services.generator.settings import GeneratorSettings
         from services.retriever.settings import RetrieverSettings
+        from services.web.settings import WebSettings
         from ui.settings import UISettings
 
         p = self.ports
@@ -127,6 +129,8 @@ class Stack:
                 generator_address=self.address("generator"), api_keys_file=self.keys_file,
             ),
             **settings_environment(UISettings, customer_api_key=self.key("customer"), agent_api_key=self.key("agent")),
+            **settings_environment(WebSettings, host=self.host, port=p.web, gateway_address=self.address("gateway"),
+                                   grace_period_s=60),
         }
         env.update(self.extra_env)
         return env
@@ -164,6 +168,8 @@ class Stack:
         grpc_services = [s for s in ("retriever", "generator", "gateway") if s in self.services]
         for name in grpc_services:
             self._spawn(name, [python, "-m", f"services.{name}"], self.address(name))
+        if "web" in self.services:
+            self._spawn("web", [python, "-m", "services.web"], f"http://{self.host}:{self.ports.web}")
         if "ui" in self.services:
             ui_app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
             self._spawn(
@@ -182,6 +188,8 @@ class Stack:
                 self.wait_healthy(process, timeout_s=600)
             elif process.name == "ui":
                 self.wait_http_ok(process, f"{process.address}/_stcore/health", timeout_s=120)
+            elif process.name == "web":
+                self.wait_http_ok(process, f"{process.address}/healthz", timeout_s=120)
 
     def wait_healthy(self, process: Process, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -251,6 +259,8 @@ class Stack:
         self.processes.insert(index, new)
         if name == "redis":
             self.wait_redis(new, timeout_s=60)
+        elif name in ("web", "ui"):
+            self.wait_http_ok(new, f"{new.address}/{'healthz' if name == 'web' else '_stcore/health'}", timeout_s=120)
         else:
             self.wait_healthy(new, timeout_s=600)
 

@@ -34,3 +34,23 @@ def test_every_enum_starts_with_unspecified() -> None:
     for module in (chat_pb2, common_pb2, retriever_pb2):
         for enum in module.DESCRIPTOR.enum_types_by_name.values():
             assert enum.values[0].number == 0 and enum.values[0].name.endswith("_UNSPECIFIED"), enum.name
+
+
+def test_vendored_http_annotations_match_the_python_package() -> None:
+    """buf lints with proto/google/api; the generated code imports googleapis-common-protos'
+    copy at run time: both must be the same files."""
+    import google.api
+
+    package = Path(google.api.__file__).parent
+    for name in ("annotations.proto", "http.proto"):
+        assert (REPO / "proto" / "google" / "api" / name).read_bytes() == (package / name).read_bytes(), name
+
+
+def test_every_chat_method_has_an_http_route() -> None:
+    from google.api import annotations_pb2
+
+    from supportbot.v1 import chat_pb2
+
+    for method in chat_pb2.DESCRIPTOR.services_by_name["ChatService"].methods:
+        rule = method.GetOptions().Extensions[annotations_pb2.http]
+        assert rule.WhichOneof("pattern") in {"get", "post"}, method.name

@@ -110,7 +110,7 @@ class ChatServiceServicer:
 
     def Chat(self, request, context):
         """One chat turn: streams the retrieved sources, the answer as text deltas,
-        then a final event.
+        then a final event. Over HTTP: Server-Sent Events, one per ChatResponse.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

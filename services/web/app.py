@@ -1,0 +1,246 @@
+"""The ASGI app: transcoded ChatService routes (JSON, and Server-Sent Events for streams), the
+OpenAI-compatible endpoint, `/openapi.json` and `/healthz`. Every request is one gRPC call to the
+gateway with the caller's key (`Authorization: Bearer` or `x-api-key`) and request id, so keys,
+roles, limits and statuses are the gateway's own."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sse_starlette.sse import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as StarletteRoute
+
+from services.web import openai_compat
+from services.web.openapi import openapi_document
+from services.web.settings import WebSettings
+from services.web.transcoding import HttpError, Route, http_routes, to_json
+from supportbot.core.auth import API_KEY_METADATA_KEY
+from supportbot.core.channels import create_channel
+from supportbot.core.logging import REQUEST_ID_METADATA_KEY, set_request_id
+from supportbot.v1 import chat_pb2
+
+log = logging.getLogger(__name__)
+CHAT_SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
+VERSION = "0.1.0"
+
+
+def caller_metadata(request: Request) -> tuple[tuple[str, str], ...]:
+    """The caller's key for the gateway: `Authorization: Bearer <key>` (what OpenAI clients
+    send) or `x-api-key`."""
+    authorization = request.headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    key = token.strip() if scheme.lower() == "bearer" else request.headers.get(API_KEY_METADATA_KEY, "")
+    return ((API_KEY_METADATA_KEY, key),) if key else ()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, up to `limit` bytes; JSON only."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise HttpError(grpc.StatusCode.INVALID_ARGUMENT, "send the body as application/json", http_status=415)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HttpError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the body is over the limit of {limit} bytes", 413)
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise HttpError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"the body is over the limit of {limit} bytes", 413)
+    return bytes(body)
+
+
+def _event(message: Any) -> dict[str, str]:
+    """One Server-Sent Event per message; its `event` is the oneof case (session, sources,
+    delta, result) where the message has one."""
+    oneofs = message.DESCRIPTOR.oneofs
+    kind = message.WhichOneof(oneofs[0].name) if oneofs else None
+    return {"event": kind or "message", "data": json.dumps(to_json(message), ensure_ascii=False)}
+
+
+class WebApp:
+    def __init__(self, settings: WebSettings, channel: grpc.aio.Channel) -> None:
+        self.settings = settings
+        self.channel = channel
+        self.openapi = openapi_document(CHAT_SERVICE, VERSION)
+
+    def _call(self, route: Route):  # type: ignore[no-untyped-def]
+        kind = self.channel.unary_stream if route.streaming else self.channel.unary_unary
+        return kind(route.grpc_path, request_serializer=route.request_class.SerializeToString,
+                    response_deserializer=route.response_class.FromString)
+
+    async def _request(self, route: Route, request: Request) -> Any:
+        body = await read_body(request, self.settings.max_body_bytes) if route.body == "*" else b""
+        query = {key: request.query_params.getlist(key) for key in request.query_params}
+        return route.request(dict(request.path_params), query, body)
+
+    def endpoint(self, route: Route):  # type: ignore[no-untyped-def]
+        async def handle(request: Request) -> Response:
+            message = await self._request(route, request)
+            metadata = caller_metadata(request)
+            if not route.streaming:
+                try:
+                    response = await self._call(route)(message, metadata=metadata, timeout=self.settings.gateway_timeout_s)
+                except grpc.aio.AioRpcError as error:
+                    raise HttpError.from_rpc(error) from error
+                return JSONResponse(to_json(response))
+            call = self._call(route)(message, metadata=metadata, timeout=self.settings.gateway_timeout_s)
+            messages = call.__aiter__()
+            try:
+                # The first message decides the HTTP status: a refusal is a plain error response.
+                first = await messages.__anext__()
+            except grpc.aio.AioRpcError as error:
+                raise HttpError.from_rpc(error) from error
+            except StopAsyncIteration:
+                first = None
+            return EventSourceResponse(self._events(call, messages, first), ping=15)
+
+        return handle
+
+    async def _events(self, call, messages, first) -> AsyncIterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+        try:
+            if first is not None:
+                yield _event(first)
+                async for message in messages:
+                    yield _event(message)
+        except grpc.aio.AioRpcError as error:
+            yield {"event": "error", "data": json.dumps(HttpError.from_rpc(error).body())}
+        finally:
+            # The client left mid-answer: the gateway stops generating and keeps the turn.
+            call.cancel()
+
+    # -- OpenAI-compatible ------------------------------------------------------------------
+    async def chat_completions(self, request: Request) -> Response:
+        try:
+            body = json.loads(await read_body(request, self.settings.max_body_bytes) or b"null")
+        except json.JSONDecodeError as error:
+            raise HttpError(grpc.StatusCode.INVALID_ARGUMENT, f"the body is not valid JSON: {error}") from error
+        message, stream = openai_compat.chat_request(body, self.settings.model_name)
+        call = self.channel.unary_stream(
+            "/supportbot.v1.ChatService/Chat", request_serializer=chat_pb2.ChatRequest.SerializeToString,
+            response_deserializer=chat_pb2.ChatResponse.FromString,
+        )(message, metadata=caller_metadata(request), timeout=self.settings.gateway_timeout_s)
+        responses = call.__aiter__()
+        try:
+            first = await responses.__anext__()
+        except grpc.aio.AioRpcError as error:
+            raise HttpError.from_rpc(error) from error
+        session_id = first.session.session_id
+        model = self.settings.model_name
+        if not stream:
+            try:
+                async for response in responses:
+                    if response.HasField("result"):
+                        return JSONResponse(openai_compat.completion(model, session_id, response.result))
+            except grpc.aio.AioRpcError as error:
+                raise HttpError.from_rpc(error) from error
+            raise HttpError(grpc.StatusCode.UNAVAILABLE, "the gateway ended the turn without a result")
+        return EventSourceResponse(self._completion_chunks(call, responses, model, session_id, first.session.turn_id), ping=15)
+
+    async def _completion_chunks(self, call, responses, model: str, session_id: str, turn_id: str) -> AsyncIterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+        completion_id = f"chatcmpl-{turn_id}"
+
+        def data(payload: dict[str, Any]) -> dict[str, str]:
+            return {"data": json.dumps(payload, ensure_ascii=False)}
+
+        try:
+            yield data(openai_compat.chunk(model, completion_id, {"role": "assistant", "content": ""}))
+            async for response in responses:
+                if response.HasField("delta"):
+                    yield data(openai_compat.chunk(model, completion_id, {"content": response.delta.text}))
+                elif response.HasField("result"):
+                    yield data(openai_compat.chunk(
+                        model, completion_id, {}, "stop", citations=openai_compat.citations(response.result),
+                        supportbot=openai_compat.extension(session_id, response.result),
+                    ))
+            yield {"data": "[DONE]"}
+        except grpc.aio.AioRpcError as error:
+            yield data(openai_compat.error_body(HttpError.from_rpc(error)))
+        finally:
+            call.cancel()
+
+    async def models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [
+            {"id": self.settings.model_name, "object": "model", "created": 0, "owned_by": "supportbot"},
+        ]})
+
+    # -- operations -------------------------------------------------------------------------
+    async def openapi_json(self, request: Request) -> Response:
+        return JSONResponse(self.openapi)
+
+    async def healthz(self, request: Request) -> Response:
+        """Ready when the gateway says it is serving (the probe for a load balancer)."""
+        try:
+            health = await health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            serving = health.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.aio.AioRpcError:
+            serving = False
+        return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503)
+
+
+def build_app(settings: WebSettings, channel: grpc.aio.Channel | None = None) -> Starlette:
+    if channel is None:
+        roots = settings.gateway_root_certificates.read_bytes() if settings.gateway_root_certificates else None
+        channel = create_channel(settings.gateway_address, retry_services=["supportbot.v1.ChatService"],
+                                 root_certificates=roots)
+    web = WebApp(settings, channel)
+    routes = [
+        StarletteRoute("/openapi.json", web.openapi_json, methods=["GET"]),
+        StarletteRoute("/healthz", web.healthz, methods=["GET"]),
+        StarletteRoute("/v1/chat/completions", web.chat_completions, methods=["POST"]),
+        StarletteRoute("/v1/models", web.models, methods=["GET"]),
+        *(StarletteRoute(route.template, web.endpoint(route), methods=[route.verb]) for route in http_routes(CHAT_SERVICE)),
+    ]
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(
+            CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST"],
+            allow_headers=["authorization", API_KEY_METADATA_KEY, "content-type", REQUEST_ID_METADATA_KEY],
+            expose_headers=[REQUEST_ID_METADATA_KEY], max_age=600,
+        ),
+    ]
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HttpError)
+        body = openai_compat.error_body(error) if request.url.path == "/v1/chat/completions" else error.body()
+        return JSONResponse(body, status_code=error.http_status)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await channel.close()
+
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={HttpError: http_error},
+                     lifespan=lifespan)
+
+
+class RequestIdMiddleware:
+    """Binds the caller's x-request-id (bounded, else a new one) to the request, so the gateway
+    call carries it, and returns it in the response headers."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        request_id = set_request_id(headers.get(REQUEST_ID_METADATA_KEY))
+
+        async def send_with_id(message) -> None:  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
