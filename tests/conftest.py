@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa:
     write_test_keys(data_dir / "api-keys.json")
     started = Stack(
         data_dir,
-        services=("retriever", "generator", "gateway", "ui"),
+        services=("retriever", "generator", "gateway", "web", "ui"),
         ports=Ports.free(),
         extra_env={
             "SUPPORTBOT_GENERATOR_MODEL": str(model_dir),

@@ -45,7 +45,7 @@ async def answer(client: SupportbotClient, adapter: str) -> str:
 
 
 async def test_adapter_is_served_per_request(lora_generator: Stack) -> None:
-    async with SupportbotClient(generator=lora_generator.address("generator")) as client:
+    async with SupportbotClient(generator=lora_generator.address("generator"), api_key=lora_generator.key("admin")) as client:
         assert list((await client.generator_info()).adapters) == ["acme"]
         base = await answer(client, "")
         # The identity adapter (B = 0) goes through vLLM's LoRA kernels and changes nothing.

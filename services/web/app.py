@@ -69,10 +69,26 @@ def _event(message: Any) -> dict[str, str]:
 
 
 class WebApp:
-    def __init__(self, settings: WebSettings, channel: grpc.aio.Channel) -> None:
+    def __init__(self, settings: WebSettings) -> None:
         self.settings = settings
-        self.channel = channel
+        self._channel: grpc.aio.Channel | None = None
         self.openapi = openapi_document(CHAT_SERVICE, VERSION)
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The gateway channel, made on first use: a grpc.aio channel belongs to the event loop
+        it was made in, which is the server's (uvicorn starts its own)."""
+        if self._channel is None:
+            settings = self.settings
+            roots = settings.gateway_root_certificates.read_bytes() if settings.gateway_root_certificates else None
+            self._channel = create_channel(settings.gateway_address, retry_services=["supportbot.v1.ChatService"],
+                                           root_certificates=roots)
+        return self._channel
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
 
     def _call(self, route: Route):  # type: ignore[no-untyped-def]
         kind = self.channel.unary_stream if route.streaming else self.channel.unary_unary
@@ -188,12 +204,8 @@ class WebApp:
         return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503)
 
 
-def build_app(settings: WebSettings, channel: grpc.aio.Channel | None = None) -> Starlette:
-    if channel is None:
-        roots = settings.gateway_root_certificates.read_bytes() if settings.gateway_root_certificates else None
-        channel = create_channel(settings.gateway_address, retry_services=["supportbot.v1.ChatService"],
-                                 root_certificates=roots)
-    web = WebApp(settings, channel)
+def build_app(settings: WebSettings) -> Starlette:
+    web = WebApp(settings)
     routes = [
         StarletteRoute("/openapi.json", web.openapi_json, methods=["GET"]),
         StarletteRoute("/healthz", web.healthz, methods=["GET"]),
@@ -218,7 +230,7 @@ def build_app(settings: WebSettings, channel: grpc.aio.Channel | None = None) ->
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        await channel.close()
+        await web.close()
 
     return Starlette(routes=routes, middleware=middleware, exception_handlers={HttpError: http_error},
                      lifespan=lifespan)
