@@ -2,7 +2,9 @@
 
 1. The gateway's overhead over calling the generator directly with the same prompt: time to
    first token and total time of a turn, as ratios (target: at most 1.10).
-2. 50 concurrent sessions of 5 turns each: errors, throughput, and whether every turn reached the
+2. The HTTP API (services/web, Server-Sent Events) vs gRPC to the gateway, same question, same
+   answer mode: time to first answer text and total (target: HTTP adds at most 10%).
+3. 50 concurrent sessions of 5 turns each: errors, throughput, and whether every turn reached the
    interaction log files (target: no errors, no lost records).
 
 Run: python bench/gateway_bench.py [--sessions 50] [--turns 5] [--answer-tokens 32]
@@ -32,7 +34,7 @@ from supportbot.core.settings import default_data_dir  # noqa: E402
 from supportbot.models import default_model_dir, prepare_default_model  # noqa: E402
 from supportbot.sample import HELPCENTER, load_golden_set  # noqa: E402
 from supportbot.stack import Ports, Stack  # noqa: E402
-from supportbot.v1 import generator_pb2  # noqa: E402
+from supportbot.v1 import chat_pb2, generator_pb2  # noqa: E402
 
 console = Console()
 
@@ -41,7 +43,8 @@ async def gateway_turn(client: SupportbotClient, question: str) -> tuple[float, 
     started = time.perf_counter()
     first = 0.0
     sources: list = []
-    async for event in client.chat(question):
+    # Generative: the comparison is with the model's own first token, as the direct call has.
+    async for event in client.chat(question, answer_mode=chat_pb2.ANSWER_MODE_GENERATIVE):
         if event.kind == "sources":
             sources = event.sources
         elif event.kind == "delta" and not first:
@@ -95,6 +98,48 @@ async def overhead(stack: Stack, questions: list[str], tokens: int) -> dict[str,
     }
 
 
+async def http_turn(http, key: str, question: str, mode: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    first = 0.0
+    body = {"message": question, "answerMode": f"ANSWER_MODE_{mode.upper()}"}
+    async with http.stream("POST", "/v1/chat", json=body, headers={"authorization": f"Bearer {key}"}) as response:
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "delta" and not first:
+                first = time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+async def grpc_turn(client: SupportbotClient, question: str, mode: str) -> tuple[float, float]:
+    started = time.perf_counter()
+    first = 0.0
+    async for event in client.chat(question, answer_mode=chat_pb2.AnswerMode.Value(f"ANSWER_MODE_{mode.upper()}")):
+        if event.kind == "delta" and not first:
+            first = time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+async def http_vs_grpc(stack: Stack, questions: list[str], mode: str) -> dict[str, float]:
+    import httpx
+
+    key = stack.key("customer")
+    figures: dict[str, list[float]] = {"http_ttft": [], "grpc_ttft": [], "http_total": [], "grpc_total": []}
+    async with SupportbotClient(stack.address("gateway"), api_key=key) as client, \
+            httpx.AsyncClient(base_url=f"http://{stack.host}:{stack.ports.web}", timeout=300) as http:
+        await grpc_turn(client, questions[0], mode)
+        await http_turn(http, key, questions[0], mode)  # warm-up of both paths
+        for index, question in enumerate(questions):
+            # Alternate who goes first: vLLM's prefix cache favours the second.
+            order = ("http", "grpc") if index % 2 else ("grpc", "http")
+            for path in order:
+                first, total = await (http_turn(http, key, question, mode) if path == "http" else grpc_turn(client, question, mode))
+                figures[f"{path}_ttft"].append(first)
+                figures[f"{path}_total"].append(total)
+    return {name: 1000 * statistics.median(values) for name, values in figures.items()} | {"turns": len(questions)}
+
+
 async def concurrent_sessions(stack: Stack, questions: list[str], sessions: int, turns: int) -> dict[str, float]:
     errors: list[str] = []
     turn_ids: list[str] = []
@@ -145,7 +190,7 @@ def main() -> None:
     questions = [item["question"] for item in load_golden_set() if item["answerable"]]
     stack = Stack(
         Path(tempfile.mkdtemp(prefix="supportbot-gateway-bench-")),
-        services=("retriever", "generator", "gateway"),
+        services=("retriever", "generator", "gateway", "web"),
         ports=Ports.free(),
         extra_env={
             "SUPPORTBOT_GENERATOR_MODEL": str(default_model_dir(default_data_dir())),
@@ -158,6 +203,9 @@ def main() -> None:
             asyncio.run(ingest_quietly([HELPCENTER], "", stack.address("retriever"), stack.key("admin")))
         with console.status("gateway vs direct generator"):
             over = asyncio.run(overhead(stack, questions[: args.overhead_questions], args.answer_tokens))
+        with console.status("HTTP/SSE vs gRPC"):
+            web = {mode: asyncio.run(http_vs_grpc(stack, questions[: args.overhead_questions], mode))
+                   for mode in ("extractive", "generative")}
         with console.status(f"{args.sessions} sessions x {args.turns} turns"):
             load = asyncio.run(concurrent_sessions(stack, questions, args.sessions, args.turns))
     finally:
@@ -168,6 +216,14 @@ def main() -> None:
         table.add_column(column, justify="right")
     table.add_row("time to first token (ms)", f"{over['gateway_ttft_ms']:.0f}", f"{over['direct_ttft_ms']:.0f}", f"{over['gateway_ttft_ms'] / over['direct_ttft_ms']:.2f}")
     table.add_row("total (ms)", f"{over['gateway_total_ms']:.0f}", f"{over['direct_total_ms']:.0f}", f"{over['gateway_total_ms'] / over['direct_total_ms']:.2f}")
+    console.print(table)
+    table = Table(title="HTTP/SSE (services/web) vs gRPC to the gateway, same questions, median")
+    for column in ("answer mode", "", "HTTP/SSE", "gRPC", "ratio"):
+        table.add_column(column, justify="right")
+    for mode, figures in web.items():
+        for label, name in (("time to first text (ms)", "ttft"), ("total (ms)", "total")):
+            http_ms, grpc_ms = figures[f"http_{name}"], figures[f"grpc_{name}"]
+            table.add_row(mode, label, f"{http_ms:.1f}", f"{grpc_ms:.1f}", f"{http_ms / grpc_ms:.2f}")
     console.print(table)
     console.print(
         f"{args.sessions} concurrent sessions x {args.turns} turns: {load['turns']} turns in {load['seconds']:.0f} s "

@@ -130,7 +130,7 @@ class Stack:
             ),
             **settings_environment(UISettings, customer_api_key=self.key("customer"), agent_api_key=self.key("agent")),
             **settings_environment(WebSettings, host=self.host, port=p.web, gateway_address=self.address("gateway"),
-                                   grace_period_s=60),
+                                   grace_period_s=60, api_keys_file=self.keys_file),
         }
         env.update(self.extra_env)
         return env

@@ -37,13 +37,16 @@ TEST_KEYS = {
     "agent-other": {"key": "sb_test_agent_other", "role": "agent", "name": "agent other", "collections": ["other-kb"]},
     "admin": {"key": "sb_test_admin", "role": "admin", "name": "admin"},
     "service": {"key": "sb_test_service", "role": "service", "name": "gateway"},
+    "publishable": {"key": "sb_test_publishable", "role": "publishable", "name": "test widget"},
 }
 
 
-def write_test_keys(path: Path) -> None:
+def write_test_keys(path: Path, web_origins: tuple[str, ...] = ()) -> None:
+    """The test keys, with the publishable key allowed on `web_origins` (the stack's web pages)."""
     import json
 
-    path.write_text(json.dumps({"keys": list(TEST_KEYS.values())}))
+    keys = [{**entry, "origins": list(web_origins)} if entry["role"] == "publishable" else entry for entry in TEST_KEYS.values()]
+    path.write_text(json.dumps({"keys": keys}))
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +59,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa:
     if not is_prepared(model_dir):
         prepare_default_model(default_data_dir())
     data_dir = tmp_path_factory.mktemp("stack")
-    write_test_keys(data_dir / "api-keys.json")
+    ports = Ports.free()
+    write_test_keys(data_dir / "api-keys.json", web_origins=(f"http://127.0.0.1:{ports.web}", f"http://localhost:{ports.web}"))
     started = Stack(
         data_dir,
         services=("retriever", "generator", "gateway", "web", "ui"),
-        ports=Ports.free(),
+        ports=ports,
         extra_env={
             "SUPPORTBOT_GENERATOR_MODEL": str(model_dir),
             # Short answers keep the suite fast on two cores.

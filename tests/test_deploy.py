@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings
 from services.gateway.settings import GatewaySettings
 from services.generator.settings import GeneratorSettings
 from services.retriever.settings import RetrieverSettings
+from services.web.settings import WebSettings
 from ui.settings import UISettings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,6 +30,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "generator": GeneratorSettings,
     "generator-cpu": GeneratorSettings,
     "gateway": GatewaySettings,
+    "web": WebSettings,
     "ui": UISettings,
 }
 # Read outside the services' settings objects: the data dir by every service, the keys file by
@@ -133,6 +135,10 @@ def test_compose_services_match_the_code(monkeypatch: pytest.MonkeyPatch) -> Non
         settings = loaded[name] = _load_settings(settings_class, service.get("environment", {}), monkeypatch)
         container_ports = {int(port) for port in service.get("expose", [])}
         container_ports |= {int(port["target"]) for port in service.get("ports", [])}
+        if name == "web":
+            assert settings.port in container_ports
+            assert f"{settings.port}/healthz" in " ".join(service["healthcheck"]["test"])
+            continue
         if name == "ui":
             assert service["environment"]["STREAMLIT_SERVER_PORT"] == str(UI_PORT)
             assert UI_PORT in container_ports
@@ -151,6 +157,7 @@ def test_compose_services_match_the_code(monkeypatch: pytest.MonkeyPatch) -> Non
     assert target(gateway.generator_address) == ("generator", loaded["generator"].port)
     assert gateway.generator_address.startswith("dns:///") and gateway.retriever_address.startswith("dns:///")
     assert target(loaded["ui"].gateway_address) == ("gateway", gateway.port)
+    assert target(loaded["web"].gateway_address) == ("gateway", gateway.port)
     redis_url = urlparse(gateway.redis_url)
     assert (redis_url.hostname, redis_url.port or 6379) == ("redis", 6379)
     qdrant_url = urlparse(loaded["retriever"].qdrant_url)
@@ -159,7 +166,7 @@ def test_compose_services_match_the_code(monkeypatch: pytest.MonkeyPatch) -> Non
 
     # The keys file every service reads is the one the `keys` service writes.
     keys_file = Path(services["keys"]["command"][-1])
-    for name in ("retriever", "gateway", "ui"):
+    for name in ("retriever", "gateway", "web", "ui"):
         assert loaded[name].api_keys_file == keys_file, name
         assert any(v["target"] == str(keys_file.parent) and v.get("read_only") for v in services[name]["volumes"])
 
@@ -245,7 +252,10 @@ KUBERNETES = REPO / "deploy" / "kubernetes"
 # newest whose schemas kubernetes-validate ships; both must accept every object.
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
 OVERLAYS = ("production", "cpu")
-SERVICE_SETTINGS = {"retriever": RetrieverSettings, "generator": GeneratorSettings, "gateway": GatewaySettings, "ui": UISettings}
+SERVICE_SETTINGS = {
+    "retriever": RetrieverSettings, "generator": GeneratorSettings, "gateway": GatewaySettings, "web": WebSettings,
+    "ui": UISettings,
+}
 
 
 @pytest.fixture(scope="module")
@@ -315,7 +325,10 @@ def test_manifests_match_the_code(rendered: dict[str, list[dict]], overlay: str,
         assert container["resources"]["requests"], f"{name} needs resource requests for scheduling and the HPA"
         settings = loaded[name] = _load_settings(settings_class, _container_environment(container, documents), monkeypatch)
         ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-        if name == "ui":
+        if name == "web":
+            assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+            assert ports["http"] == settings.port
+        elif name == "ui":
             assert container["readinessProbe"]["httpGet"]["path"] == "/_stcore/health"
             assert ports["http"] == UI_PORT
         else:
@@ -343,6 +356,7 @@ def test_manifests_match_the_code(rendered: dict[str, list[dict]], overlay: str,
         assert services[backend]["spec"]["clusterIP"] == "None"
         assert services[backend]["spec"]["ports"][0]["port"] == loaded[backend].port
     assert loaded["ui"].gateway_address == f"gateway:{loaded['gateway'].port}"
+    assert loaded["web"].gateway_address == f"dns:///gateway:{loaded['gateway'].port}"
 
     # Serving gateways leave the log to one exporting replica, which takes no chat traffic and
     # alone mounts the log's volume (so ReadWriteOnce storage is enough).

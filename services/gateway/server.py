@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 # Which roles may call each method; the rest are open to every role (with per-session checks).
 # The service role is for calls between supportbot's services; the gateway serves people.
-PEOPLE = ("customer", "agent", "admin")
+PEOPLE = ("customer", "publishable", "agent", "admin")
 METHOD_ROLES = {
     "ListSessions": ("agent", "admin"),
     "TakeOverSession": ("agent", "admin"),

@@ -34,7 +34,7 @@ from services.gateway.redaction import redact
 from services.gateway.sessions import SessionRecord, SessionStore, TurnRecord, new_turn_id
 from services.gateway.settings import GatewaySettings
 from supportbot.conversation import SessionStatus, Speaker
-from supportbot.core.auth import current_principal
+from supportbot.core.auth import CUSTOMER_ROLES, current_principal
 from supportbot.core.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -200,7 +200,7 @@ class ChatTurns:
             raise PermissionDenied(
                 f"this key may not chat in collection {collection}: a key's collections are set in the keys file"
             )
-        if principal is not None and principal.role == "customer":
+        if principal is not None and principal.role in CUSTOMER_ROLES:
             customer_id = principal.customer_id
         customer_id = check_identifier(customer_id, field="customer_id")
         return await self.sessions.create(collection=collection, channel=channel, customer_id=customer_id)

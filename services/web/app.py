@@ -5,10 +5,12 @@ roles, limits and statuses are the gateway's own."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,14 +20,14 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
 from services.web import openai_compat
 from services.web.openapi import openapi_document
 from services.web.settings import WebSettings
 from services.web.transcoding import HttpError, Route, http_routes, to_json
-from supportbot.core.auth import API_KEY_METADATA_KEY
+from supportbot.core.auth import API_KEY_METADATA_KEY, KeyRing
 from supportbot.core.channels import create_channel
 from supportbot.core.logging import REQUEST_ID_METADATA_KEY, set_request_id
 from supportbot.v1 import chat_pb2
@@ -33,15 +35,48 @@ from supportbot.v1 import chat_pb2
 log = logging.getLogger(__name__)
 CHAT_SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
 VERSION = "0.1.0"
+WIDGET = Path(__file__).parent / "static" / "widget.js"
+DEMO_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Lumio Help Center: widget demo</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:720px;margin:40px auto;padding:0 20px;color:#222}}</style>
+</head><body>
+<h1>Lumio Help Center</h1>
+<p>This page is any page of yours: the chat bubble in the corner comes from one script tag.</p>
+<pre>&lt;script src="/widget.js" data-key="{key}" defer&gt;&lt;/script&gt;</pre>
+<script src="/widget.js" data-key="{key}" data-title="Lumio support" defer></script>
+</body></html>
+"""
 
 
-def caller_metadata(request: Request) -> tuple[tuple[str, str], ...]:
-    """The caller's key for the gateway: `Authorization: Bearer <key>` (what OpenAI clients
-    send) or `x-api-key`."""
-    authorization = request.headers.get("authorization", "")
-    scheme, _, token = authorization.partition(" ")
-    key = token.strip() if scheme.lower() == "bearer" else request.headers.get(API_KEY_METADATA_KEY, "")
-    return ((API_KEY_METADATA_KEY, key),) if key else ()
+def presented_key(request: Request) -> str:
+    """The caller's key: `Authorization: Bearer <key>` (what OpenAI clients send) or `x-api-key`."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else request.headers.get(API_KEY_METADATA_KEY, "")
+
+
+class Origins:
+    """Which web pages may use which keys. A browser names its page's origin on every call: a
+    publishable key works from its own origins only; any other key only from the origins the
+    deployment trusts (a secret key in a web page is a leaked key)."""
+
+    def __init__(self, keys: KeyRing | None, trusted: list[str]) -> None:
+        self.keys = keys
+        self.trusted = set(trusted)
+
+    def for_cors(self) -> list[str]:
+        return sorted(self.trusted | {origin for p in (self.keys.principals() if self.keys else []) for origin in p.origins})
+
+    def check(self, request: Request, key: str) -> None:
+        origin = request.headers.get("origin", "").rstrip("/")
+        principal = self.keys.lookup(key) if self.keys is not None and key else None
+        if principal is not None and principal.role == "publishable":
+            # No Origin: a same-origin GET, or not a browser (the key is public anyway).
+            if origin and origin not in principal.origins:
+                raise HttpError(grpc.StatusCode.PERMISSION_DENIED, f"this publishable key may not be used from {origin}")
+        elif origin and origin not in self.trusted:
+            raise HttpError(grpc.StatusCode.PERMISSION_DENIED,
+                            f"this key may not be used from a web page at {origin}: web pages use a publishable key")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -73,6 +108,14 @@ class WebApp:
         self.settings = settings
         self._channel: grpc.aio.Channel | None = None
         self.openapi = openapi_document(CHAT_SERVICE, VERSION)
+        keys = KeyRing.load(settings.api_keys_file) if settings.api_keys_file and settings.api_keys_file.exists() else None
+        self.origins = Origins(keys, settings.allowed_origins)
+
+    def caller_metadata(self, request: Request) -> tuple[tuple[str, str], ...]:
+        """The metadata of the gateway call: the caller's key, once its origin is allowed."""
+        key = presented_key(request)
+        self.origins.check(request, key)
+        return ((API_KEY_METADATA_KEY, key),) if key else ()
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -103,7 +146,7 @@ class WebApp:
     def endpoint(self, route: Route):  # type: ignore[no-untyped-def]
         async def handle(request: Request) -> Response:
             message = await self._request(route, request)
-            metadata = caller_metadata(request)
+            metadata = self.caller_metadata(request)
             if not route.streaming:
                 try:
                     response = await self._call(route)(message, metadata=metadata, timeout=self.settings.gateway_timeout_s)
@@ -145,7 +188,7 @@ class WebApp:
         call = self.channel.unary_stream(
             "/supportbot.v1.ChatService/Chat", request_serializer=chat_pb2.ChatRequest.SerializeToString,
             response_deserializer=chat_pb2.ChatResponse.FromString,
-        )(message, metadata=caller_metadata(request), timeout=self.settings.gateway_timeout_s)
+        )(message, metadata=self.caller_metadata(request), timeout=self.settings.gateway_timeout_s)
         responses = call.__aiter__()
         try:
             first = await responses.__anext__()
@@ -190,6 +233,21 @@ class WebApp:
             {"id": self.settings.model_name, "object": "model", "created": 0, "owned_by": "supportbot"},
         ]})
 
+    # -- the chat widget ----------------------------------------------------------------------
+    async def widget_js(self, request: Request) -> Response:
+        return Response(WIDGET.read_text(), media_type="text/javascript; charset=utf-8",
+                        headers={"cache-control": "public, max-age=300"})
+
+    async def widget_demo(self, request: Request) -> Response:
+        """A page with the widget on it, using a publishable key allowed on this very origin."""
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        keys = self.origins.keys
+        key = next((k for k, p in (keys.items() if keys else []) if p.role == "publishable" and own in p.origins), "")
+        if not key:
+            return HTMLResponse(f"<p>No publishable key allows {html.escape(own)}: add one to the keys file "
+                                "(role publishable, origins).</p>", status_code=404)
+        return HTMLResponse(DEMO_PAGE.format(key=html.escape(key, quote=True)))
+
     # -- operations -------------------------------------------------------------------------
     async def openapi_json(self, request: Request) -> Response:
         return JSONResponse(self.openapi)
@@ -211,12 +269,14 @@ def build_app(settings: WebSettings) -> Starlette:
         StarletteRoute("/healthz", web.healthz, methods=["GET"]),
         StarletteRoute("/v1/chat/completions", web.chat_completions, methods=["POST"]),
         StarletteRoute("/v1/models", web.models, methods=["GET"]),
+        StarletteRoute("/widget.js", web.widget_js, methods=["GET"]),
+        StarletteRoute("/widget-demo", web.widget_demo, methods=["GET"]),
         *(StarletteRoute(route.template, web.endpoint(route), methods=[route.verb]) for route in http_routes(CHAT_SERVICE)),
     ]
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(
-            CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST"],
+            CORSMiddleware, allow_origins=web.origins.for_cors(), allow_methods=["GET", "POST"],
             allow_headers=["authorization", API_KEY_METADATA_KEY, "content-type", REQUEST_ID_METADATA_KEY],
             expose_headers=[REQUEST_ID_METADATA_KEY], max_age=600,
         ),

@@ -22,8 +22,11 @@ class WebSettings(BaseSettings):
     )
     # CA bundle for TLS to the gateway; unset means plaintext inside the cluster.
     gateway_root_certificates: Path | None = None
-    # Origins a browser may call the API from (CORS), comma-separated; empty allows none.
+    # Origins a browser may call the API from with any key (your own agent console, say),
+    # comma-separated. Publishable keys bring their own origins (the keys file).
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The keys file (the gateway's): publishable keys' origins, and which keys are publishable.
+    api_keys_file: Path | None = None
     # The largest request body accepted (a chat message is at most 4,000 characters).
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # The model name the OpenAI-compatible endpoint reports (and accepts).

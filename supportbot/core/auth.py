@@ -4,8 +4,10 @@ A keys file is JSON: {"keys": [{"key": "...", "role": "customer", "name": "web",
 "collections": ["helpcenter"]}]}. Roles: customer (chats in its collections, sees its own
 sessions), agent (sessions of its collections, agent assist, search), service (what one supportbot
 service presents to another: search and generation, no sessions), admin (everything, ingestion
-included). A customer key without collections may chat in the gateway's default collection only;
-an agent key without collections works on all of them."""
+included), publishable (a key for web pages, public by design: it may only chat, and only from
+its `origins`; the web service checks the origin). A customer or publishable key without
+collections may chat in the gateway's default collection only; an agent key without collections
+works on all of them."""
 
 from __future__ import annotations
 
@@ -22,8 +24,11 @@ from typing import Literal
 import grpc
 
 API_KEY_METADATA_KEY = "x-api-key"
-Role = Literal["customer", "agent", "service", "admin"]
-ROLES: tuple[Role, ...] = ("customer", "agent", "service", "admin")
+Role = Literal["customer", "publishable", "agent", "service", "admin"]
+ROLES: tuple[Role, ...] = ("customer", "publishable", "agent", "service", "admin")
+# Roles whose sessions belong to one customer id (a publishable key's visitors share one, and
+# each reaches a session only by its unguessable id).
+CUSTOMER_ROLES = ("customer", "publishable")
 # Calls anyone may make without a key: probes and tooling.
 _OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
@@ -36,13 +41,15 @@ class Principal:
     # Collections the key works on; empty means all for agents and services, and the default
     # collection for customers (see `may_use_collection`).
     collections: tuple[str, ...] = field(default_factory=tuple)
+    # Publishable keys: the web origins (https://help.example.com) a browser may use it from.
+    origins: tuple[str, ...] = field(default_factory=tuple)
 
     def can_see(self, collection: str, customer_id: str) -> bool:
         if self.role == "admin":
             return True
         if self.role == "agent":
             return not self.collections or collection in self.collections
-        if self.role == "customer":
+        if self.role in CUSTOMER_ROLES:
             return bool(self.customer_id) and customer_id == self.customer_id
         return False
 
@@ -52,7 +59,7 @@ class Principal:
             return True
         if self.collections:
             return collection in self.collections
-        return self.role != "customer" or collection == default_collection
+        return self.role not in CUSTOMER_ROLES or collection == default_collection
 
 
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
@@ -77,13 +84,21 @@ class KeyRing:
             role = entry.get("role")
             if role not in ROLES or not entry.get("key"):
                 raise RuntimeError(f"{path}: every key needs a 'key' and a role in {ROLES}")
+            name = entry.get("name", role)
             keys[entry["key"]] = Principal(
-                name=entry.get("name", role),
+                name=name,
                 role=role,
-                customer_id=entry.get("customer_id", ""),
+                customer_id=entry.get("customer_id", "") or (f"widget:{name}" if role == "publishable" else ""),
                 collections=tuple(entry.get("collections", [])),
+                origins=tuple(origin.rstrip("/") for origin in entry.get("origins", [])),
             )
         return cls(keys)
+
+    def principals(self) -> list[Principal]:
+        return list(self._keys.values())
+
+    def items(self) -> list[tuple[str, Principal]]:
+        return list(self._keys.items())
 
     def lookup(self, presented: str) -> Principal | None:
         # Compare every key in constant time so timing does not reveal a prefix.
@@ -94,8 +109,10 @@ class KeyRing:
         return found
 
 
-_LOCAL_ENTRIES: dict[Role, dict[str, str]] = {
+_LOCAL_ENTRIES: dict[Role, dict[str, object]] = {
     "customer": {"name": "local customer", "customer_id": "local-customer"},
+    # For the widget on this machine (`supportbot up` serves its demo page on port 8080).
+    "publishable": {"name": "local widget", "origins": ["http://127.0.0.1:8080", "http://localhost:8080"]},
     "agent": {"name": "local agent"},
     "service": {"name": "local services"},
     "admin": {"name": "local admin"},

@@ -1,0 +1,253 @@
+/*
+ * supportbot chat widget: one script tag puts a chat bubble on any page. No build step.
+ *
+ *   <script src="https://support.example.com/widget.js" data-key="sb_publishable_..." defer></script>
+ *
+ * Attributes: data-key (a publishable key, required), data-api (the HTTP API's origin; default:
+ * where this script came from), data-collection (the knowledge base; default: the key's),
+ * data-title (the panel's title). Answers stream in as they are written, with their sources as
+ * links; each answer can be rated; "Talk to a person" hands the conversation to the support team,
+ * whose replies appear live. The conversation survives page loads (its id is kept in
+ * localStorage). Everything is reachable by keyboard: Enter sends, Shift+Enter starts a new line,
+ * Escape closes the panel.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || window.__supportbotWidget) return;
+  window.__supportbotWidget = true;
+  var key = script.getAttribute("data-key") || "";
+  var api = (script.getAttribute("data-api") || new URL(script.src, location.href).origin).replace(/\/$/, "");
+  var collection = script.getAttribute("data-collection") || "";
+  var title = script.getAttribute("data-title") || "Questions? Ask us";
+  var storageKey = "supportbot:" + api + ":" + key.slice(-12) + ":session";
+  var sessionId = localStorage.getItem(storageKey) || "";
+  var busy = false;
+
+  var host = document.createElement("div");
+  host.setAttribute("data-supportbot", "");
+  var root = host.attachShadow({ mode: "open" });
+  root.innerHTML =
+    "<style>" +
+    ":host{all:initial}*{box-sizing:border-box;font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif}" +
+    ".bubble{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:28px;padding:14px 20px;" +
+    "background:#1f4fd1;color:#fff;font-weight:600;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}" +
+    ".panel{position:fixed;right:20px;bottom:84px;z-index:2147483000;width:min(380px,calc(100vw - 40px));" +
+    "height:min(560px,calc(100vh - 110px));display:flex;flex-direction:column;background:#fff;color:#1b1b1b;" +
+    "border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);overflow:hidden}" +
+    ".panel[hidden]{display:none}header{display:flex;align-items:center;justify-content:space-between;" +
+    "padding:12px 14px;background:#1f4fd1;color:#fff}header h2{margin:0;font-size:15px;font-weight:600}" +
+    "header button{background:none;border:0;color:#fff;font-size:20px;cursor:pointer;padding:2px 8px}" +
+    ".log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px;background:#f5f6f8}" +
+    ".msg{max-width:88%;padding:8px 11px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}" +
+    ".customer{align-self:flex-end;background:#1f4fd1;color:#fff}.assistant,.agent{align-self:flex-start;background:#fff;" +
+    "border:1px solid #dde1e8}.agent{border-color:#2e8b57}.note{align-self:center;color:#555;font-size:13px;text-align:center}" +
+    ".who{display:block;font-size:12px;color:#2e8b57;font-weight:600}.sources{margin-top:6px;font-size:13px}" +
+    ".sources a{color:#1f4fd1;display:block}.rate{margin-top:4px}.rate button{background:none;border:1px solid #dde1e8;" +
+    "border-radius:6px;cursor:pointer;margin-right:4px;padding:1px 7px}.rate button[aria-pressed=true]{background:#e6edff}" +
+    "form{display:flex;gap:6px;padding:10px;border-top:1px solid #dde1e8}textarea{flex:1;resize:none;height:40px;" +
+    "padding:8px;border:1px solid #c5cad3;border-radius:8px}form button,.person{border:0;border-radius:8px;" +
+    "background:#1f4fd1;color:#fff;padding:0 14px;cursor:pointer}.person{margin:0 10px 10px;padding:8px;" +
+    "background:#fff;color:#1f4fd1;border:1px solid #1f4fd1}button:focus-visible,textarea:focus-visible," +
+    "a:focus-visible{outline:3px solid #ffb020;outline-offset:2px}" +
+    "</style>" +
+    '<button class="bubble" type="button" aria-haspopup="dialog" aria-expanded="false">Chat with us</button>' +
+    '<section class="panel" role="dialog" aria-labelledby="sb-title" hidden>' +
+    '<header><h2 id="sb-title"></h2><button type="button" class="close" aria-label="Close the chat">\u00d7</button></header>' +
+    '<div class="log" role="log" aria-live="polite" aria-label="Conversation"></div>' +
+    '<button type="button" class="person">Talk to a person</button>' +
+    '<form><textarea aria-label="Your question" placeholder="Type your question"></textarea>' +
+    '<button type="submit">Send</button></form></section>';
+  document.body.appendChild(host);
+
+  var bubble = root.querySelector(".bubble"), panel = root.querySelector(".panel");
+  var log = root.querySelector(".log"), form = root.querySelector("form");
+  var input = root.querySelector("textarea"), person = root.querySelector(".person");
+  root.getElementById("sb-title").textContent = title;
+
+  function headers(json) {
+    var h = { Authorization: "Bearer " + key };
+    if (json) h["Content-Type"] = "application/json";
+    return h;
+  }
+
+  function errorText(response, body) {
+    var message = body && body.error && body.error.message;
+    return message || "Something went wrong (" + response.status + "). Please try again.";
+  }
+
+  function call(method, path, body) {
+    return fetch(api + path, { method: method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body) })
+      .then(function (response) {
+        return response.json().catch(function () { return null; }).then(function (json) {
+          if (!response.ok) throw new Error(errorText(response, json));
+          return json;
+        });
+      });
+  }
+
+  // Server-Sent Events over fetch (EventSource cannot send the key): calls onEvent(kind, data).
+  function stream(method, path, body, onEvent) {
+    return fetch(api + path, { method: method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body) })
+      .then(function (response) {
+        if (!response.ok) {
+          return response.json().catch(function () { return null; }).then(function (json) { throw new Error(errorText(response, json)); });
+        }
+        var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "";
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done) return;
+            buffer += decoder.decode(chunk.value, { stream: true }).replace(/\r\n/g, "\n");
+            var blocks = buffer.split("\n\n");
+            buffer = blocks.pop();
+            blocks.forEach(function (block) {
+              var kind = "message", data = "";
+              block.split("\n").forEach(function (line) {
+                if (line.indexOf("event: ") === 0) kind = line.slice(7);
+                else if (line.indexOf("data: ") === 0) data += line.slice(6);
+              });
+              if (data) onEvent(kind, JSON.parse(data));
+            });
+            return pump();
+          });
+        }
+        return pump();
+      });
+  }
+
+  function add(kind, text, who) {
+    var item = document.createElement("div");
+    item.className = "msg " + kind;
+    if (who) {
+      var label = document.createElement("span");
+      label.className = "who";
+      label.textContent = who;
+      item.appendChild(label);
+    }
+    var body = document.createElement("span");
+    body.className = "text";
+    body.textContent = text;
+    item.appendChild(body);
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
+    return item;
+  }
+
+  function showSources(item, citations) {
+    if (!citations || !citations.length) return;
+    var list = document.createElement("div");
+    list.className = "sources";
+    citations.forEach(function (c) {
+      var link = document.createElement(c.url && /^https?:/.test(c.url) ? "a" : "span");
+      link.textContent = "[" + c.index + "] " + (c.title || c.documentId);
+      if (link.tagName === "A") { link.href = c.url; link.target = "_blank"; link.rel = "noopener noreferrer"; }
+      list.appendChild(link);
+    });
+    item.appendChild(list);
+  }
+
+  function showRating(item, turnId) {
+    var rate = document.createElement("div");
+    rate.className = "rate";
+    [[1, "\ud83d\udc4d", "This answer helped"], [-1, "\ud83d\udc4e", "This answer did not help"]].forEach(function (choice) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = choice[1];
+      button.setAttribute("aria-label", choice[2]);
+      button.setAttribute("aria-pressed", "false");
+      button.addEventListener("click", function () {
+        call("POST", "/v1/sessions/" + sessionId + "/feedback", { turnId: turnId, rating: choice[0] }).then(function (reply) {
+          rate.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+          button.setAttribute("aria-pressed", "true");
+          if (reply && reply.handoff) { add("note", "Sorry about that. A person from our support team will join you here."); watch(); }
+        }).catch(function (error) { add("note", error.message); });
+      });
+      rate.appendChild(button);
+    });
+    item.appendChild(rate);
+  }
+
+  function remember(id) {
+    sessionId = id;
+    localStorage.setItem(storageKey, id);
+  }
+
+  var watching = false;
+  // Live replies from the support team once a person has the conversation.
+  function watch() {
+    if (watching || !sessionId) return;
+    watching = true;
+    var seen = {};
+    root.querySelectorAll("[data-turn]").forEach(function (el) { seen[el.getAttribute("data-turn")] = true; });
+    stream("GET", "/v1/sessions/" + sessionId + ":watch", undefined, function (kind, data) {
+      var turn = data.turn;
+      if (kind === "turn" && turn && turn.role === "ROLE_AGENT" && !seen[turn.turnId]) {
+        seen[turn.turnId] = true;
+        add("agent", turn.content, "Support team").setAttribute("data-turn", turn.turnId);
+      }
+    }).catch(function () {}).then(function () { watching = false; });
+  }
+
+  function ask(question) {
+    if (busy || !question.trim()) return;
+    busy = true;
+    add("customer", question);
+    var answer = add("assistant", "\u2026"), text = answer.querySelector(".text"), started = false;
+    stream("POST", "/v1/chat", { sessionId: sessionId, message: question, collection: collection, channel: "widget" }, function (kind, data) {
+      if (kind === "session") remember(data.session.sessionId);
+      else if (kind === "delta") { text.textContent = (started ? text.textContent : "") + data.delta.text; started = true; log.scrollTop = log.scrollHeight; }
+      else if (kind === "result") {
+        var result = data.result;
+        if (result.answer) text.textContent = result.answer;
+        answer.setAttribute("data-turn", result.turnId);
+        showSources(answer, result.citations);
+        if (result.answer) showRating(answer, result.turnId);
+        if (result.handoff) watch();
+      } else if (kind === "error") text.textContent = data.error.message;
+    }).catch(function (error) {
+      text.textContent = error.message;
+    }).then(function () { busy = false; input.focus(); });
+  }
+
+  function restore() {
+    if (!sessionId) return Promise.resolve();
+    return call("GET", "/v1/sessions/" + sessionId).then(function (reply) {
+      var session = reply.session;
+      if (session.status === "SESSION_STATUS_CLOSED") { localStorage.removeItem(storageKey); sessionId = ""; return; }
+      session.turns.forEach(function (turn) {
+        var kind = turn.role === "ROLE_CUSTOMER" ? "customer" : turn.role === "ROLE_AGENT" ? "agent" : "assistant";
+        var item = add(kind, turn.content, kind === "agent" ? "Support team" : "");
+        item.setAttribute("data-turn", turn.turnId);
+        if (kind === "assistant") showSources(item, turn.citations);
+      });
+      if (session.status === "SESSION_STATUS_WAITING_FOR_AGENT" || session.status === "SESSION_STATUS_WITH_AGENT") watch();
+    }).catch(function () { localStorage.removeItem(storageKey); sessionId = ""; });
+  }
+
+  function open(show) {
+    panel.hidden = !show;
+    bubble.setAttribute("aria-expanded", String(show));
+    if (show) input.focus(); else bubble.focus();
+  }
+
+  bubble.addEventListener("click", function () { open(panel.hidden); });
+  root.querySelector(".close").addEventListener("click", function () { open(false); });
+  panel.addEventListener("keydown", function (event) { if (event.key === "Escape") open(false); });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var question = input.value;
+    input.value = "";
+    ask(question);
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+  });
+  person.addEventListener("click", function () {
+    var ready = sessionId ? Promise.resolve() : call("POST", "/v1/sessions", { collection: collection, channel: "widget" })
+      .then(function (reply) { remember(reply.session.sessionId); });
+    ready.then(function () { return call("POST", "/v1/sessions/" + sessionId + ":handoff", { reason: "asked from the chat widget" }); })
+      .then(function () { add("note", "A person from our support team will join this conversation shortly."); watch(); })
+      .catch(function (error) { add("note", error.message); });
+  });
+  restore();
+})();
