@@ -65,7 +65,16 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in fields(cls)))
+        """Distinct free ports: every socket stays bound until all are chosen (one at a time,
+        the system may hand out the same port twice)."""
+        sockets = [socket.socket() for _ in fields(cls)]
+        try:
+            for sock in sockets:
+                sock.bind(("127.0.0.1", 0))
+            return cls(*(sock.getsockname()[1] for sock in sockets))
+        finally:
+            for sock in sockets:
+                sock.close()
 
 
 @dataclass

@@ -137,7 +137,7 @@
     if (!citations || !citations.length) return;
     var list = document.createElement("div");
     list.className = "sources";
-    citations.forEach(function (c) {
+    citations.slice().sort(function (a, b) { return a.index - b.index; }).forEach(function (c) {
       var link = document.createElement(c.url && /^https?:/.test(c.url) ? "a" : "span");
       link.textContent = "[" + c.index + "] " + (c.title || c.documentId);
       if (link.tagName === "A") { link.href = c.url; link.target = "_blank"; link.rel = "noopener noreferrer"; }
