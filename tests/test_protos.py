@@ -39,9 +39,9 @@ def test_every_enum_starts_with_unspecified() -> None:
 def test_vendored_http_annotations_match_the_python_package() -> None:
     """buf lints with proto/google/api; the generated code imports googleapis-common-protos'
     copy at run time: both must be the same files."""
-    import google.api
+    from google.api import annotations_pb2
 
-    package = Path(google.api.__file__).parent
+    package = Path(annotations_pb2.__file__).parent
     for name in ("annotations.proto", "http.proto"):
         assert (REPO / "proto" / "google" / "api" / name).read_bytes() == (package / name).read_bytes(), name
 

@@ -4,6 +4,7 @@ assist (`assist.py`). Handlers raise `ServiceError`s; the server maps them to st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from contextlib import aclosing
 import grpc
 from redis.exceptions import RedisError
 
-from services.gateway import handoff
+from services.gateway import handoff, webhooks
 from services.gateway.answering import AnswerComposer
 from services.gateway.assist import Assistant, transcript
 from services.gateway.convert import (
@@ -35,6 +36,7 @@ from services.gateway.turn import (
     search,
     standalone_question,
 )
+from services.gateway.webhooks import WebhookDispatcher, WebhookOutbox
 from supportbot.conversation import OPEN_STATUSES, SessionStatus, Speaker
 from supportbot.core.auth import API_KEY_METADATA_KEY, AuthInterceptor, KeyRing, current_principal
 from supportbot.core.channels import create_channel
@@ -84,7 +86,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self.interactions = interactions
         self.retriever = retriever
         composer = AnswerComposer(settings, generator)
-        self.turns = ChatTurns(settings, sessions, interactions, retriever, composer)
+        self.webhooks = WebhookOutbox(sessions.redis, settings)
+        self.turns = ChatTurns(settings, sessions, interactions, retriever, composer, self.webhooks)
         self.assistant = Assistant(composer)
 
     async def load(self, session_id: str) -> SessionRecord:
@@ -100,6 +103,10 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             await self.sessions.publish(session_id, turn_event(event))
         if session.status != before:
             await self.sessions.publish(session_id, status_event(session.status))
+            if session.status == SessionStatus.WAITING:
+                await self.webhooks.emit(webhooks.HANDOFF, session)
+            elif session.status == SessionStatus.CLOSED:
+                await self.webhooks.emit(webhooks.CLOSED, session)
         return session
 
     # -- the chat turn ----------------------------------------------------------------------
@@ -161,7 +168,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             turn.feedback = request.rating
             handed_off = request.rating < 0 and handoff.queue(session, handoff.THUMBS_DOWN)
 
-        await self.change(request.session_id, rate)
+        session = await self.change(request.session_id, rate)
+        if request.rating < 0:
+            await self.webhooks.emit(webhooks.THUMBS_DOWN, session, feedback={
+                "turn_id": request.turn_id, "rating": request.rating, "comment": request.comment,
+            })
         await self.interactions.append(FeedbackInteraction(
             request.turn_id, request.session_id, request.rating, redact(request.comment), time.time()
         ))
@@ -286,6 +297,7 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
         exporter = asyncio.create_task(
             JsonlExporter(redis, settings.interaction_stream, settings.resolved_interaction_log_dir()).run(stop_export)
         )
+    dispatcher = asyncio.create_task(WebhookDispatcher(redis, settings).run(stop_export)) if settings.webhook_urls else None
 
     def register(server: grpc.aio.Server) -> list[str]:
         chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)
@@ -295,6 +307,11 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
         stop_export.set()
         if exporter is not None:
             await exporter
+        if dispatcher is not None:
+            # A delivery waiting out its backoff is left pending: the next gateway claims it.
+            dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await dispatcher
         await retriever_channel.close()
         await generator_channel.close()
         await redis.aclose()

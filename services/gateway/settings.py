@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from supportbot.core.auth import local_key
@@ -86,6 +86,22 @@ class GatewaySettings(ServiceSettings):
     # CA bundle for TLS to the retriever and generator; unset means plaintext inside the cluster.
     backend_root_certificates: Path | None = None
 
+    # Webhooks (services/gateway/webhooks.py): signed events to these URLs, comma-separated.
+    webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The HMAC-SHA256 key receivers verify X-Supportbot-Signature with; required with URLs.
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_events: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["session.handoff", "session.closed", "feedback.negative"]
+    )
+    # Attempts before an event goes to the dead-letter list; waits double from the backoff.
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_backoff_s: float = Field(default=1.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # An event a stopped gateway took but did not deliver is taken over after this long.
+    webhook_claim_after_s: float = Field(default=30.0, gt=0)
+    webhook_stream: str = "supportbot:webhooks"
+    webhook_dead_letters: str = "supportbot:webhooks:dead"
+
     # What the customer reads when the bot does not answer from the help center.
     ungrounded_answer: str = (
         "I'm sorry, our help center doesn't cover that. Would you like me to connect you with a "
@@ -102,6 +118,35 @@ class GatewaySettings(ServiceSettings):
         "Sorry, I can't reach our help center right now. Please try again in a moment, or ask "
         "to talk to a person."
     )
+
+    @field_validator("webhook_urls", "webhook_events", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_webhook_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"a webhook URL is http(s)://..., got {url!r}")
+        return value
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _check_webhook_events(cls, value: list[str]) -> list[str]:
+        known = {"session.handoff", "session.closed", "feedback.negative"}
+        if set(value) - known:
+            raise ValueError(f"webhook events are {', '.join(sorted(known))}")
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> GatewaySettings:
+        if self.webhook_urls and not self.webhook_secret.get_secret_value():
+            raise ValueError("webhook_urls need a webhook_secret (receivers verify the signature with it)")
+        return self
 
     @field_validator("redis_sentinels", mode="before")
     @classmethod

@@ -33,6 +33,7 @@ from services.gateway.interaction_log import InteractionLog
 from services.gateway.redaction import redact
 from services.gateway.sessions import SessionRecord, SessionStore, TurnRecord, new_turn_id
 from services.gateway.settings import GatewaySettings
+from services.gateway.webhooks import HANDOFF, WebhookOutbox
 from supportbot.conversation import SessionStatus, Speaker
 from supportbot.core.auth import CUSTOMER_ROLES, current_principal
 from supportbot.core.errors import (
@@ -129,12 +130,14 @@ class ChatTurns:
         interactions: InteractionLog,
         retriever: retriever_pb2_grpc.RetrieverServiceStub,
         composer: AnswerComposer,
+        webhooks: WebhookOutbox,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.interactions = interactions
         self.retriever = retriever
         self.composer = composer
+        self.webhooks = webhooks
 
     def context(self, request: chat_pb2.ChatRequest) -> TurnContext:
         message = require_text(request.message, field="message", limit=self.settings.max_message_chars, hint="type a question")
@@ -175,6 +178,8 @@ class ChatTurns:
                     await self.record(turn)
         # The session is saved as the lock is left, before the result goes out: a customer who
         # received a result has a turn that is stored (Redis failing first ends it UNAVAILABLE).
+        if turn.handoff and turn.session is not None and turn.session.status == SessionStatus.WAITING:
+            await self.webhooks.emit(HANDOFF, turn.session)
         yield chat_pb2.ChatResponse(result=turn.result)
 
     # -- stages -------------------------------------------------------------------------------
