@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -84,6 +85,30 @@ class Process:
     address: str
     log_path: Path
     command: list[str]
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _redis_pings(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _grpc_serving(health: health_pb2_grpc.HealthStub) -> bool:
+    try:
+        return health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
 
 
 @dataclass
@@ -193,42 +218,31 @@ class Stack:
                 f"http://{self.host}:{self.ports.ui}",
             )
         for process in self.processes:
-            if process.name in grpc_services:
-                self.wait_healthy(process, timeout_s=600)
-            elif process.name == "ui":
-                self.wait_http_ok(process, f"{process.address}/_stcore/health", timeout_s=120)
-            elif process.name == "web":
-                self.wait_http_ok(process, f"{process.address}/healthz", timeout_s=120)
+            self.wait_ready(process)
 
-    def wait_healthy(self, process: Process, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(process.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while True:
-                self._check_alive(process)
-                try:
-                    response = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
-                    if response.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{process.name} did not become healthy in {timeout_s:.0f} s")
-                time.sleep(0.5)
+    def wait_ready(self, process: Process) -> None:
+        """Returns once the process answers its own readiness probe."""
+        if process.name == "redis":
+            host, _, port = process.address.rpartition(":")
+            self._wait_until(process, lambda: _redis_pings(host, int(port)), 60, "answer PING", interval=0.2)
+        elif process.name in ("ui", "web"):
+            url = f"{process.address}/{'healthz' if process.name == 'web' else '_stcore/health'}"
+            self._wait_until(process, lambda: _http_ok(url), 120, f"answer {url}")
+        else:
+            with grpc.insecure_channel(process.address) as channel:
+                health = health_pb2_grpc.HealthStub(channel)
+                self._wait_until(process, lambda: _grpc_serving(health), 600, "become healthy")
 
-    def wait_http_ok(self, process: Process, url: str, timeout_s: float) -> None:
+    def _wait_until(self, process: Process, ready: Callable[[], bool], timeout_s: float, what: str,
+                    interval: float = 0.5) -> None:
         deadline = time.monotonic() + timeout_s
         while True:
             self._check_alive(process)
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
+            if ready():
+                return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{process.name} did not answer {url} in {timeout_s:.0f} s")
-            time.sleep(0.5)
+                raise TimeoutError(f"{process.name} did not {what} in {timeout_s:.0f} s")
+            time.sleep(interval)
 
     @staticmethod
     def _check_alive(process: Process) -> None:
@@ -266,28 +280,7 @@ class Stack:
         new = self._spawn(name, old.command, old.address)
         self.processes.remove(new)
         self.processes.insert(index, new)
-        if name == "redis":
-            self.wait_redis(new, timeout_s=60)
-        elif name in ("web", "ui"):
-            self.wait_http_ok(new, f"{new.address}/{'healthz' if name == 'web' else '_stcore/health'}", timeout_s=120)
-        else:
-            self.wait_healthy(new, timeout_s=600)
-
-    def wait_redis(self, process: Process, timeout_s: float) -> None:
-        host, _, port = process.address.rpartition(":")
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self._check_alive(process)
-            try:
-                with socket.create_connection((host, int(port)), timeout=2) as connection:
-                    connection.sendall(b"PING\r\n")
-                    if connection.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis did not answer PING in {timeout_s:.0f} s")
-            time.sleep(0.2)
+        self.wait_ready(new)
 
     def process(self, name: str) -> Process:
         return next(p for p in self.processes if p.name == name)

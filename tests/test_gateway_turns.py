@@ -3,6 +3,9 @@ generator stubs and a real Valkey server: every path of a turn without a model."
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import grpc
 import pytest
 from redis.asyncio import Redis
@@ -220,23 +223,29 @@ async def test_the_agent_queue_reads_its_index_not_every_session(servicer, redis
     assert "s_bulk" + "0" * 24 not in {s.session_id for s in await store.list({SessionStatus.WAITING}, None, 100)}
 
 
-async def test_service_errors_become_statuses_in_one_place(servicer, redis) -> None:  # type: ignore[no-untyped-def]
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()])
+@asynccontextmanager
+async def served(servicer: ChatServicer, **interceptor_options) -> AsyncIterator[chat_pb2_grpc.ChatServiceStub]:  # type: ignore[no-untyped-def]
+    """The servicer behind a real gRPC server with the error interceptor, and a stub of it."""
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor(**interceptor_options)])
     chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
-            with pytest.raises(grpc.aio.AioRpcError) as unary:
-                await stub.GetSession(chat_pb2.GetSessionRequest(session_id="../etc/passwd"))
-            assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed session id" in unary.value.details()
-            with pytest.raises(grpc.aio.AioRpcError) as streaming:
-                async for _ in stub.Chat(chat_pb2.ChatRequest(message="   ")):
-                    pass
-            assert streaming.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "message is empty" in streaming.value.details()
+            yield chat_pb2_grpc.ChatServiceStub(channel)
     finally:
         await server.stop(None)
+
+
+async def test_service_errors_become_statuses_in_one_place(servicer, redis) -> None:  # type: ignore[no-untyped-def]
+    async with served(servicer) as stub:
+        with pytest.raises(grpc.aio.AioRpcError) as unary:
+            await stub.GetSession(chat_pb2.GetSessionRequest(session_id="../etc/passwd"))
+        assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "malformed session id" in unary.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as streaming:
+            async for _ in stub.Chat(chat_pb2.ChatRequest(message="   ")):
+                pass
+        assert streaming.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "message is empty" in streaming.value.details()
 
 
 async def test_a_question_longer_than_the_retriever_takes_is_answered_not_refused(servicer, backends) -> None:  # type: ignore[no-untyped-def]
@@ -298,13 +307,8 @@ async def test_storage_down_is_unavailable_not_unknown(backends, tmp_path) -> No
     dead = Redis(port=free_port())  # nothing listens there
     settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="extractive")
     servicer = ChatServicer(settings, SessionStore(dead, 600), InteractionLog(dead, "test:turns"), *backends)
-    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor(translate=storage_unavailable)])
-    chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = chat_pb2_grpc.ChatServiceStub(channel)
+        async with served(servicer, translate=storage_unavailable) as stub:
             with pytest.raises(grpc.aio.AioRpcError) as streaming:
                 async for _ in stub.Chat(chat_pb2.ChatRequest(message="How do I reset my password?")):
                     pass
@@ -313,7 +317,6 @@ async def test_storage_down_is_unavailable_not_unknown(backends, tmp_path) -> No
         for error in (streaming.value, unary.value):
             assert error.code() == grpc.StatusCode.UNAVAILABLE and "try again in a moment" in error.details()
     finally:
-        await server.stop(None)
         await dead.aclose()
 
 

@@ -52,6 +52,8 @@ async def test_a_turn_streams_over_http_as_it_is_answered(stack, sample_ingested
         assert arrivals[-1] - arrivals[0] > 0.05
         session = (await http.get(f"/v1/sessions/{session_id}", headers=CUSTOMER)).json()["session"]
         assert len(session["turns"]) == 2 and session["channel"] == "api"
+    # The caller's request id went on to the gateway (its log lines carry it).
+    assert '"request_id": "http-stream-1"' in (stack.log_dir / "gateway.log").read_text()
 
 
 async def test_the_official_openai_client_gets_grounded_answers(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
