@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from services.gateway.sessions import SessionRecord
 from supportbot.conversation import SessionStatus
@@ -26,7 +27,7 @@ def queue(session: SessionRecord, reason: str) -> bool:
     """Puts a bot conversation in the agent queue; False when a person already has it."""
     if session.status != SessionStatus.BOT:
         return False
-    session.status, session.handoff_reason = SessionStatus.WAITING, reason
+    session.status, session.handoff_reason, session.handed_off_at = SessionStatus.WAITING, reason, time.time()
     return True
 
 

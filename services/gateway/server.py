@@ -13,7 +13,7 @@ from contextlib import aclosing
 import grpc
 from redis.exceptions import RedisError
 
-from services.gateway import handoff, webhooks
+from services.gateway import handoff, metrics, webhooks
 from services.gateway.answering import AnswerComposer
 from services.gateway.assist import Assistant, transcript
 from services.gateway.convert import (
@@ -103,10 +103,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             await self.sessions.publish(session_id, turn_event(event))
         if session.status != before:
             await self.sessions.publish(session_id, status_event(session.status))
-            if session.status == SessionStatus.WAITING:
-                await self.webhooks.emit(webhooks.HANDOFF, session)
-            elif session.status == SessionStatus.CLOSED:
-                await self.webhooks.emit(webhooks.CLOSED, session)
+            await self.turns.announce(before, session)
         return session
 
     # -- the chat turn ----------------------------------------------------------------------
@@ -169,6 +166,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             handed_off = request.rating < 0 and handoff.queue(session, handoff.THUMBS_DOWN)
 
         session = await self.change(request.session_id, rate)
+        metrics.feedback(session.collection, request.rating)
         if request.rating < 0:
             await self.webhooks.emit(webhooks.THUMBS_DOWN, session, feedback={
                 "turn_id": request.turn_id, "rating": request.rating, "comment": request.comment,
@@ -241,8 +239,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 raise FailedPrecondition(f"the help center cannot be searched right now ({exc.code().name})") from exc
         history = [m for m in conversation_history(session, self.settings.history_messages) if m.content != question]
-        drafts = await self.assistant.drafts(question, sources, history, count)
-        return chat_pb2.SuggestRepliesResponse(suggestions=[d.message(sources) for d in drafts], sources=sources)
+        drafts = [draft.message(sources) for draft in await self.assistant.drafts(question, sources, history, count)]
+        metrics.suggestions_shown(session.collection, [draft.answer_path for draft in drafts])
+        return chat_pb2.SuggestRepliesResponse(suggestions=drafts, sources=sources)
 
     async def SummarizeSession(self, request, context):  # noqa: N802
         session = await self.load(request.session_id)
@@ -298,6 +297,7 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
             JsonlExporter(redis, settings.interaction_stream, settings.resolved_interaction_log_dir()).run(stop_export)
         )
     dispatcher = asyncio.create_task(WebhookDispatcher(redis, settings).run(stop_export)) if settings.webhook_urls else None
+    queue_watcher = asyncio.create_task(metrics.watch_queue(sessions, stop_export))
 
     def register(server: grpc.aio.Server) -> list[str]:
         chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)
@@ -307,6 +307,7 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
         stop_export.set()
         if exporter is not None:
             await exporter
+        await queue_watcher
         if dispatcher is not None:
             # A delivery waiting out its backoff is left pending: the next gateway claims it.
             dispatcher.cancel()

@@ -64,6 +64,8 @@ class SessionRecord:
     updated_at: float = field(default_factory=time.time)
     assigned_agent: str = ""
     handoff_reason: str = ""
+    # When the conversation last went to the agent queue (0: never).
+    handed_off_at: float = 0.0
     ungrounded_streak: int = 0
     turns: list[TurnRecord] = field(default_factory=list)
 
@@ -169,6 +171,13 @@ class SessionStore:
                 else:
                     pipe.zrem(self.status_index(status), session.session_id)
             await pipe.execute()
+
+    async def queue_stats(self) -> tuple[int, float]:
+        """Sessions waiting for an agent, and the oldest one's last change (0 when none)."""
+        index = self.status_index(SessionStatus.WAITING)
+        length = await self.redis.zcard(index)
+        oldest = await self.redis.zrange(index, 0, 0, withscores=True)
+        return length, (oldest[0][1] if oldest else 0.0)
 
     async def index_existing(self) -> int:
         """Indexes sessions written before the status indexes existed, once per Redis: a scan

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from services.gateway import handoff
+from services.gateway import handoff, metrics
 from services.gateway.answering import Answer, AnswerComposer
 from services.gateway.convert import (
     answer_mode_name,
@@ -33,7 +33,7 @@ from services.gateway.interaction_log import InteractionLog
 from services.gateway.redaction import redact
 from services.gateway.sessions import SessionRecord, SessionStore, TurnRecord, new_turn_id
 from services.gateway.settings import GatewaySettings
-from services.gateway.webhooks import HANDOFF, WebhookOutbox
+from services.gateway.webhooks import CLOSED, HANDOFF, WebhookOutbox
 from supportbot.conversation import SessionStatus, Speaker
 from supportbot.core.auth import CUSTOMER_ROLES, current_principal
 from supportbot.core.errors import (
@@ -114,6 +114,14 @@ class TurnContext:
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
+    def outcome(self) -> str:
+        """For the metrics: how the turn ended for the customer."""
+        if self.handoff:
+            return "handed_off"
+        if self.retrieval_failed:
+            return "unavailable"
+        return "grounded" if self.answer.grounded else "ungrounded"
+
     def latencies(self) -> chat_pb2.StageLatencies:
         first = (self.answer.first_text_at - self.started) * 1000 if self.answer.first_text_at else 0.0
         return chat_pb2.StageLatencies(
@@ -160,6 +168,7 @@ class ChatTurns:
                     turn_id=turn.turn_id, finish_reason=common_pb2.FINISH_REASON_NOT_GENERATED,
                     latencies=turn.latencies(), handoff=True, answer_mode=turn.mode,
                 )
+                metrics.TURNS.labels(session.collection, "with_person", "unspecified").inc()
             else:
                 try:
                     if handoff.asks_for_person(turn.message):
@@ -179,8 +188,16 @@ class ChatTurns:
         # The session is saved as the lock is left, before the result goes out: a customer who
         # received a result has a turn that is stored (Redis failing first ends it UNAVAILABLE).
         if turn.handoff and turn.session is not None and turn.session.status == SessionStatus.WAITING:
-            await self.webhooks.emit(HANDOFF, turn.session)
+            await self.announce(SessionStatus.BOT, turn.session)
         yield chat_pb2.ChatResponse(result=turn.result)
+
+    async def announce(self, before: SessionStatus, session: SessionRecord) -> None:
+        """A stored change of status, told to the metrics and the helpdesk's webhooks."""
+        metrics.status_changed(before, session)
+        if session.status == SessionStatus.WAITING and before == SessionStatus.BOT:
+            await self.webhooks.emit(HANDOFF, session)
+        elif session.status == SessionStatus.CLOSED:
+            await self.webhooks.emit(CLOSED, session)
 
     # -- stages -------------------------------------------------------------------------------
     async def open_session(self, turn: TurnContext) -> SessionRecord:
@@ -282,6 +299,10 @@ class ChatTurns:
         await self.sessions.publish(session.session_id, turn_event(assistant_turn))
         if turn.handoff:
             await self.sessions.publish(session.session_id, status_event(SessionStatus.WAITING))
+        metrics.turn_answered(
+            session.collection, turn.outcome(), turn.result,
+            max((s.dense_score for s in turn.sources), default=None),
+        )
         await self.interactions.append(TurnInteraction(
             turn_id=turn.turn_id, session_id=session.session_id, timestamp=time.time(),
             collection=session.collection, channel=session.channel,
