@@ -443,6 +443,36 @@ def eval_score(
     _evaluate(options, _eval_settings(judge, judge_model, judge_url))
 
 
+@eval_app.command("export")
+def eval_export(
+    logs: LogPaths = None,
+    since: Annotated[str | None, typer.Option(help="Only turns from this time on (ISO 8601, or an age: 24h, 7d).")] = None,
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Only this knowledge base.")] = "",
+    out: Annotated[Path, typer.Option("--out", "-o", help="The golden-set candidates file to write.")] = Path("golden-candidates.jsonl"),
+    data_dir: DataDir = default_data_dir(),
+) -> None:
+    """Golden-set candidates from real traffic, for review: agents' accepted and edited replies,
+    thumbs-down answers with the agent's eventual answer, and handed-off questions nobody answered."""
+    from collections import Counter
+
+    from supportbot.evaluation.export import golden_candidates, write_candidates
+    from supportbot.evaluation.records import LogFilter, parse_time
+
+    try:
+        log_filter = LogFilter(since=parse_time(since) if since else None, collection=collection)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    paths = logs or [data_dir / "interactions"]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        errors.print(f"[red]no interaction log at {', '.join(missing)}[/red]")
+        raise typer.Exit(2)
+    candidates = golden_candidates(paths, log_filter)
+    write_candidates(candidates, out)
+    counts = Counter(item["source"] for item in candidates)
+    console.print(f"{len(candidates)} candidates written to {out}: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
+
+
 @eval_app.command("replay")
 def eval_replay(
     golden: GoldenPath = None,

@@ -86,3 +86,25 @@ class SummaryInteraction:
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class AgentReplyInteraction:
+    """An agent's reply and how it relates to the suggested replies (for `supportbot eval export`:
+    accepted and edited replies are reviewed answers to the customer's question)."""
+
+    session_id: str
+    turn_id: str
+    timestamp: float
+    collection: str
+    question: str
+    reply: str
+    suggestion: str
+    outcome: str
+    edit_distance: int
+    edit_ratio: float
+
+    KIND = "agent_reply"
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)

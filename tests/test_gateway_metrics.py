@@ -99,3 +99,45 @@ async def test_labels_never_name_a_session_or_a_customer(servicer) -> None:  # t
             for label, label_value in sample.labels.items():
                 assert label not in {"session", "session_id", "customer", "customer_id"}, family.name
                 assert not label_value.startswith(("s_", "t_")), (family.name, label_value)
+
+
+async def test_agent_replies_are_measured_against_the_drafts_and_exported(servicer, redis, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from services.gateway.interaction_log import JsonlExporter
+    from supportbot.evaluation.export import golden_candidates, write_candidates
+    from supportbot.evaluation.records import load_golden
+
+    accepted = value("supportbot_agent_replies_total", collection=KB, outcome="accepted")
+    edited = value("supportbot_agent_replies_total", collection=KB, outcome="edited")
+    draft = "Tap Forgot password? on the sign-in screen and follow the link we send."
+
+    # A draft sent as is; a question rated down, then answered by an edited draft; a gap.
+    first, _ = await ask(servicer, "How can I get into my account without my password?")
+    await servicer.RequestHandoff(chat_pb2.RequestHandoffRequest(session_id=first), None)
+    reply = await servicer.SendAgentReply(chat_pb2.SendAgentReplyRequest(
+        session_id=first, message=draft, suggestion=draft, suggestions_shown=True), None)
+    assert reply.suggestion_outcome == "accepted"
+    second, answer = await ask(servicer, "Why is my refund so slow?")
+    await servicer.SubmitFeedback(chat_pb2.SubmitFeedbackRequest(session_id=second, turn_id=answer.turn_id, rating=-1), None)
+    edited_reply = await servicer.SendAgentReply(chat_pb2.SendAgentReplyRequest(
+        session_id=second, message="Card refunds take 5-10 business days after we approve them.",
+        suggestion="Card refunds take 5-10 business days after approval.", suggestions_shown=True), None)
+    assert edited_reply.suggestion_outcome == "edited"
+    typed = await servicer.SendAgentReply(chat_pb2.SendAgentReplyRequest(session_id=second, message="Anything else?"), None)
+    assert typed.suggestion_outcome == "typed"
+    await ask(servicer, "I need a real person about my warranty claim")
+
+    assert value("supportbot_agent_replies_total", collection=KB, outcome="accepted") == accepted + 1
+    assert value("supportbot_agent_replies_total", collection=KB, outcome="edited") == edited + 1
+    logs = tmp_path / "interactions"
+    logs.mkdir()
+    await JsonlExporter(redis, "test:turns", logs).export_once("0-0")
+    candidates = {item["source"]: item for item in golden_candidates([logs])}
+    assert candidates["agent_accepted"]["question"] == "How can I get into my account without my password?"
+    assert candidates["agent_accepted"]["reference_answer"] == draft
+    # Rated down, then answered by an edited draft: one item, both reasons.
+    assert candidates["agent_edited"]["reference_answer"] == "Card refunds take 5-10 business days after we approve them."
+    assert candidates["agent_edited"]["also"] == ["thumbs_down"] and candidates["agent_edited"]["bot_answer"]
+    assert candidates["handoff"]["question"] == "I need a real person about my warranty claim"
+    assert not candidates["handoff"]["answerable"]
+    write_candidates(list(candidates.values()), tmp_path / "candidates.jsonl")
+    assert {item.question for item in load_golden(tmp_path / "candidates.jsonl")} == {c["question"] for c in candidates.values()}

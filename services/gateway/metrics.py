@@ -16,6 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import RedisError
 
 from services.gateway import handoff
+from services.gateway.reply_outcome import ReplyOutcome
 from services.gateway.sessions import SessionRecord, SessionStore
 from supportbot.conversation import SessionStatus
 from supportbot.core.logging import current_request_id
@@ -66,6 +67,19 @@ QUEUE_WAIT = Histogram(
 SUGGESTIONS_SHOWN = Counter(
     "supportbot_suggested_replies_shown_total", "Draft replies offered to agents, by how they were made.",
     ["collection", "answer_path"],
+)
+
+AGENT_REPLIES = Counter(
+    "supportbot_agent_replies_total",
+    "Agents' replies by how they relate to the drafts: accepted (sent as is), edited, rejected (drafts shown, "
+    "not used) or typed (none shown).",
+    ["collection", "outcome"],
+)
+AGENT_REPLY_EDITS = Histogram(
+    "supportbot_agent_reply_edit_ratio",
+    "Of edited drafts: the share of words changed.",
+    ["collection"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0),
 )
 
 _REASONS = {
@@ -125,3 +139,9 @@ async def watch_queue(sessions: SessionStore, stop: asyncio.Event, interval_s: f
             await asyncio.wait_for(stop.wait(), interval_s)
         except TimeoutError:
             pass
+
+
+def agent_replied(collection: str, outcome: ReplyOutcome) -> None:
+    AGENT_REPLIES.labels(collection, outcome.outcome).inc()
+    if outcome.outcome == "edited":
+        AGENT_REPLY_EDITS.labels(collection).observe(outcome.edit_ratio)

@@ -26,6 +26,7 @@ from services.gateway.convert import (
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
 from services.gateway.redaction import redact
 from services.gateway.redis_connection import connect_redis
+from services.gateway.reply_outcome import compare
 from services.gateway.sessions import SessionRecord, SessionStore, TurnRecord, new_turn_id
 from services.gateway.settings import GatewaySettings
 from services.gateway.turn import (
@@ -49,7 +50,7 @@ from supportbot.core.errors import (
     require_text,
 )
 from supportbot.core.server import GrpcService
-from supportbot.interactions import FeedbackInteraction, SummaryInteraction
+from supportbot.interactions import AgentReplyInteraction, FeedbackInteraction, SummaryInteraction
 from supportbot.v1 import chat_pb2, chat_pb2_grpc, generator_pb2_grpc, retriever_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -218,8 +219,17 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             session.turns.append(reply)
             return reply
 
-        await self.change(request.session_id, send)
-        return chat_pb2.SendAgentReplyResponse(turn=turn_message(reply))
+        if len(request.suggestion) > self.settings.max_message_chars * 4:
+            raise InvalidArgument("suggestion is longer than any suggested reply")
+        session = await self.change(request.session_id, send)
+        outcome = compare(message, request.suggestion, request.suggestions_shown)
+        metrics.agent_replied(session.collection, outcome)
+        question = handoff.last_real_question([t.content for t in session.turns if t.role == Speaker.CUSTOMER])
+        await self.interactions.append(AgentReplyInteraction(
+            session.session_id, reply.turn_id, reply.created_at, session.collection, redact(question), redact(message),
+            redact(request.suggestion), outcome.outcome, outcome.edit_distance, outcome.edit_ratio,
+        ))
+        return chat_pb2.SendAgentReplyResponse(turn=turn_message(reply), suggestion_outcome=outcome.outcome)
 
     async def SuggestReplies(self, request, context):  # noqa: N802
         count = request.count or 3

@@ -316,18 +316,24 @@ class HandBackSessionResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
 
 class SendAgentReplyRequest(_message.Message):
-    __slots__ = ("session_id", "message")
+    __slots__ = ("session_id", "message", "suggestion", "suggestions_shown")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTION_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTIONS_SHOWN_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     message: str
-    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    suggestion: str
+    suggestions_shown: bool
+    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ..., suggestion: _Optional[str] = ..., suggestions_shown: _Optional[bool] = ...) -> None: ...
 
 class SendAgentReplyResponse(_message.Message):
-    __slots__ = ("turn",)
+    __slots__ = ("turn", "suggestion_outcome")
     TURN_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTION_OUTCOME_FIELD_NUMBER: _ClassVar[int]
     turn: Turn
-    def __init__(self, turn: _Optional[_Union[Turn, _Mapping]] = ...) -> None: ...
+    suggestion_outcome: str
+    def __init__(self, turn: _Optional[_Union[Turn, _Mapping]] = ..., suggestion_outcome: _Optional[str] = ...) -> None: ...
 
 class SuggestRepliesRequest(_message.Message):
     __slots__ = ("session_id", "count")

@@ -45,6 +45,7 @@ def queue() -> None:
             st.session_state.selected = session.session_id
             st.session_state.suggestions = None
             st.session_state.summary = ""
+            st.session_state.draft_used = ""
             st.rerun()
 
 
@@ -135,6 +136,8 @@ def assist(session_id: str) -> None:
             if st.button("Use this draft", key=f"use-{number}"):
                 # The reply box already exists in this run; it takes the draft on the next one.
                 st.session_state.pending_reply = suggestion.text
+                # Sent with the reply, so the gateway records whether it was used as is or edited.
+                st.session_state.draft_used = suggestion.text
                 st.rerun()
     st.markdown("**Sources for the last question**")
     for number, source in enumerate(suggestions.sources, start=1):
@@ -150,9 +153,16 @@ def reply_box(session_id: str) -> None:
         text = st.session_state.reply.strip()
         if not text:
             st.warning("Write a reply first.")
-        elif call("SendAgentReply", chat_pb2.SendAgentReplyRequest(session_id=session_id, message=text)):
-            st.session_state.pending_reply = ""
-            st.rerun()
+        else:
+            suggestions = st.session_state.get("suggestions")
+            request = chat_pb2.SendAgentReplyRequest(
+                session_id=session_id, message=text, suggestion=st.session_state.get("draft_used", ""),
+                suggestions_shown=bool(suggestions and suggestions.suggestions),
+            )
+            if call("SendAgentReply", request):
+                st.session_state.pending_reply = ""
+                st.session_state.draft_used = ""
+                st.rerun()
 
 
 def page() -> None:
