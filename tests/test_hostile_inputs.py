@@ -301,7 +301,8 @@ async def stored_state(stack, victim: Victim) -> dict:  # type: ignore[no-untype
     try:
         sessions = sorted([key async for key in redis.scan_iter(match="supportbot:session:*", count=1000)])
         victim_record = json.loads(await redis.get(f"supportbot:session:{victim.session_id}"))
-        interactions = await redis.xlen(INTERACTIONS)
+        # The last id ever added (the exporter trims what it has copied, so the length moves).
+        interactions = (await redis.xinfo_stream(INTERACTIONS))["last-generated-id"] if await redis.exists(INTERACTIONS) else b""
     finally:
         await redis.aclose()
     async with client_as(stack, "admin") as admin:

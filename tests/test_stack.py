@@ -268,7 +268,7 @@ def test_sigterm_drains_in_flight_turns_then_every_service_exits_cleanly(stack, 
     assert events[-1] == "result", events
     assert gateway.popen.wait(60) == 0
     codes = stack.stop()
-    assert codes == {"ui": 0, "gateway": 0, "generator": 0, "retriever": 0, "redis": 0}
+    assert codes == {"ui": 0, "web": 0, "gateway": 0, "generator": 0, "retriever": 0, "redis": 0}
 
 
 async def test_request_id_follows_a_turn_across_services(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]
