@@ -35,7 +35,7 @@ PANELS = [
     PanelSpec("Customers", "Deflection (closed without a person, 1h)", "supportbot:deflection:ratio_rate1h", "percentunit", stat=True),
     PanelSpec("Customers", "Turns by outcome", f"sum by (outcome) (rate(supportbot_chat_turns_total[{RATE}]))", "reqps", "{{outcome}}"),
     PanelSpec("Customers", "Unanswered (ungrounded or unavailable) share",
-              f'sum(rate(supportbot_chat_turns_total{{outcome=~"ungrounded|unavailable"}}[{RATE}])) '
+              f'(sum(rate(supportbot_chat_turns_total{{outcome=~"ungrounded|unavailable"}}[{RATE}])) or vector(0)) '
               f"/ sum(rate(supportbot_chat_turns_total[{RATE}]))", "percentunit"),
     PanelSpec("Customers", "Time to first token p50 / p95",
               f"histogram_quantile(0.95, sum by (le) (rate(supportbot_chat_time_to_first_token_seconds_bucket[{RATE}])))", "s", "p95"),
