@@ -169,7 +169,16 @@ async def concurrent_sessions(stack: Stack, questions: list[str], sessions: int,
         if set(turn_ids) <= logged:
             break
         await asyncio.sleep(0.5)
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{stack.host}:{stack.ports.gateway_metrics}/metrics", timeout=10) as response:
+        exposition = response.read().decode()
+    series = [line for line in exposition.splitlines() if line and not line.startswith("#")]
     return {
+        "metric_series": len(series),
+        "support_series": sum(1 for line in series if line.startswith(("supportbot_chat", "supportbot_agent", "supportbot_handoffs",
+                                                                       "supportbot_feedback", "supportbot_sessions",
+                                                                       "supportbot_retrieval", "supportbot_suggested"))),
         "turns": len(turn_ids),
         "errors": len(errors),
         "first_error": errors[0] if errors else "",
@@ -227,7 +236,8 @@ def main() -> None:
     console.print(table)
     console.print(
         f"{args.sessions} concurrent sessions x {args.turns} turns: {load['turns']} turns in {load['seconds']:.0f} s "
-        f"({load['turns_per_s']:.1f} turns/s), {load['errors']} errors, {load['missing_log_records']} turns missing from the log"
+        f"({load['turns_per_s']:.1f} turns/s), {load['errors']} errors, {load['missing_log_records']} turns missing from the log; "
+        f"the gateway's metrics endpoint then holds {load['metric_series']} series ({load['support_series']} of them support metrics)"
         + (f"; first error: {load['first_error']}" if load["first_error"] else "")
     )
 
