@@ -203,16 +203,37 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 def _deny(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     """A handler of the same shape as the real one that answers with the status at once."""
 
-    async def unary(request_or_iterator, context):  # type: ignore[no-untyped-def]
+    async def unary(request, context):  # type: ignore[no-untyped-def]
         await context.abort(code, message)
 
-    async def streaming(request_or_iterator, context):  # type: ignore[no-untyped-def]
+    async def streaming(request, context):  # type: ignore[no-untyped-def]
+        await context.abort(code, message)
+        yield  # never reached; makes this an async generator
+
+    async def unary_from_stream(requests, context):  # type: ignore[no-untyped-def]
+        await _drain(requests)
+        await context.abort(code, message)
+
+    async def streaming_from_stream(requests, context):  # type: ignore[no-untyped-def]
+        await _drain(requests)
         await context.abort(code, message)
         yield  # never reached; makes this an async generator
 
     return handler._replace(
         unary_unary=unary if handler.unary_unary else None,
         unary_stream=streaming if handler.unary_stream else None,
-        stream_unary=unary if handler.stream_unary else None,
-        stream_stream=streaming if handler.stream_stream else None,
+        stream_unary=unary_from_stream if handler.stream_unary else None,
+        stream_stream=streaming_from_stream if handler.stream_stream else None,
     )
+
+
+async def _drain(requests, limit: int = 4) -> None:  # type: ignore[no-untyped-def]
+    """Reads a refused client stream's first few messages before answering. grpc's asyncio
+    client reports INTERNAL ("Internal error from Core") instead of the server's status when the
+    call ends while it is still writing (grpc/grpc#36066); a caller that sends a handful of
+    messages has half-closed by then and reads the real status."""
+    count = 0
+    async for _ in requests:
+        count += 1
+        if count >= limit:
+            return
