@@ -102,7 +102,7 @@ def up(
             table.add_row(process.name, process.address, str(process.log_path))
         console.print(table)
         console.print(f"Data directory: {data_dir}")
-        console.print(f"API keys (customer, agent, service, admin): {stack.keys_file}")
+        console.print(f"API keys (one per role): {stack.keys_file}")
         console.print("Try: [bold]supportbot ask \"How do I reset my password?\"[/bold]   Ctrl-C stops everything.")
         while True:
             for process in stack.processes:
