@@ -18,6 +18,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from services.gateway.redis_connection import stream_entry, text
 from supportbot.interactions import FeedbackInteraction, SummaryInteraction, TurnInteraction
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class InteractionLog:
     async def append(self, interaction: Interaction) -> str:
         record = json.dumps(interaction.to_record())
         entry_id = await self.redis.xadd(self.stream, {"kind": interaction.KIND, "record": record})
-        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        return text(entry_id)
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
@@ -83,13 +84,7 @@ class JsonlExporter:
         response = await self.redis.xrange(self.stream, min=f"({after}", count=self.batch)
         if not response:
             return after
-        entries = [
-            (
-                entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
-                {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in fields.items()},
-            )
-            for entry_id, fields in response
-        ]
+        entries = [stream_entry(entry_id, fields) for entry_id, fields in response]
         await asyncio.to_thread(self._write, entries)
         last = entries[-1][0]
         # Exported entries may go; the files are the durable copy.

@@ -44,3 +44,13 @@ def connect_redis(settings: GatewaySettings) -> Redis:
         retry=_RETRY,
         retry_on_error=_RETRY_ON,
     )
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text (the client returns bytes; replies are UTF-8)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def stream_entry(entry_id: bytes | str, fields: dict) -> tuple[str, dict[str, str]]:  # type: ignore[type-arg]
+    """One stream entry (from XRANGE, XREADGROUP, XAUTOCLAIM) as text."""
+    return text(entry_id), {text(key): text(value) for key, value in fields.items()}

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
+from services.gateway.redis_connection import text
 from supportbot.conversation import SessionStatus, Speaker
 from supportbot.core.errors import InvalidArgument, NotFound, ResourceExhausted
 
@@ -226,7 +227,7 @@ class SessionStore:
                 else:
                     cursors[status] = offset + page
                     floors[status] = entries[-1][1]
-                batch.extend((score, member.decode() if isinstance(member, bytes) else member, status) for member, score in entries)
+                batch.extend((score, text(member), status) for member, score in entries)
             if not batch:
                 break
             batch.sort(reverse=True)

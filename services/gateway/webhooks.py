@@ -27,6 +27,7 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from services.gateway.redis_connection import stream_entry
 from services.gateway.sessions import SessionRecord
 from services.gateway.settings import GatewaySettings
 
@@ -157,9 +158,9 @@ class WebhookDispatcher:
             self.stream, GROUP, self.consumer, min_idle_time=int(self.settings.webhook_claim_after_s * 1000), count=10
         )
         if claimed:
-            return [(_text(i), _fields(f)) for i, f in claimed if f]
+            return [stream_entry(i, f) for i, f in claimed if f]
         response = await self.redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=10, block=1000)
-        return [(_text(i), _fields(f)) for _, entries in response or [] for i, f in entries]
+        return [stream_entry(i, f) for _, entries in response or [] for i, f in entries]
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -176,10 +177,3 @@ class WebhookDispatcher:
                     pass
         await self.client.aclose()
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _fields(fields: dict) -> dict[str, str]:  # type: ignore[type-arg]
-    return {_text(k): _text(v) for k, v in fields.items()}
