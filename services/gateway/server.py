@@ -224,7 +224,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         session = await self.change(request.session_id, send)
         outcome = compare(message, request.suggestion, request.suggestions_shown)
         metrics.agent_replied(session.collection, outcome)
-        question = handoff.last_real_question([t.content for t in session.turns if t.role == Speaker.CUSTOMER])
+        question = handoff.last_real_question(session)
         await self.interactions.append(AgentReplyInteraction(
             session.session_id, reply.turn_id, reply.created_at, session.collection, redact(question), redact(message),
             redact(request.suggestion), outcome.outcome, outcome.edit_distance, outcome.edit_ratio,
@@ -236,7 +236,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         if not 1 <= count <= self.settings.max_suggestions:
             raise InvalidArgument(f"count must be between 1 and {self.settings.max_suggestions}, got {count}")
         session = await self.load(request.session_id)
-        question = handoff.last_real_question([t.content for t in session.turns if t.role == Speaker.CUSTOMER])
+        question = handoff.last_real_question(session)
         if not question:
             raise FailedPrecondition("the customer has not written anything yet")
         sources = []

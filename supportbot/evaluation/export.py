@@ -21,15 +21,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from supportbot.evaluation.records import LogFilter, _json_lines, normalize_question, read_log
+from supportbot.evaluation.records import (
+    LogFilter,
+    _json_lines,
+    log_files,
+    normalize_question,
+    read_log,
+)
 
 
 def _agent_replies(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    files: list[Path] = []
-    for path in paths:
-        files.extend(sorted(path.glob("*.jsonl")) if path.is_dir() else [path])
     replies = []
-    for path in files:
+    for path in log_files(paths):
         for line in _json_lines(path):
             try:
                 record = json.loads(line)

@@ -123,12 +123,18 @@ def parse_time(value: str, *, now: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def read_log(paths: Iterable[Path]) -> tuple[list[Turn], list[Summary], list[str]]:
-    """Turns (with their latest rating), summaries, and a warning per line that did not parse.
-    `paths` may name JSON Lines files or folders of them."""
+def log_files(paths: Iterable[Path]) -> list[Path]:
+    """The JSON Lines files `paths` name: files, or folders of them."""
     files: list[Path] = []
     for path in paths:
         files.extend(sorted(path.glob("*.jsonl")) if path.is_dir() else [path])
+    return files
+
+
+def read_log(paths: Iterable[Path]) -> tuple[list[Turn], list[Summary], list[str]]:
+    """Turns (with their latest rating), summaries, and a warning per line that did not parse.
+    `paths` may name JSON Lines files or folders of them."""
+    files = log_files(paths)
     turns: dict[str, Turn] = {}
     ratings: dict[str, int] = {}
     summaries: list[Summary] = []
