@@ -103,11 +103,24 @@ def _event(message: Any) -> dict[str, str]:
     return {"event": kind or "message", "data": json.dumps(to_json(message), ensure_ascii=False)}
 
 
+async def _opened(call):  # type: ignore[no-untyped-def]
+    """A server stream's iterator and its first message (None when it ended empty). The first
+    message decides the HTTP status: a refusal becomes a plain error response, not an event."""
+    messages = call.__aiter__()
+    try:
+        return messages, await messages.__anext__()
+    except grpc.aio.AioRpcError as error:
+        raise HttpError.from_rpc(error) from error
+    except StopAsyncIteration:
+        return messages, None
+
+
 class WebApp:
     def __init__(self, settings: WebSettings) -> None:
         self.settings = settings
         self._channel: grpc.aio.Channel | None = None
         self.openapi = openapi_document(CHAT_SERVICE, VERSION)
+        self.routes = {route.name: route for route in http_routes(CHAT_SERVICE)}
         keys = KeyRing.load(settings.api_keys_file) if settings.api_keys_file and settings.api_keys_file.exists() else None
         self.origins = Origins(keys, settings.allowed_origins)
 
@@ -154,14 +167,7 @@ class WebApp:
                     raise HttpError.from_rpc(error) from error
                 return JSONResponse(to_json(response))
             call = self._call(route)(message, metadata=metadata, timeout=self.settings.gateway_timeout_s)
-            messages = call.__aiter__()
-            try:
-                # The first message decides the HTTP status: a refusal is a plain error response.
-                first = await messages.__anext__()
-            except grpc.aio.AioRpcError as error:
-                raise HttpError.from_rpc(error) from error
-            except StopAsyncIteration:
-                first = None
+            messages, first = await _opened(call)
             return EventSourceResponse(self._events(call, messages, first), ping=15)
 
         return handle
@@ -185,15 +191,12 @@ class WebApp:
         except json.JSONDecodeError as error:
             raise HttpError(grpc.StatusCode.INVALID_ARGUMENT, f"the body is not valid JSON: {error}") from error
         message, stream = openai_compat.chat_request(body, self.settings.model_name)
-        call = self.channel.unary_stream(
-            "/supportbot.v1.ChatService/Chat", request_serializer=chat_pb2.ChatRequest.SerializeToString,
-            response_deserializer=chat_pb2.ChatResponse.FromString,
-        )(message, metadata=self.caller_metadata(request), timeout=self.settings.gateway_timeout_s)
-        responses = call.__aiter__()
-        try:
-            first = await responses.__anext__()
-        except grpc.aio.AioRpcError as error:
-            raise HttpError.from_rpc(error) from error
+        call = self._call(self.routes["Chat"])(
+            message, metadata=self.caller_metadata(request), timeout=self.settings.gateway_timeout_s
+        )
+        responses, first = await _opened(call)
+        if first is None:
+            raise HttpError(grpc.StatusCode.UNAVAILABLE, "the gateway ended the turn without a result")
         session_id = first.session.session_id
         model = self.settings.model_name
         if not stream:
@@ -271,7 +274,7 @@ def build_app(settings: WebSettings) -> Starlette:
         StarletteRoute("/v1/models", web.models, methods=["GET"]),
         StarletteRoute("/widget.js", web.widget_js, methods=["GET"]),
         StarletteRoute("/widget-demo", web.widget_demo, methods=["GET"]),
-        *(StarletteRoute(route.template, web.endpoint(route), methods=[route.verb]) for route in http_routes(CHAT_SERVICE)),
+        *(StarletteRoute(route.template, web.endpoint(route), methods=[route.verb]) for route in web.routes.values()),
     ]
     middleware = [
         Middleware(RequestIdMiddleware),
