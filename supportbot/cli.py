@@ -139,6 +139,8 @@ async def _ingest(paths: list[Path], collection: str, address: str, api_key: str
             report = await client.ingest_paths(paths, collection=collection, on_document=advance)
     for source, reason in report.failures:
         errors.print(f"[yellow]skipped[/yellow] {source}: {reason}")
+    for document_id, version in report.updates:
+        console.print(f"[cyan]updated[/cyan] {document_id} (now version {version})")
     console.print(
         f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.failed} failed; {report.chunks} chunks written"

@@ -52,6 +52,8 @@ class IngestReport:
     failed: int = 0
     chunks: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    # (document id, its new version) of each changed document.
+    updates: list[tuple[str, int]] = field(default_factory=list)
 
     def count(self, response: retriever_pb2.IngestResponse) -> str:
         status = _INGEST_STATUS_NAMES.get(response.status, "failed")
@@ -59,6 +61,8 @@ class IngestReport:
         self.chunks += response.chunks
         if status == "failed":
             self.failures.append((response.source_path, response.error))
+        elif status == "updated":
+            self.updates.append((response.document_id, response.version))
         return status
 
 

@@ -13,6 +13,10 @@ class RetrievedChunk:
     document_id: str
     score: float
     dense_score: float
+    # Which version of the document was found (`supportbot eval kb-diff` and the answer cache
+    # compare them); 0 and "" in records written before versions were logged.
+    document_version: int = 0
+    content_hash: str = ""
 
 
 @dataclass
@@ -51,8 +55,12 @@ class TurnInteraction:
     def from_record(cls, record: dict[str, Any]) -> TurnInteraction:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in record.items() if k in known}
+        chunk_fields = {f.name for f in fields(RetrievedChunk)}
         values["retrieved"] = [
-            RetrievedChunk(**{k: r.get(k, 0.0 if k.endswith("score") else "") for k in ("chunk_id", "document_id", "score", "dense_score")})
+            RetrievedChunk(**{
+                "chunk_id": "", "document_id": "", "score": 0.0, "dense_score": 0.0,
+                **{k: v for k, v in r.items() if k in chunk_fields},
+            })
             for r in record.get("retrieved", [])
         ]
         return cls(**values)

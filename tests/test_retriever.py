@@ -61,6 +61,29 @@ def test_ingest_is_idempotent_and_replaces_changed_documents(kb: KnowledgeBase) 
     assert any("3 business days" in t for t in texts) and not any("5-7" in t for t in texts)
 
 
+def test_changed_documents_get_a_new_version(kb: KnowledgeBase) -> None:
+    def version(content: bytes) -> tuple[str, int]:
+        outcome = kb.ingest("", DocumentInput(content=content, source_path="refunds.md"))
+        return outcome.status, outcome.version
+
+    assert version(REFUNDS) == ("added", 1)
+    assert version(REFUNDS) == ("unchanged", 1)
+    changed = REFUNDS.replace(b"5-7 business days", b"3 business days")
+    assert version(changed) == ("updated", 2)
+    assert version(REFUNDS) == ("updated", 3)  # going back is a change too
+    hits = kb.search("refund to my card", score_threshold=-1).hits
+    assert {h.chunk["version"] for h in hits} == {3}
+    assert kb.store.document_version("helpcenter", "refunds").number == 3
+    assert kb.ingest("", DocumentInput(content=b"\xff\xfe", source_path="bad.pdf")).version == 0
+
+
+def test_search_can_return_the_query_embedding(kb: KnowledgeBase) -> None:
+    ingest(kb, REFUNDS, "refunds.md")
+    outcome = kb.search("refund to my card")
+    assert len(outcome.query_embedding) == kb.dense.dimension
+    assert outcome.query_embedding == kb.dense.embed_query("refund to my card")
+
+
 def test_failed_document_is_reported_and_nothing_stored_is_lost(kb: KnowledgeBase) -> None:
     ingest(kb, REFUNDS, "refunds.md")
     outcome = kb.ingest("", DocumentInput(content=b"\xff\xfe", source_path="refunds.md"))

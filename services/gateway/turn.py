@@ -307,7 +307,10 @@ class ChatTurns:
             turn_id=turn.turn_id, session_id=session.session_id, timestamp=time.time(),
             collection=session.collection, channel=session.channel,
             question=redact(turn.message), rewritten_question=redact(turn.rewritten),
-            retrieved=[RetrievedChunk(s.chunk_id, s.document_id, s.score, s.dense_score) for s in turn.sources],
+            retrieved=[
+                RetrievedChunk(s.chunk_id, s.document_id, s.score, s.dense_score, s.document_version, s.content_hash)
+                for s in turn.sources
+            ],
             contexts=[s.text for s in turn.sources], answer=redact(assistant_turn.content),
             citations=assistant_turn.citations, finish_reason=common_pb2.FinishReason.Name(answer.finish),
             completion_tokens=answer.completion_tokens,

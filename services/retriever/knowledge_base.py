@@ -39,6 +39,8 @@ class IngestOutcome:
     status: str  # added, updated, unchanged, failed
     chunks: int = 0
     error: str = ""
+    # The document's version once stored (see stores.DocumentVersion); 0 when it failed.
+    version: int = 0
 
 
 @dataclass
@@ -54,6 +56,7 @@ class SearchOutcome:
     hits: list[SearchHit]
     embed_ms: float
     search_ms: float
+    query_embedding: list[float] = field(default_factory=list)
 
 
 def derive_document_id(source_path: str) -> str:
@@ -111,9 +114,10 @@ class KnowledgeBase:
 
         with self._write_lock:
             self.store.ensure_collection(collection, self.dense.dimension)
-            previous = self.store.document_hash(collection, document_id)
-            if previous == content_hash:
-                return IngestOutcome(document_id, "unchanged")
+            previous = self.store.document_version(collection, document_id)
+            if previous is not None and previous.content_hash == content_hash:
+                return IngestOutcome(document_id, "unchanged", version=previous.number)
+            version = previous.number + 1 if previous is not None else 1
             chunks = chunk_document(
                 parsed,
                 document_id=document_id,
@@ -125,12 +129,12 @@ class KnowledgeBase:
                 overlap=self.settings.chunk_overlap_tokens,
                 count=self.dense.count_tokens,
             )
-            self.store.upsert(collection, self._points(chunks))
+            self.store.upsert(collection, self._points(chunks, version))
             # Only once the new version is stored does the old one go.
             self.store.delete_document(collection, document_id, keep_hash=content_hash)
-        return IngestOutcome(document_id, "added" if previous is None else "updated", len(chunks))
+        return IngestOutcome(document_id, "added" if previous is None else "updated", len(chunks), version=version)
 
-    def _points(self, chunks: list[Chunk]) -> list[StoredPoint]:
+    def _points(self, chunks: list[Chunk], version: int) -> list[StoredPoint]:
         texts = [chunk.embedding_text() for chunk in chunks]
         dense = self.dense.embed_documents(texts)
         return [
@@ -148,6 +152,7 @@ class KnowledgeBase:
                     "collection": chunk.collection,
                     "text": chunk.text,
                     "content_hash": chunk.content_hash,
+                    "version": version,
                     "metadata": chunk.metadata,
                 },
             )
@@ -227,7 +232,7 @@ class KnowledgeBase:
                 continue
             hits.append(SearchHit(hit.payload, hit.score, cosine))
         return SearchOutcome(
-            collection, hits, (embedded - started) * 1000, (searched - embedded) * 1000
+            collection, hits, (embedded - started) * 1000, (searched - embedded) * 1000, list(dense)
         )
 
     def stats(self, collection: str = "") -> list[tuple[str, int, int]]:

@@ -12,7 +12,7 @@ import grpc
 from services.retriever.embedding import DenseEmbedder, SparseEmbedder
 from services.retriever.knowledge_base import DocumentInput, KnowledgeBase
 from services.retriever.settings import RetrieverSettings
-from services.retriever.stores import EdgeStore, QdrantServerStore, VectorStore
+from services.retriever.stores import DocumentVersion, EdgeStore, QdrantServerStore, VectorStore
 from supportbot.core.auth import AuthInterceptor, KeyRing, current_principal
 from supportbot.core.errors import PermissionDenied
 from supportbot.core.server import GrpcService
@@ -56,6 +56,7 @@ def source_message(payload: dict, score: float, dense_score: float) -> common_pb
         dense_score=dense_score,
         metadata={str(k): str(v) for k, v in (payload.get("metadata") or {}).items()},
         content_hash=payload.get("content_hash", ""),
+        document_version=DocumentVersion.of(payload).number,
     )
 
 
@@ -84,6 +85,8 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
             embed_ms=outcome.embed_ms,
             search_ms=outcome.search_ms,
             collection=outcome.collection,
+            query_embedding=outcome.query_embedding if request.include_query_embedding else (),
+            embedding_model=self.kb.dense.model_name,
         )
 
     async def Ingest(  # noqa: N802 (gRPC method name)
@@ -121,6 +124,7 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
                     chunks=outcome.chunks,
                     error=outcome.error,
                     collection=collection,
+                    version=outcome.version,
                 )
         finally:
             for collection in touched:

@@ -25,6 +25,20 @@ def point_id(chunk_id: str, content_hash: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{chunk_id}@{content_hash}"))
 
 
+@dataclass(frozen=True)
+class DocumentVersion:
+    """What identifies the stored version of a document: its content hash, and a number that goes
+    up by one each time a changed document is ingested again (chunks stored before versions were
+    recorded count as version 1)."""
+
+    content_hash: str
+    number: int
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> DocumentVersion:
+        return cls(str(payload.get("content_hash", "")), int(payload.get("version") or 1))
+
+
 @dataclass
 class StoredPoint:
     id: str
@@ -65,7 +79,7 @@ class VectorStore(Protocol):
     def has_collection(self, name: str) -> bool: ...
     def ensure_collection(self, name: str, dimension: int) -> None: ...
     def upsert(self, name: str, points: list[StoredPoint]) -> None: ...
-    def document_hash(self, name: str, document_id: str) -> str | None: ...
+    def document_version(self, name: str, document_id: str) -> DocumentVersion | None: ...
     def delete_document(self, name: str, document_id: str, keep_hash: str | None = None) -> int: ...
     def count_points(self, name: str) -> int: ...
     def count_documents(self, name: str) -> int: ...
@@ -153,13 +167,13 @@ class EdgeStore:
             must=[q.FieldCondition("document_id", match=q.MatchValue(document_id))], must_not=must_not
         )
 
-    def document_hash(self, name: str, document_id: str) -> str | None:
+    def document_version(self, name: str, document_id: str) -> DocumentVersion | None:
         import qdrant_edge as q
 
         records, _ = self._shard(name).scroll(
             q.ScrollRequest(limit=1, filter=self._document_filter(document_id), with_payload=True)
         )
-        return records[0].payload.get("content_hash") if records else None
+        return DocumentVersion.of(records[0].payload) if records else None
 
     def delete_document(self, name: str, document_id: str, keep_hash: str | None = None) -> int:
         import qdrant_edge as q
@@ -322,11 +336,11 @@ class QdrantServerStore:
             else None,
         )
 
-    def document_hash(self, name: str, document_id: str) -> str | None:
+    def document_version(self, name: str, document_id: str) -> DocumentVersion | None:
         records, _ = self.client.scroll(
             name, scroll_filter=self._document_filter(document_id), limit=1, with_payload=True
         )
-        return records[0].payload.get("content_hash") if records else None
+        return DocumentVersion.of(records[0].payload) if records else None
 
     def delete_document(self, name: str, document_id: str, keep_hash: str | None = None) -> int:
         from qdrant_client import models as m

@@ -38,7 +38,7 @@ FINISH_REASON_NOT_GENERATED: FinishReason
 FINISH_REASON_REPETITION: FinishReason
 
 class Source(_message.Message):
-    __slots__ = ("chunk_id", "document_id", "title", "heading_path", "url", "collection", "text", "score", "dense_score", "sparse_score", "metadata", "content_hash")
+    __slots__ = ("chunk_id", "document_id", "title", "heading_path", "url", "collection", "text", "score", "dense_score", "sparse_score", "metadata", "content_hash", "document_version")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class Source(_message.Message):
     SPARSE_SCORE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     chunk_id: str
     document_id: str
     title: str
@@ -70,7 +71,8 @@ class Source(_message.Message):
     sparse_score: float
     metadata: _containers.ScalarMap[str, str]
     content_hash: str
-    def __init__(self, chunk_id: _Optional[str] = ..., document_id: _Optional[str] = ..., title: _Optional[str] = ..., heading_path: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., collection: _Optional[str] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., dense_score: _Optional[float] = ..., sparse_score: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ...) -> None: ...
+    document_version: int
+    def __init__(self, chunk_id: _Optional[str] = ..., document_id: _Optional[str] = ..., title: _Optional[str] = ..., heading_path: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., collection: _Optional[str] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., dense_score: _Optional[float] = ..., sparse_score: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ..., document_version: _Optional[int] = ...) -> None: ...
 
 class ConversationMessage(_message.Message):
     __slots__ = ("role", "content")

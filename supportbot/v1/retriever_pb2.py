@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from supportbot.v1 import common_pb2 as supportbot_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsupportbot/v1/retriever.proto\x12\rsupportbot.v1\x1a\x1asupportbot/v1/common.proto\"\x8d\x02\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x17\n\x0fscore_threshold\x18\x04 \x01(\x02\x12\x38\n\x06\x66ilter\x18\x05 \x03(\x0b\x32(.supportbot.v1.SearchRequest.FilterEntry\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x19.supportbot.v1.SearchMode\x12\x0b\n\x03mmr\x18\x07 \x01(\x08\x12\x12\n\nmmr_lambda\x18\x08 \x01(\x02\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x0eSearchResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.supportbot.v1.Source\x12\x10\n\x08\x65mbed_ms\x18\x02 \x01(\x01\x12\x11\n\tsearch_ms\x18\x03 \x01(\x01\x12\x12\n\ncollection\x18\x04 \x01(\t\"\xde\x01\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0bsource_path\x18\x02 \x01(\t\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\x12\r\n\x05title\x18\x05 \x01(\t\x12\x37\n\x08metadata\x18\x06 \x03(\x0b\x32%.supportbot.v1.Document.MetadataEntry\x12\x0b\n\x03url\x18\x07 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"N\n\rIngestRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12)\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x17.supportbot.v1.Document\"\x9a\x01\n\x0eIngestResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0bsource_path\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.supportbot.v1.IngestStatus\x12\x0e\n\x06\x63hunks\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\ncollection\x18\x06 \x01(\t\"B\n\x16\x44\x65leteDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x02 \x03(\t\"L\n\x17\x44\x65leteDocumentsResponse\x12\x19\n\x11\x64\x65leted_documents\x18\x01 \x01(\x05\x12\x16\n\x0e\x64\x65leted_chunks\x18\x02 \x01(\x05\"\"\n\x0cStatsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"B\n\x0f\x43ollectionStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdocuments\x18\x02 \x01(\x03\x12\x0e\n\x06\x63hunks\x18\x03 \x01(\x03\"\x8b\x01\n\rStatsResponse\x12\x33\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1e.supportbot.v1.CollectionStats\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x1b\n\x13\x65mbedding_dimension\x18\x03 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x01\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x02\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x03*\x98\x01\n\x0cIngestStatus\x12\x1d\n\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13INGEST_STATUS_ADDED\x10\x01\x12\x19\n\x15INGEST_STATUS_UPDATED\x10\x02\x12\x1b\n\x17INGEST_STATUS_UNCHANGED\x10\x03\x12\x18\n\x14INGEST_STATUS_FAILED\x10\x04\x32\xca\x02\n\x10RetrieverService\x12\x45\n\x06Search\x12\x1c.supportbot.v1.SearchRequest\x1a\x1d.supportbot.v1.SearchResponse\x12I\n\x06Ingest\x12\x1c.supportbot.v1.IngestRequest\x1a\x1d.supportbot.v1.IngestResponse(\x01\x30\x01\x12`\n\x0f\x44\x65leteDocuments\x12%.supportbot.v1.DeleteDocumentsRequest\x1a&.supportbot.v1.DeleteDocumentsResponse\x12\x42\n\x05Stats\x12\x1b.supportbot.v1.StatsRequest\x1a\x1c.supportbot.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsupportbot/v1/retriever.proto\x12\rsupportbot.v1\x1a\x1asupportbot/v1/common.proto\"\xae\x02\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x12\n\ncollection\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x17\n\x0fscore_threshold\x18\x04 \x01(\x02\x12\x38\n\x06\x66ilter\x18\x05 \x03(\x0b\x32(.supportbot.v1.SearchRequest.FilterEntry\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x19.supportbot.v1.SearchMode\x12\x0b\n\x03mmr\x18\x07 \x01(\x08\x12\x12\n\nmmr_lambda\x18\x08 \x01(\x02\x12\x1f\n\x17include_query_embedding\x18\t \x01(\x08\x1a-\n\x0b\x46ilterEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa3\x01\n\x0eSearchResponse\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.supportbot.v1.Source\x12\x10\n\x08\x65mbed_ms\x18\x02 \x01(\x01\x12\x11\n\tsearch_ms\x18\x03 \x01(\x01\x12\x12\n\ncollection\x18\x04 \x01(\t\x12\x17\n\x0fquery_embedding\x18\x05 \x03(\x02\x12\x17\n\x0f\x65mbedding_model\x18\x06 \x01(\t\"\xde\x01\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0bsource_path\x18\x02 \x01(\t\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\x0c\x12\r\n\x05title\x18\x05 \x01(\t\x12\x37\n\x08metadata\x18\x06 \x03(\x0b\x32%.supportbot.v1.Document.MetadataEntry\x12\x0b\n\x03url\x18\x07 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"N\n\rIngestRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12)\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x17.supportbot.v1.Document\"\xab\x01\n\x0eIngestResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0bsource_path\x18\x02 \x01(\t\x12+\n\x06status\x18\x03 \x01(\x0e\x32\x1b.supportbot.v1.IngestStatus\x12\x0e\n\x06\x63hunks\x18\x04 \x01(\x05\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x12\n\ncollection\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x05\"B\n\x16\x44\x65leteDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x02 \x03(\t\"L\n\x17\x44\x65leteDocumentsResponse\x12\x19\n\x11\x64\x65leted_documents\x18\x01 \x01(\x05\x12\x16\n\x0e\x64\x65leted_chunks\x18\x02 \x01(\x05\"\"\n\x0cStatsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"B\n\x0f\x43ollectionStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdocuments\x18\x02 \x01(\x03\x12\x0e\n\x06\x63hunks\x18\x03 \x01(\x03\"\x8b\x01\n\rStatsResponse\x12\x33\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32\x1e.supportbot.v1.CollectionStats\x12\x17\n\x0f\x65mbedding_model\x18\x02 \x01(\t\x12\x1b\n\x13\x65mbedding_dimension\x18\x03 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t*p\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x01\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x02\x12\x16\n\x12SEARCH_MODE_SPARSE\x10\x03*\x98\x01\n\x0cIngestStatus\x12\x1d\n\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13INGEST_STATUS_ADDED\x10\x01\x12\x19\n\x15INGEST_STATUS_UPDATED\x10\x02\x12\x1b\n\x17INGEST_STATUS_UNCHANGED\x10\x03\x12\x18\n\x14INGEST_STATUS_FAILED\x10\x04\x32\xca\x02\n\x10RetrieverService\x12\x45\n\x06Search\x12\x1c.supportbot.v1.SearchRequest\x1a\x1d.supportbot.v1.SearchResponse\x12I\n\x06Ingest\x12\x1c.supportbot.v1.IngestRequest\x1a\x1d.supportbot.v1.IngestResponse(\x01\x30\x01\x12`\n\x0f\x44\x65leteDocuments\x12%.supportbot.v1.DeleteDocumentsRequest\x1a&.supportbot.v1.DeleteDocumentsResponse\x12\x42\n\x05Stats\x12\x1b.supportbot.v1.StatsRequest\x1a\x1c.supportbot.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +36,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHREQUEST_FILTERENTRY']._serialized_options = b'8\001'
   _globals['_DOCUMENT_METADATAENTRY']._loaded_options = None
   _globals['_DOCUMENT_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_SEARCHMODE']._serialized_start=1317
-  _globals['_SEARCHMODE']._serialized_end=1429
-  _globals['_INGESTSTATUS']._serialized_start=1432
-  _globals['_INGESTSTATUS']._serialized_end=1584
+  _globals['_SEARCHMODE']._serialized_start=1418
+  _globals['_SEARCHMODE']._serialized_end=1530
+  _globals['_INGESTSTATUS']._serialized_start=1533
+  _globals['_INGESTSTATUS']._serialized_end=1685
   _globals['_SEARCHREQUEST']._serialized_start=77
-  _globals['_SEARCHREQUEST']._serialized_end=346
-  _globals['_SEARCHREQUEST_FILTERENTRY']._serialized_start=301
-  _globals['_SEARCHREQUEST_FILTERENTRY']._serialized_end=346
-  _globals['_SEARCHRESPONSE']._serialized_start=348
-  _globals['_SEARCHRESPONSE']._serialized_end=461
-  _globals['_DOCUMENT']._serialized_start=464
-  _globals['_DOCUMENT']._serialized_end=686
-  _globals['_DOCUMENT_METADATAENTRY']._serialized_start=639
-  _globals['_DOCUMENT_METADATAENTRY']._serialized_end=686
-  _globals['_INGESTREQUEST']._serialized_start=688
-  _globals['_INGESTREQUEST']._serialized_end=766
-  _globals['_INGESTRESPONSE']._serialized_start=769
-  _globals['_INGESTRESPONSE']._serialized_end=923
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=925
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=991
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=993
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1069
-  _globals['_STATSREQUEST']._serialized_start=1071
-  _globals['_STATSREQUEST']._serialized_end=1105
-  _globals['_COLLECTIONSTATS']._serialized_start=1107
-  _globals['_COLLECTIONSTATS']._serialized_end=1173
-  _globals['_STATSRESPONSE']._serialized_start=1176
-  _globals['_STATSRESPONSE']._serialized_end=1315
-  _globals['_RETRIEVERSERVICE']._serialized_start=1587
-  _globals['_RETRIEVERSERVICE']._serialized_end=1917
+  _globals['_SEARCHREQUEST']._serialized_end=379
+  _globals['_SEARCHREQUEST_FILTERENTRY']._serialized_start=334
+  _globals['_SEARCHREQUEST_FILTERENTRY']._serialized_end=379
+  _globals['_SEARCHRESPONSE']._serialized_start=382
+  _globals['_SEARCHRESPONSE']._serialized_end=545
+  _globals['_DOCUMENT']._serialized_start=548
+  _globals['_DOCUMENT']._serialized_end=770
+  _globals['_DOCUMENT_METADATAENTRY']._serialized_start=723
+  _globals['_DOCUMENT_METADATAENTRY']._serialized_end=770
+  _globals['_INGESTREQUEST']._serialized_start=772
+  _globals['_INGESTREQUEST']._serialized_end=850
+  _globals['_INGESTRESPONSE']._serialized_start=853
+  _globals['_INGESTRESPONSE']._serialized_end=1024
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1026
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1092
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1094
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1170
+  _globals['_STATSREQUEST']._serialized_start=1172
+  _globals['_STATSREQUEST']._serialized_end=1206
+  _globals['_COLLECTIONSTATS']._serialized_start=1208
+  _globals['_COLLECTIONSTATS']._serialized_end=1274
+  _globals['_STATSRESPONSE']._serialized_start=1277
+  _globals['_STATSRESPONSE']._serialized_end=1416
+  _globals['_RETRIEVERSERVICE']._serialized_start=1688
+  _globals['_RETRIEVERSERVICE']._serialized_end=2018
 # @@protoc_insertion_point(module_scope)

@@ -33,7 +33,7 @@ INGEST_STATUS_UNCHANGED: IngestStatus
 INGEST_STATUS_FAILED: IngestStatus
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "collection", "top_k", "score_threshold", "filter", "mode", "mmr", "mmr_lambda")
+    __slots__ = ("query", "collection", "top_k", "score_threshold", "filter", "mode", "mmr", "mmr_lambda", "include_query_embedding")
     class FilterEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class SearchRequest(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     MMR_FIELD_NUMBER: _ClassVar[int]
     MMR_LAMBDA_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_QUERY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     query: str
     collection: str
     top_k: int
@@ -57,19 +58,24 @@ class SearchRequest(_message.Message):
     mode: SearchMode
     mmr: bool
     mmr_lambda: float
-    def __init__(self, query: _Optional[str] = ..., collection: _Optional[str] = ..., top_k: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Mapping[str, str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., mmr: _Optional[bool] = ..., mmr_lambda: _Optional[float] = ...) -> None: ...
+    include_query_embedding: bool
+    def __init__(self, query: _Optional[str] = ..., collection: _Optional[str] = ..., top_k: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Mapping[str, str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., mmr: _Optional[bool] = ..., mmr_lambda: _Optional[float] = ..., include_query_embedding: _Optional[bool] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results", "embed_ms", "search_ms", "collection")
+    __slots__ = ("results", "embed_ms", "search_ms", "collection", "query_embedding", "embedding_model")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     EMBED_MS_FIELD_NUMBER: _ClassVar[int]
     SEARCH_MS_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
     embed_ms: float
     search_ms: float
     collection: str
-    def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., embed_ms: _Optional[float] = ..., search_ms: _Optional[float] = ..., collection: _Optional[str] = ...) -> None: ...
+    query_embedding: _containers.RepeatedScalarFieldContainer[float]
+    embedding_model: str
+    def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., embed_ms: _Optional[float] = ..., search_ms: _Optional[float] = ..., collection: _Optional[str] = ..., query_embedding: _Optional[_Iterable[float]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
 
 class Document(_message.Message):
     __slots__ = ("document_id", "source_path", "mime_type", "content", "title", "metadata", "url")
@@ -105,20 +111,22 @@ class IngestRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., document: _Optional[_Union[Document, _Mapping]] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
-    __slots__ = ("document_id", "source_path", "status", "chunks", "error", "collection")
+    __slots__ = ("document_id", "source_path", "status", "chunks", "error", "collection", "version")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     source_path: str
     status: IngestStatus
     chunks: int
     error: str
     collection: str
-    def __init__(self, document_id: _Optional[str] = ..., source_path: _Optional[str] = ..., status: _Optional[_Union[IngestStatus, str]] = ..., chunks: _Optional[int] = ..., error: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, document_id: _Optional[str] = ..., source_path: _Optional[str] = ..., status: _Optional[_Union[IngestStatus, str]] = ..., chunks: _Optional[int] = ..., error: _Optional[str] = ..., collection: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class DeleteDocumentsRequest(_message.Message):
     __slots__ = ("collection", "document_ids")
