@@ -475,6 +475,89 @@ def eval_export(
     console.print(f"{len(candidates)} candidates written to {out}: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"))
 
 
+KB_DIFF_CHANGES = ("lost_grounding", "gained_grounding", "top_source_changed", "lost_relevant", "gained_relevant",
+                   "cited_document_changed")
+
+
+@eval_app.command("kb-diff")
+def eval_kb_diff(
+    candidate: Annotated[str, typer.Option("--candidate", help="The changed knowledge base: a second collection (e.g. the help center re-ingested into helpcenter-next).")],
+    baseline: Annotated[str, typer.Option("--baseline", help="The collection customers use now [default: the retriever's default].")] = "",
+    golden: GoldenPath = None,
+    use_golden: Annotated[bool, typer.Option("--golden-set/--no-golden-set", help="Ask the golden set's questions.")] = True,
+    logs: LogPaths = None,
+    since: Annotated[str, typer.Option(help="Traffic from this time on (ISO 8601, or an age: 24h, 7d).")] = "7d",
+    recent: Annotated[int, typer.Option(help="At most this many distinct recent questions from the log (0: none).")] = 200,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Sources searched per question (the gateway's top_k).")] = 4,
+    min_relevance: Annotated[float, typer.Option(help="The gateway's extractive_min_relevance.")] = 0.0,
+    fail_on: Annotated[list[str] | None, typer.Option("--fail-on", help=f"Exit 1 when any question shows this change (repeatable): {', '.join(KB_DIFF_CHANGES)} [default: lost_grounding and lost_relevant].")] = None,
+    as_json: Annotated[Path | None, typer.Option("--json", help="Also write the whole diff here as JSON.")] = None,
+    retriever: Retriever = retriever_address(),
+    api_key: ApiKey = "",
+    data_dir: DataDir = default_data_dir(),
+) -> None:
+    """Compare two knowledge bases on real and golden questions before switching: which
+    questions change their top source, lose or gain their grounding; exit 1 on a regression."""
+    from supportbot.evaluation.kb_diff import diff_collections, golden_probes, traffic_probes
+    from supportbot.evaluation.records import LogFilter, load_golden, parse_time
+    from supportbot.evaluation.run import progress_bar
+    from supportbot.sample import GOLDEN_SET
+
+    gates = fail_on or ["lost_grounding", "lost_relevant"]
+    unknown = [g for g in gates if g not in KB_DIFF_CHANGES]
+    if unknown:
+        raise typer.BadParameter(f"{', '.join(unknown)}: choose from {', '.join(KB_DIFF_CHANGES)}", param_hint="--fail-on")
+    try:
+        log_filter = LogFilter(since=parse_time(since), collection=baseline)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    try:
+        probes = golden_probes(load_golden(golden or GOLDEN_SET)) if use_golden else []
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--golden") from None
+    log_paths = [p for p in (logs or [data_dir / "interactions"]) if p.exists()]
+    if recent and log_paths:
+        probes += traffic_probes(log_paths, log_filter, recent)
+    if not probes:
+        errors.print("[red]no questions to compare: no golden set and no logged traffic in the window[/red]")
+        raise typer.Exit(2)
+
+    async def main():  # type: ignore[no-untyped-def]
+        async with SupportbotClient(retriever=retriever, api_key=_api_key(api_key, "admin")) as client:
+            async def search(question: str, collection: str):  # type: ignore[no-untyped-def]
+                return (await client.search(question, collection=collection or "", top_k=top_k)).results
+
+            with progress_bar(console) as progress:
+                task = progress.add_task("comparing", total=len(probes))
+                return await diff_collections(search, probes, baseline=baseline, candidate=candidate,
+                                              min_relevance=min_relevance, advance=lambda: progress.advance(task))
+
+    try:
+        diff = asyncio.run(main())
+    except grpc.aio.AioRpcError as error:
+        _fail(error)
+    table = Table(title=f"{len(diff.changed)} of {len(diff.questions)} questions change: {baseline or 'default'} -> {candidate}")
+    for column in ("question", "from", "changes", "top source before", "after", "grounded"):
+        table.add_column(column, overflow="fold")
+    for question in diff.changed:
+        before, after = question.baseline, question.candidate
+        table.add_row(
+            question.probe.question[:70], question.probe.golden_id or f"traffic x{question.probe.asked}",
+            ", ".join(question.changes), f"{before.top} v{before.versions.get(before.top, 0)}" if before.top else "-",
+            f"{after.top} v{after.versions.get(after.top, 0)}" if after.top else "-",
+            f"{'yes' if before.grounded else 'no'} -> {'yes' if after.grounded else 'no'}",
+        )
+    console.print(table)
+    counts = diff.counts()
+    console.print(", ".join(f"{name.replace('_', ' ')}: {n}" for name, n in counts.items()))
+    if as_json:
+        as_json.write_text(json.dumps(diff.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    failing = diff.failures(gates)
+    if failing:
+        errors.print(f"[red]the candidate regresses: {', '.join(f'{n} {k}' for k, n in failing.items())}[/red]")
+        raise typer.Exit(1)
+
+
 @eval_app.command("replay")
 def eval_replay(
     golden: GoldenPath = None,

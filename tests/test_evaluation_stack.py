@@ -87,3 +87,39 @@ def test_eval_reports_bad_input_clearly(stack, tmp_path) -> None:  # type: ignor
     assert bad_threshold.returncode == 2 and "METRIC=VALUE" in bad_threshold.stderr
     bad_judge = eval_cli(stack, "score", "--judge", "gpt")
     assert bad_judge.returncode == 2 and "judge" in bad_judge.stderr
+
+
+def test_kb_diff_flags_a_candidate_that_loses_an_article(stack, sample_ingested, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The sample help center re-ingested into a candidate collection without the payment-methods
+    article and with a changed refund-timing article: the golden questions about payment methods
+    lose their relevant article (exit 1), the refund questions cite a changed document."""
+    import asyncio
+    import shutil
+
+    from supportbot.client import ingest_quietly
+    from supportbot.sample import HELPCENTER
+
+    candidate = tmp_path / "helpcenter-next"
+    shutil.copytree(HELPCENTER, candidate)
+    (candidate / "billing" / "payment-methods.md").unlink()
+    refund_timing = next(candidate.rglob("refund-timing.md"))
+    refund_timing.write_text(refund_timing.read_text() + "\nRefunds to a gift card are instant.\n")
+    asyncio.run(ingest_quietly([candidate], "kb-diff-next", stack.address("retriever"), stack.key("admin")))
+
+    report = tmp_path / "diff.json"
+    result = eval_cli(stack, "kb-diff", "--candidate", "kb-diff-next", "--baseline", "helpcenter", "--recent", "0",
+                      "--json", str(report))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "lost_relevant" in result.stderr or "lost relevant" in result.stderr
+    document = json.loads(report.read_text())
+    by_id = {q["golden_id"]: q for q in document["questions"]}
+    assert len(by_id) == 71
+    lost = {q["golden_id"] for q in document["questions"] if "lost_relevant" in q["changes"]}
+    assert lost and all("payment-methods" in by_id[i]["relevant_document_ids"] for i in lost)
+    refund_questions = [q for q in document["questions"] if "refund-timing" in q["baseline"]["cited"]]
+    assert refund_questions and all(q["baseline"]["content_hashes"]["refund-timing"] != q["candidate"]["content_hashes"].get("refund-timing")
+                                    for q in refund_questions if "refund-timing" in q["candidate"]["documents"])
+    assert any("cited_document_changed" in q["changes"] for q in refund_questions)
+
+    same = eval_cli(stack, "kb-diff", "--candidate", "helpcenter", "--baseline", "helpcenter", "--recent", "0")
+    assert same.returncode == 0 and "0 of 71 questions change" in same.stdout, same.stdout + same.stderr

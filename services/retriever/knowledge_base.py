@@ -231,6 +231,11 @@ class KnowledgeBase:
             if threshold >= 0 and cosine < threshold:
                 continue
             hits.append(SearchHit(hit.payload, hit.score, cosine))
+        # Reciprocal-rank fusion ties often (rank 1 + rank 2 scores the same as rank 2 + rank 1),
+        # and the engine breaks ties arbitrarily: the closer match in meaning goes first, so the
+        # same question always gets the same order.
+        if mode == "hybrid" and not mmr:
+            hits.sort(key=lambda h: (-round(h.score, 9), -h.dense_score, h.chunk.get("chunk_id", "")))
         return SearchOutcome(
             collection, hits, (embedded - started) * 1000, (searched - embedded) * 1000, list(dense)
         )

@@ -37,6 +37,7 @@ class Turn:
     rating: int = 0
     answer_path: str = ""
     sentences_dropped: int = 0
+    channel: str = ""
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Turn:
@@ -60,6 +61,7 @@ class Turn:
             citations=list(logged.citations),
             answer_path=logged.answer_path,
             sentences_dropped=int(logged.sentences_dropped),
+            channel=logged.channel,
         )
 
 
