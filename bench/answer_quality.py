@@ -130,9 +130,11 @@ class Column:
 async def ask(client: SupportbotClient, item: dict, parent: dict | None, collection: str, mode: int) -> Outcome:
     session_id = ""
     if parent is not None:  # a follow-up is asked in its parent's conversation
-        session_id, _, _ = await client.ask(parent["question"], collection=collection, answer_mode=mode)
+        session_id, _, _ = await client.ask(parent["question"], collection=collection, answer_mode=mode, bypass_answer_cache=True)
     started = time.perf_counter()
-    session_id, result, sources = await client.ask(item["question"], session_id=session_id, collection=collection, answer_mode=mode)
+    session_id, result, sources = await client.ask(
+        item["question"], session_id=session_id, collection=collection, answer_mode=mode, bypass_answer_cache=True
+    )
     seconds = time.perf_counter() - started
     return Outcome(item, result.answer, result.grounded, bool(result.citations), result.finish_reason,
                    result.answer_path, list(sources), seconds)

@@ -144,10 +144,11 @@ class SupportbotClient:
     # -- chat -------------------------------------------------------------------------------
     async def chat(
         self, message: str, *, session_id: str = "", collection: str = "", channel: str = "api",
-        answer_mode: int = chat_pb2.ANSWER_MODE_UNSPECIFIED, timeout: float | None = 300,
+        answer_mode: int = chat_pb2.ANSWER_MODE_UNSPECIFIED, timeout: float | None = 300, bypass_answer_cache: bool = False,
     ) -> AsyncIterator[ChatEvent]:
         request = chat_pb2.ChatRequest(
-            session_id=session_id, message=message, collection=collection, channel=channel, answer_mode=answer_mode
+            session_id=session_id, message=message, collection=collection, channel=channel, answer_mode=answer_mode,
+            bypass_answer_cache=bypass_answer_cache,
         )
         call = self.chat_stub.Chat(request, timeout=timeout)
         async for response in call:

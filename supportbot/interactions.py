@@ -45,6 +45,8 @@ class TurnInteraction:
     sentences_kept: int = 0
     sentences_dropped: int = 0
     fallback_reason: str = ""
+    # The turn whose answer was reused from the semantic answer cache ("" when answered afresh).
+    cached_from_turn_id: str = ""
 
     KIND = "turn"
 

@@ -12,13 +12,14 @@ from supportbot.v1 import common_pb2, generator_pb2, retriever_pb2
 
 RESET = common_pb2.Source(
     chunk_id="helpcenter/reset-password#0", document_id="reset-password", title="Reset your password",
-    url="https://help.example/reset", score=1.0, dense_score=0.7,
+    url="https://help.example/reset", score=1.0, dense_score=0.7, content_hash="reset-v1", document_version=1,
     text="On the sign-in screen, tap **Forgot password?** and enter the e-mail address on your account. "
          "We send a reset link that is valid for 60 minutes.",
 )
 REFUNDS = common_pb2.Source(
     chunk_id="helpcenter/refund-timing#1", document_id="refund-timing", title="When will I get my refund?",
     score=0.5, dense_score=0.3, text="Card refunds take 5-10 business days after approval.",
+    content_hash="refunds-v1", document_version=1,
 )
 
 
@@ -26,11 +27,28 @@ def rpc_error(code: grpc.StatusCode, details: str = "scripted") -> grpc.aio.AioR
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
 
 
+def embedding_of(text: str, dimension: int = 64) -> list[float]:
+    """A stand-in embedding: the same words (case and punctuation aside) give the same unit
+    vector, other texts nearly orthogonal ones (tests that need two texts close give them one
+    vector on purpose)."""
+    import hashlib
+    import re
+
+    import numpy as np
+
+    words = " ".join(re.findall(r"\w+", text.lower()))
+    seed = int.from_bytes(hashlib.sha256(words.encode()).digest()[:8], "little")
+    vector = np.random.default_rng(seed).standard_normal(dimension)
+    return [float(x) for x in vector / np.linalg.norm(vector)]
+
+
 class FakeRetriever:
     def __init__(self) -> None:
         self.results: list[common_pb2.Source] = [RESET, REFUNDS]
         self.error: grpc.StatusCode | None = None
         self.queries: list[str] = []
+        # Queries embedded as another text's embedding (paraphrases, for the answer cache).
+        self.same_embedding: dict[str, str] = {}
 
     async def Search(self, request: retriever_pb2.SearchRequest, timeout: float) -> retriever_pb2.SearchResponse:  # noqa: N802
         self.queries.append(request.query)
@@ -38,7 +56,10 @@ class FakeRetriever:
             raise rpc_error(self.error)
         if len(request.query) > 2000:  # the retriever's own limit
             raise rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "query is over the limit of 2000 characters")
-        return retriever_pb2.SearchResponse(results=self.results, collection=request.collection)
+        embedding = embedding_of(self.same_embedding.get(request.query, request.query)) if request.include_query_embedding else []
+        return retriever_pb2.SearchResponse(
+            results=self.results, collection=request.collection, query_embedding=embedding, embedding_model="fake-embedder"
+        )
 
 
 class FakeGenerator:

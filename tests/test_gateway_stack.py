@@ -271,3 +271,33 @@ async def test_damaged_hub_handoff_is_acknowledged_and_drafts_cite_the_damaged_p
         assert any(s.document_id == "damaged-package" for d in suggestions.suggestions for s in d.sources)
         summary = await agent.chat_stub.SummarizeSession(chat_pb2.SummarizeSessionRequest(session_id=session_id), metadata=agent.metadata)
         assert summary.summary and not is_degenerate(summary.summary)
+
+
+async def test_the_answer_cache_never_serves_an_answer_from_a_changed_document(stack) -> None:  # type: ignore[no-untyped-def]
+    """Real retriever, model and Redis: a repeated first question is answered from the cache;
+    once its cited article is re-ingested with another figure, the next customer gets an answer
+    from the new version (the old entry is gone), and that one is cached in turn."""
+    from supportbot.v1 import retriever_pb2
+
+    article = "# Loyalty points\n\nLoyalty points expire {months} months after you earn them. Points are shown in Account > Rewards.\n"
+
+    async def publish(client: SupportbotClient, months: int) -> int:
+        document = retriever_pb2.Document(document_id="loyalty-points", source_path="loyalty-points.md",
+                                          content=article.format(months=months).encode())
+        return [r async for r in client.ingest([document], collection="cache-kb")][0].version
+
+    verified = {"collection": "cache-kb", "answer_mode": chat_pb2.ANSWER_MODE_VERIFIED}
+    async with client_as(stack, "admin") as admin:
+        assert await publish(admin, 12) == 1
+        _, first, _ = await admin.ask("When do my loyalty points expire?", **verified)
+        assert first.grounded and not first.cached and "12 months" in first.answer
+        _, again, _ = await admin.ask("when do my loyalty points expire", **verified)
+        assert again.cached and again.cached_from_turn_id == first.turn_id and again.answer == first.answer
+        assert again.completion_tokens == 0
+
+        assert await publish(admin, 6) == 2
+        for _ in range(2):  # the next customers: never the 12-month answer
+            _, after, sources = await admin.ask("When do my loyalty points expire?", **verified)
+            assert "12 months" not in after.answer and "6 months" in after.answer
+            assert {s.document_version for s in sources if s.document_id == "loyalty-points"} == {2}
+        assert after.cached and after.cached_from_turn_id != first.turn_id

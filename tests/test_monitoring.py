@@ -118,7 +118,8 @@ def prometheus(stack, tmp_path):  # type: ignore[no-untyped-def]
 @pytest.mark.stack
 async def test_every_rule_and_panel_query_returns_data_from_a_real_scrape(stack, sample_ingested, prometheus) -> None:  # type: ignore[no-untyped-def]
     async def traffic() -> None:
-        """What moves every metric: answered and handed-off turns, a rating, drafts, closes."""
+        """What moves every metric: answered and handed-off turns, a rating, drafts, closes, the
+        answer cache."""
         async with client_as(stack, "customer") as customer, client_as(stack, "agent") as agent:
             session_id, result, _ = await customer.ask("How do I reset my password?")
             await customer.chat_stub.SubmitFeedback(chat_pb2.SubmitFeedbackRequest(
@@ -126,6 +127,8 @@ async def test_every_rule_and_panel_query_returns_data_from_a_real_scrape(stack,
             await agent.chat_stub.SuggestReplies(chat_pb2.SuggestRepliesRequest(session_id=session_id, count=1), metadata=agent.metadata)
             await agent.chat_stub.TakeOverSession(chat_pb2.TakeOverSessionRequest(session_id=session_id), metadata=agent.metadata)
             deflected, _, _ = await customer.ask("How long does standard shipping take?", answer_mode=chat_pb2.ANSWER_MODE_EXTRACTIVE)
+            # A model-backed first question: looked up in the answer cache (a hit the second time).
+            await customer.ask("Where can I download an invoice for my order?", answer_mode=chat_pb2.ANSWER_MODE_VERIFIED)
             for closed in (session_id, deflected):
                 await customer.chat_stub.CloseSession(chat_pb2.CloseSessionRequest(session_id=closed), metadata=customer.metadata)
 

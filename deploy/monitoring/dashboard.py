@@ -46,6 +46,9 @@ PANELS = [
               f"histogram_quantile(0.5, sum by (le) (rate(supportbot_retrieval_top_score_bucket[{RATE}])))", "none", "p50"),
     PanelSpec("Help center", "Answer paths", f"sum by (answer_path) (rate(supportbot_chat_turns_total[{RATE}]))", "reqps",
               "{{answer_path}}"),
+    PanelSpec("Help center", "Answer cache hit ratio (first questions)",
+              f'(sum(rate(supportbot_answer_cache_lookups_total{{result="hit"}}[{RATE}])) or vector(0)) '
+              f"/ sum(rate(supportbot_answer_cache_lookups_total[{RATE}]))", "percentunit"),
     PanelSpec("Agents", "Agent queue", "sum(supportbot_agent_queue_sessions)", "none", "waiting", stat=True),
     PanelSpec("Agents", "Longest wait in the queue", "max(supportbot_agent_queue_oldest_wait_seconds)", "s", stat=True),
     PanelSpec("Agents", "Handoffs by reason", f"sum by (reason) (rate(supportbot_handoffs_total[{RATE}]))", "reqps", "{{reason}}"),

@@ -53,11 +53,14 @@ class Answer:
     sentences_kept: int = 0
     sentences_dropped: int = 0
     fallback_reason: str = ""
+    # The text as it was streamed, piece by piece (the answer cache streams it again so).
+    pieces: list[str] = field(default_factory=list)
 
     def add(self, text: str) -> str:
         if not self.first_text_at:
             self.first_text_at = time.perf_counter()
         self.text += text
+        self.pieces.append(text)
         return text
 
 

@@ -54,6 +54,12 @@ SESSIONS_CLOSED = Counter(
     "Closed sessions; deflected=true when no person ever had the conversation.",
     ["collection", "deflected"],
 )
+ANSWER_CACHE = Counter(
+    "supportbot_answer_cache_lookups_total",
+    "First-turn questions looked up in the semantic answer cache: hit, miss, or stale (a cited "
+    "document changed: the entry was removed).",
+    ["collection", "result"],
+)
 QUEUE_LENGTH = Gauge("supportbot_agent_queue_sessions", "Sessions waiting for an agent.")
 QUEUE_OLDEST = Gauge(
     "supportbot_agent_queue_oldest_wait_seconds", "How long the longest-waiting session has waited (0: none)."

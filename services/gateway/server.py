@@ -14,6 +14,7 @@ import grpc
 from redis.exceptions import RedisError
 
 from services.gateway import handoff, metrics, webhooks
+from services.gateway.answer_cache import AnswerCache
 from services.gateway.answering import AnswerComposer
 from services.gateway.assist import Assistant, transcript
 from services.gateway.convert import (
@@ -88,7 +89,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self.retriever = retriever
         composer = AnswerComposer(settings, generator)
         self.webhooks = WebhookOutbox(sessions.redis, settings)
-        self.turns = ChatTurns(settings, sessions, interactions, retriever, composer, self.webhooks)
+        self.turns = ChatTurns(
+            settings, sessions, interactions, retriever, composer, self.webhooks, AnswerCache(sessions.redis, settings)
+        )
         self.assistant = Assistant(composer)
 
     async def load(self, session_id: str) -> SessionRecord:
@@ -169,6 +172,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         session = await self.change(request.session_id, rate)
         metrics.feedback(session.collection, request.rating)
         if request.rating < 0:
+            # A rated-down answer is never reused; nor is the cached one it came from.
+            await self.turns.cache.forget_turn(request.turn_id)
             await self.webhooks.emit(webhooks.THUMBS_DOWN, session, feedback={
                 "turn_id": request.turn_id, "rating": request.rating, "comment": request.comment,
             })
@@ -241,10 +246,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             raise FailedPrecondition("the customer has not written anything yet")
         sources = []
         try:
-            sources = await search(
+            response = await search(
                 self.retriever, fit_query(standalone_question(question, session), self.settings.max_query_chars),
                 session.collection, self.settings.top_k, self.settings.retrieval_timeout_s,
             )
+            sources = list(response.results)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 raise FailedPrecondition(f"the help center cannot be searched right now ({exc.code().name})") from exc

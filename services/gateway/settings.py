@@ -68,6 +68,18 @@ class GatewaySettings(ServiceSettings):
     max_answer_tokens: int = Field(default=160, ge=1)
     answer_repetition_penalty: float = Field(default=1.0, ge=1, le=2)
     suggestion_max_tokens: int = Field(default=120, ge=1)
+    # The semantic answer cache (services/gateway/answer_cache.py): first-turn answers of the
+    # model-backed modes reused for questions that mean the same. Similarities chosen on the
+    # sample golden set's paraphrases and near misses (bench/answer_cache.py): at 0.93 / 0.80,
+    # 33% of paraphrases hit and none of 37 near misses ("per year" for "per month").
+    answer_cache_enabled: bool = True
+    answer_cache_similarity: float = Field(default=0.93, ge=0, le=1)
+    answer_cache_same_words_similarity: float = Field(default=0.80, ge=0, le=1)
+    answer_cache_ttl_s: int = Field(default=24 * 3600, ge=1)
+    # Per collection and answer mode; the oldest go first.
+    answer_cache_max_entries: int = Field(default=2000, ge=1)
+    answer_cache_candidates: int = Field(default=3, ge=1)
+    answer_cache_prefix: str = "supportbot:answer-cache"
     interaction_stream: str = "supportbot:interactions"
     # JSON Lines copies of the interaction log; default data_dir/interactions.
     interaction_log_dir: Path | None = None

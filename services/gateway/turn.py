@@ -1,7 +1,7 @@
 """One chat turn as named stages over one context object:
 
-    open_session -> rewrite -> (person asked for? acknowledge and queue) -> retrieve -> answer
-    -> decide_handoff -> record
+    open_session -> rewrite -> (person asked for? acknowledge and queue) -> retrieve
+    -> reuse (the answer cache, first questions only) -> answer -> decide_handoff -> record
 
 `ChatTurns.run` yields the ChatResponse stream; each stage reads and fills the `TurnContext`.
 Errors are raised as `ServiceError`s and mapped to gRPC statuses in one place
@@ -19,8 +19,10 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import grpc
+from redis.exceptions import RedisError
 
 from services.gateway import handoff, metrics
+from services.gateway.answer_cache import AnswerCache, CacheKey, CacheLookup
 from services.gateway.answering import Answer, AnswerComposer
 from services.gateway.convert import (
     answer_mode_name,
@@ -106,6 +108,12 @@ class TurnContext:
     history: list[common_pb2.ConversationMessage] = field(default_factory=list)
     sources: list[common_pb2.Source] = field(default_factory=list)
     retrieval_failed: bool = False
+    # The answer cache: whether this turn may use it, what the retriever embedded the question
+    # as, and what the lookup found.
+    cacheable: bool = False
+    query_embedding: list[float] = field(default_factory=list)
+    embedding_model: str = ""
+    cached: CacheLookup | None = None
     answer: Answer = field(default_factory=Answer)
     handoff: bool = False
     stage_ms: dict[str, float] = field(default_factory=dict)
@@ -139,6 +147,7 @@ class ChatTurns:
         retriever: retriever_pb2_grpc.RetrieverServiceStub,
         composer: AnswerComposer,
         webhooks: WebhookOutbox,
+        cache: AnswerCache,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -146,6 +155,7 @@ class ChatTurns:
         self.retriever = retriever
         self.composer = composer
         self.webhooks = webhooks
+        self.cache = cache
 
     def context(self, request: chat_pb2.ChatRequest) -> TurnContext:
         message = require_text(request.message, field="message", limit=self.settings.max_message_chars, hint="type a question")
@@ -177,7 +187,7 @@ class ChatTurns:
                         yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
                         turn.handoff = handoff.queue(session, handoff.ASKED_FOR_PERSON)
                     else:
-                        for stage in (self.retrieve, self.answer):
+                        for stage in (self.retrieve, self.reuse, self.answer):
                             async with aclosing(stage(turn)) as responses:
                                 async for response in responses:
                                     yield response
@@ -235,6 +245,11 @@ class ChatTurns:
         turn.follows = follow_up_of(turn.message, session)
         turn.rewritten = standalone_question(turn.message, session)
         turn.stage_ms["rewrite"] = (time.perf_counter() - started) * 1000
+        first_question = not any(t.role == Speaker.CUSTOMER for t in session.turns)
+        turn.cacheable = (
+            self.settings.answer_cache_enabled and first_question and not turn.request.bypass_answer_cache
+            and turn.mode != chat_pb2.ANSWER_MODE_EXTRACTIVE  # quoting costs less than a lookup
+        )
         customer_turn = TurnRecord(new_turn_id(), Speaker.CUSTOMER, turn.message, time.time())
         session.turns.append(customer_turn)
         await self.sessions.publish(session.session_id, turn_event(customer_turn))
@@ -243,10 +258,12 @@ class ChatTurns:
         started = time.perf_counter()
         assert turn.session is not None
         try:
-            turn.sources = await search(
+            response = await search(
                 self.retriever, fit_query(turn.rewritten, self.settings.max_query_chars), turn.session.collection,
-                self.settings.top_k, self.settings.retrieval_timeout_s,
+                self.settings.top_k, self.settings.retrieval_timeout_s, include_query_embedding=turn.cacheable,
             )
+            turn.sources = list(response.results)
+            turn.query_embedding, turn.embedding_model = list(response.query_embedding), response.embedding_model
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise InvalidArgument(exc.details() or "the question was refused by the retriever") from exc
@@ -255,7 +272,35 @@ class ChatTurns:
         turn.stage_ms["retrieval"] = (time.perf_counter() - started) * 1000
         yield chat_pb2.ChatResponse(sources=chat_pb2.SourcesRetrieved(sources=turn.sources, rewritten_question=turn.rewritten))
 
+    def cache_key(self, turn: TurnContext) -> CacheKey | None:
+        if not (turn.cacheable and turn.query_embedding and turn.sources and turn.session is not None):
+            return None
+        return CacheKey(turn.session.collection, turn.mode, turn.embedding_model)
+
+    async def reuse(self, turn: TurnContext) -> AsyncIterator[chat_pb2.ChatResponse]:
+        """A first question that means the same as a recent one, whose cited documents have not
+        changed, gets that one's answer (see answer_cache.py)."""
+        key = self.cache_key(turn)
+        if key is None:
+            return
+        try:
+            turn.cached = await self.cache.lookup(key, turn.query_embedding, turn.rewritten, turn.sources)
+        except RedisError as exc:  # the cache is an optimisation: without it the turn goes on
+            log.warning("answer cache lookup failed", extra={"error": str(exc)})
+            return
+        metrics.ANSWER_CACHE.labels(key.collection, turn.cached.result).inc()
+        return
+        yield  # a stage is an async generator, even one that streams nothing
+
     async def answer(self, turn: TurnContext) -> AsyncIterator[chat_pb2.ChatResponse]:
+        hit = turn.cached
+        if hit is not None and hit.entry is not None:
+            answer = turn.answer
+            answer.path, answer.grounded, answer.citations = hit.entry.path, True, hit.citations
+            answer.finish, answer.sentences_kept = hit.entry.finish, hit.entry.sentences_kept
+            for piece in hit.pieces:
+                yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=answer.add(piece)))
+            return
         if turn.retrieval_failed or not turn.sources:
             reply, reason = (
                 (self.settings.unavailable_answer, "the retriever is unavailable") if turn.retrieval_failed
@@ -295,6 +340,8 @@ class ChatTurns:
             rewritten_question=turn.rewritten, answer_mode=turn.mode, answer_path=answer.path,
             sentences_kept=answer.sentences_kept, sentences_dropped=answer.sentences_dropped,
             fallback_reason=answer.fallback_reason,
+            cached=turn.cached is not None and turn.cached.entry is not None,
+            cached_from_turn_id=turn.cached.entry.entry_id if turn.cached and turn.cached.entry else "",
         )
         await self.sessions.publish(session.session_id, turn_event(assistant_turn))
         if turn.handoff:
@@ -321,8 +368,26 @@ class ChatTurns:
             grounded=answer.grounded, handoff=turn.handoff,
             answer_mode=answer_mode_name(turn.mode), answer_path=answer_path_name(answer.path),
             sentences_kept=answer.sentences_kept, sentences_dropped=answer.sentences_dropped,
-            fallback_reason=answer.fallback_reason,
+            fallback_reason=answer.fallback_reason, cached_from_turn_id=turn.result.cached_from_turn_id,
         ))
+        await self.remember(turn)
+
+    async def remember(self, turn: TurnContext) -> None:
+        """A grounded, cited, whole first answer goes into the answer cache; a turn answered from
+        the cache is linked to its entry (a thumbs-down on it removes the entry)."""
+        key, answer = self.cache_key(turn), turn.answer
+        if key is None:
+            return
+        try:
+            if turn.cached is not None and turn.cached.entry is not None:
+                await self.cache.served(turn.turn_id, turn.cached.entry.entry_id)
+            elif answer.grounded and answer.citations and answer.finish != common_pb2.FINISH_REASON_ABORTED:
+                await self.cache.store(
+                    key, turn.query_embedding, turn.rewritten, turn.turn_id, answer.pieces, answer.citations,
+                    turn.sources, path=answer.path, finish=answer.finish, sentences_kept=answer.sentences_kept,
+                )
+        except RedisError as exc:
+            log.warning("answer cache write failed", extra={"error": str(exc)})
 
 
 def authorize(session: SessionRecord) -> SessionRecord:
@@ -334,10 +399,13 @@ def authorize(session: SessionRecord) -> SessionRecord:
 
 
 async def search(
-    retriever: retriever_pb2_grpc.RetrieverServiceStub, query: str, collection: str, top_k: int, timeout_s: float
-) -> list[common_pb2.Source]:
+    retriever: retriever_pb2_grpc.RetrieverServiceStub, query: str, collection: str, top_k: int, timeout_s: float,
+    *, include_query_embedding: bool = False,
+) -> retriever_pb2.SearchResponse:
     with TRACER.start_as_current_span("retrieval"):
-        response = await retriever.Search(
-            retriever_pb2.SearchRequest(query=query, collection=collection, top_k=top_k), timeout=timeout_s
+        return await retriever.Search(
+            retriever_pb2.SearchRequest(
+                query=query, collection=collection, top_k=top_k, include_query_embedding=include_query_embedding
+            ),
+            timeout=timeout_s,
         )
-    return list(response.results)

@@ -5,7 +5,7 @@ supportbot as a grounded model.
 The last user message is the question. Extensions, all optional: request fields `session_id` (to
 go on with a conversation), `collection` and `answer_mode` ("extractive", "verified",
 "generative"); in the response, `citations` (the sources the answer cites) and `supportbot`
-(session id, turn id, grounded, answer path, handoff). OpenAI's Python client sends the request
+(session id, turn id, grounded, answer path, handoff, whether the answer came from the cache). OpenAI's Python client sends the request
 fields through `extra_body` and keeps the response fields as extra attributes.
 
 Example:
@@ -90,7 +90,7 @@ def extension(session_id: str, result: chat_pb2.ChatResult) -> dict[str, Any]:
     return {
         "session_id": session_id, "turn_id": result.turn_id, "grounded": result.grounded,
         "answer_path": chat_pb2.AnswerPath.Name(result.answer_path).removeprefix("ANSWER_PATH_").lower(),
-        "handoff": result.handoff,
+        "handoff": result.handoff, "cached": result.cached,
     }
 
 

@@ -1,6 +1,7 @@
 """`supportbot eval replay`: the golden questions go through the live gateway as conversations
 (follow-ups in the same session as the question they follow), each conversation is summarized
-by agent assist, and everything lands in the interaction log to be scored from there."""
+by agent assist, and everything lands in the interaction log to be scored from there. Replays
+bypass the answer cache: they measure how the pipeline answers, not what it answered before."""
 
 from __future__ import annotations
 
@@ -77,7 +78,9 @@ async def replay(
             record.session_ids.append(session_id)
             for item in chat:
                 try:
-                    _, result, _ = await _with_retries(lambda item=item: client.ask(item.question, session_id=session_id, channel="eval"))
+                    _, result, _ = await _with_retries(lambda item=item: client.ask(
+                        item.question, session_id=session_id, channel="eval", bypass_answer_cache=True
+                    ))
                     record.turn_golden_ids[result.turn_id] = item.id  # type: ignore[attr-defined]
                 except grpc.aio.AioRpcError as exc:
                     record.failures.append(f"{item.id}: {exc.code().name}: {exc.details()}")

@@ -94,18 +94,20 @@ class Session(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., customer_id: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_agent: _Optional[str] = ..., handoff_reason: _Optional[str] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("session_id", "message", "collection", "channel", "answer_mode")
+    __slots__ = ("session_id", "message", "collection", "channel", "answer_mode", "bypass_answer_cache")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ANSWER_MODE_FIELD_NUMBER: _ClassVar[int]
+    BYPASS_ANSWER_CACHE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     message: str
     collection: str
     channel: str
     answer_mode: AnswerMode
-    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ...) -> None: ...
+    bypass_answer_cache: bool
+    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ..., bypass_answer_cache: _Optional[bool] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
     __slots__ = ("session", "sources", "delta", "result")
@@ -156,7 +158,7 @@ class StageLatencies(_message.Message):
     def __init__(self, session_ms: _Optional[float] = ..., rewrite_ms: _Optional[float] = ..., retrieval_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class ChatResult(_message.Message):
-    __slots__ = ("turn_id", "answer", "citations", "finish_reason", "latencies", "handoff", "grounded", "completion_tokens", "rewritten_question", "answer_mode", "answer_path", "sentences_kept", "sentences_dropped", "fallback_reason")
+    __slots__ = ("turn_id", "answer", "citations", "finish_reason", "latencies", "handoff", "grounded", "completion_tokens", "rewritten_question", "answer_mode", "answer_path", "sentences_kept", "sentences_dropped", "fallback_reason", "cached", "cached_from_turn_id")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +173,8 @@ class ChatResult(_message.Message):
     SENTENCES_KEPT_FIELD_NUMBER: _ClassVar[int]
     SENTENCES_DROPPED_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FROM_TURN_ID_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]
@@ -185,7 +189,9 @@ class ChatResult(_message.Message):
     sentences_kept: int
     sentences_dropped: int
     fallback_reason: str
-    def __init__(self, turn_id: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., latencies: _Optional[_Union[StageLatencies, _Mapping]] = ..., handoff: _Optional[bool] = ..., grounded: _Optional[bool] = ..., completion_tokens: _Optional[int] = ..., rewritten_question: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ..., answer_path: _Optional[_Union[AnswerPath, str]] = ..., sentences_kept: _Optional[int] = ..., sentences_dropped: _Optional[int] = ..., fallback_reason: _Optional[str] = ...) -> None: ...
+    cached: bool
+    cached_from_turn_id: str
+    def __init__(self, turn_id: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., latencies: _Optional[_Union[StageLatencies, _Mapping]] = ..., handoff: _Optional[bool] = ..., grounded: _Optional[bool] = ..., completion_tokens: _Optional[int] = ..., rewritten_question: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ..., answer_path: _Optional[_Union[AnswerPath, str]] = ..., sentences_kept: _Optional[int] = ..., sentences_dropped: _Optional[int] = ..., fallback_reason: _Optional[str] = ..., cached: _Optional[bool] = ..., cached_from_turn_id: _Optional[str] = ...) -> None: ...
 
 class CreateSessionRequest(_message.Message):
     __slots__ = ("collection", "channel", "customer_id")
