@@ -6,8 +6,12 @@
    answer mode: time to first answer text and total (target: HTTP adds at most 10%).
 3. 50 concurrent sessions of 5 turns each: errors, throughput, and whether every turn reached the
    interaction log files (target: no errors, no lost records).
+4. The answer cache on a paraphrase replay (verified answers): the golden questions are asked
+   once, then their paraphrases (bench/data/paraphrases.jsonl) without and with the cache: hit
+   rate, hits on the wrong question, near misses served (target: 0), latency with and without.
 
 Run: python bench/gateway_bench.py [--sessions 50] [--turns 5] [--answer-tokens 32]
+         [--cache-questions 20] [--only overhead,web,load,cache]
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from supportbot.stack import Ports, Stack  # noqa: E402
 from supportbot.v1 import chat_pb2, generator_pb2  # noqa: E402
 
 console = Console()
+PARAPHRASES = Path(__file__).parent / "data" / "paraphrases.jsonl"
 
 
 async def gateway_turn(client: SupportbotClient, question: str) -> tuple[float, float, list, str]:
@@ -190,13 +195,54 @@ async def concurrent_sessions(stack: Stack, questions: list[str], sessions: int,
     }
 
 
+async def timed_ask(client: SupportbotClient, question: str, **options: object) -> tuple[float, chat_pb2.ChatResult]:
+    started = time.perf_counter()
+    _, result, _ = await client.ask(question, answer_mode=chat_pb2.ANSWER_MODE_VERIFIED, **options)  # type: ignore[arg-type]
+    return time.perf_counter() - started, result
+
+
+async def answer_cache_replay(stack: Stack, questions: dict[str, str], records: list[dict], limit: int) -> dict[str, float]:
+    chosen = [r for r in records if r.get("paraphrases") and r["golden_id"] in questions][:limit]
+    asked = {r["golden_id"] for r in chosen}
+    near_misses = [q for r in records if r["golden_id"] in asked for q in r.get("near_misses", [])]
+    golden_of_turn: dict[str, str] = {}
+    without, with_cache, hit_times = [], [], []
+    hits = wrong = served = 0
+    async with SupportbotClient(stack.address("gateway"), api_key=stack.key("customer")) as client:
+        for record in chosen:
+            _, result = await timed_ask(client, questions[record["golden_id"]])
+            golden_of_turn[result.turn_id] = record["golden_id"]
+        for record in chosen:
+            for paraphrase in record["paraphrases"]:
+                seconds, _ = await timed_ask(client, paraphrase, bypass_answer_cache=True)
+                without.append(seconds)
+                seconds, result = await timed_ask(client, paraphrase)
+                with_cache.append(seconds)
+                if result.cached:
+                    hits += 1
+                    hit_times.append(seconds)
+                    wrong += golden_of_turn.get(result.cached_from_turn_id) != record["golden_id"]
+        for question in near_misses:
+            _, result = await timed_ask(client, question)
+            served += result.cached
+    return {
+        "questions": len(chosen), "paraphrases": len(with_cache), "hits": hits, "wrong": wrong,
+        "near_misses": len(near_misses), "near_misses_served": served,
+        "without_ms": 1000 * statistics.median(without), "with_ms": 1000 * statistics.median(with_cache),
+        "hit_ms": 1000 * statistics.median(hit_times) if hit_times else 0.0,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--answer-tokens", type=int, default=32)
     parser.add_argument("--overhead-questions", type=int, default=20)
+    parser.add_argument("--cache-questions", type=int, default=20)
+    parser.add_argument("--only", default="overhead,web,load,cache", help="Comma-separated sections to run.")
     args = parser.parse_args()
+    sections = set(args.only.split(","))
     prepare_default_model(default_data_dir())
     questions = [item["question"] for item in load_golden_set() if item["answerable"]]
     stack = Stack(
@@ -212,22 +258,60 @@ def main() -> None:
         with console.status("starting the stack"):
             stack.start()
             asyncio.run(ingest_quietly([HELPCENTER], "", stack.address("retriever"), stack.key("admin")))
-        with console.status("gateway vs direct generator"):
-            over = asyncio.run(overhead(stack, questions[: args.overhead_questions], args.answer_tokens))
-        with console.status("HTTP/SSE vs gRPC"):
-            web = {mode: asyncio.run(http_vs_grpc(stack, questions[: args.overhead_questions], mode))
-                   for mode in ("extractive", "generative")}
-        with console.status(f"{args.sessions} sessions x {args.turns} turns"):
-            load = asyncio.run(concurrent_sessions(stack, questions, args.sessions, args.turns))
+        over = web = load = cache = None
+        if "overhead" in sections:
+            with console.status("gateway vs direct generator"):
+                over = asyncio.run(overhead(stack, questions[: args.overhead_questions], args.answer_tokens))
+        if "web" in sections:
+            with console.status("HTTP/SSE vs gRPC"):
+                web = {mode: asyncio.run(http_vs_grpc(stack, questions[: args.overhead_questions], mode))
+                       for mode in ("extractive", "generative")}
+        if "load" in sections:
+            with console.status(f"{args.sessions} sessions x {args.turns} turns"):
+                load = asyncio.run(concurrent_sessions(stack, questions, args.sessions, args.turns))
+        if "cache" in sections:
+            with console.status("answer cache: paraphrase replay"):
+                golden = {item["id"]: item["question"] for item in load_golden_set() if not item.get("follow_up_of")}
+                records = [json.loads(line) for line in PARAPHRASES.read_text().splitlines() if line.strip()]
+                cache = asyncio.run(answer_cache_replay(stack, golden, records, args.cache_questions))
     finally:
         stack.stop()
+    report(args, over, web, load, cache)
 
+
+def report(args: argparse.Namespace, over: dict | None, web: dict | None, load: dict | None, cache: dict | None) -> None:
+    if cache:
+        console.print(
+            f"Answer cache, verified answers, {cache['questions']} golden questions asked once, then "
+            f"{cache['paraphrases']} paraphrases: {cache['hits']} hits ({cache['hits'] / cache['paraphrases']:.0%}), "
+            f"{cache['wrong']} on the wrong question; {cache['near_misses_served']} of {cache['near_misses']} near misses "
+            f"served from the cache. Median turn: {cache['without_ms']:.0f} ms without the cache, {cache['with_ms']:.0f} ms "
+            f"with it ({cache['with_ms'] / cache['without_ms']:.2f}x), {cache['hit_ms']:.0f} ms on a hit "
+            f"({cache['hit_ms'] / cache['without_ms']:.3f}x)."
+        )
+    if over is not None:
+        overhead_table(args, over)
+    if web is not None:
+        web_table(web)
+    if load is not None:
+        console.print(
+            f"{args.sessions} concurrent sessions x {args.turns} turns: {load['turns']} turns in {load['seconds']:.0f} s "
+            f"({load['turns_per_s']:.1f} turns/s), {load['errors']} errors, {load['missing_log_records']} turns missing from the log; "
+            f"the gateway's metrics endpoint then holds {load['metric_series']} series ({load['support_series']} of them support metrics)"
+            + (f"; first error: {load['first_error']}" if load["first_error"] else "")
+        )
+
+
+def overhead_table(args: argparse.Namespace, over: dict) -> None:
     table = Table(title=f"Gateway overhead, median of {over['turns']} turns ({args.answer_tokens} answer tokens)")
     for column in ("", "gateway", "generator directly", "ratio"):
         table.add_column(column, justify="right")
     table.add_row("time to first token (ms)", f"{over['gateway_ttft_ms']:.0f}", f"{over['direct_ttft_ms']:.0f}", f"{over['gateway_ttft_ms'] / over['direct_ttft_ms']:.2f}")
     table.add_row("total (ms)", f"{over['gateway_total_ms']:.0f}", f"{over['direct_total_ms']:.0f}", f"{over['gateway_total_ms'] / over['direct_total_ms']:.2f}")
     console.print(table)
+
+
+def web_table(web: dict) -> None:
     table = Table(title="HTTP/SSE (services/web) vs gRPC to the gateway, same questions, median")
     for column in ("answer mode", "", "HTTP/SSE", "gRPC", "ratio"):
         table.add_column(column, justify="right")
@@ -236,12 +320,6 @@ def main() -> None:
             http_ms, grpc_ms = figures[f"http_{name}"], figures[f"grpc_{name}"]
             table.add_row(mode, label, f"{http_ms:.1f}", f"{grpc_ms:.1f}", f"{http_ms / grpc_ms:.2f}")
     console.print(table)
-    console.print(
-        f"{args.sessions} concurrent sessions x {args.turns} turns: {load['turns']} turns in {load['seconds']:.0f} s "
-        f"({load['turns_per_s']:.1f} turns/s), {load['errors']} errors, {load['missing_log_records']} turns missing from the log; "
-        f"the gateway's metrics endpoint then holds {load['metric_series']} series ({load['support_series']} of them support metrics)"
-        + (f"; first error: {load['first_error']}" if load["first_error"] else "")
-    )
 
 
 if __name__ == "__main__":
