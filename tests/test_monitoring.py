@@ -24,6 +24,7 @@ MONITORING = REPO / "deploy" / "monitoring"
 sys.path.insert(0, str(MONITORING))
 
 import dashboard  # noqa: E402  (deploy/monitoring/dashboard.py)
+import kubernetes as operator_objects  # noqa: E402  (deploy/monitoring/kubernetes.py)
 
 
 def promtool() -> str:
@@ -69,6 +70,42 @@ def prometheus_query(base: str, expr: str) -> list[dict]:
         body = json.loads(response.read())
     assert body["status"] == "success", body
     return body["data"]["result"]
+
+
+
+def test_the_prometheus_operator_component_carries_the_same_rules_and_scrapes_every_service(tmp_path: Path) -> None:
+    """deploy/kubernetes/monitoring added to the production overlay, as its comment says."""
+    import os
+
+    import yaml
+
+    from supportbot.core.auth import create_local_keys
+
+    assert (operator_objects.OUTPUT.read_text() == operator_objects.render()), \
+        "deploy/kubernetes/monitoring/prometheus-rule.yaml is stale: run python deploy/monitoring/kubernetes.py"
+    tree = tmp_path / "kubernetes"
+    shutil.copytree(REPO / "deploy" / "kubernetes", tree, ignore=shutil.ignore_patterns("api-keys.json", "qdrant-api-key", "redis-password"))
+    create_local_keys(tree / "secrets" / "api-keys.json")
+    for name in ("qdrant-api-key", "redis-password"):
+        (tree / "secrets" / name).write_text(os.urandom(8).hex())
+    overlay = tree / "overlays" / "production"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    kustomization["components"].append("../../monitoring")
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    result = subprocess.run([shutil.which("kubectl") or "kubectl", "kustomize", str(overlay)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    documents = [d for d in yaml.safe_load_all(result.stdout) if d]
+    [monitor] = [d for d in documents if d["kind"] == "ServiceMonitor"]
+    [rule] = [d for d in documents if d["kind"] == "PrometheusRule"]
+    assert rule["metadata"]["namespace"] == monitor["metadata"]["namespace"] == "supportbot"
+    assert rule["spec"]["groups"] == yaml.safe_load((MONITORING / "rules.yml").read_text())["groups"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    scraped = {
+        d["metadata"]["name"] for d in documents if d["kind"] == "Service"
+        and selector.items() <= d["metadata"].get("labels", {}).items()
+        and any(p.get("name") == "metrics" for p in d["spec"]["ports"])
+    }
+    assert {"gateway", "retriever", "generator"} <= scraped
 
 
 @pytest.fixture()
