@@ -16,6 +16,7 @@ from supportbot.evaluation.retrieval import mean, score_ranking
 from supportbot.sample import HELPCENTER, conversational_query, load_golden_set
 
 pytestmark = pytest.mark.integration  # the real embedding model
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 REFUNDS = b"""---
 title: Refunds
@@ -53,10 +54,10 @@ def ingest(kb: KnowledgeBase, content: bytes, name: str, **kwargs) -> str:  # ty
 def test_ingest_is_idempotent_and_replaces_changed_documents(kb: KnowledgeBase) -> None:
     assert ingest(kb, REFUNDS, "refunds.md") == "added"
     assert ingest(kb, REFUNDS, "refunds.md") == "unchanged"
-    assert kb.stats() == [("helpcenter", 1, 2)]
+    assert kb.stats() == [("helpcenter", 1, 2, MINILM)]
     changed = REFUNDS.replace(b"5-7 business days", b"3 business days")
     assert ingest(kb, changed, "refunds.md") == "updated"
-    assert kb.stats() == [("helpcenter", 1, 2)]
+    assert kb.stats() == [("helpcenter", 1, 2, MINILM)]
     texts = [h.chunk["text"] for h in kb.search("refund to my card", score_threshold=-1).hits]
     assert any("3 business days" in t for t in texts) and not any("5-7" in t for t in texts)
 
@@ -89,7 +90,7 @@ def test_failed_document_is_reported_and_nothing_stored_is_lost(kb: KnowledgeBas
     outcome = kb.ingest("", DocumentInput(content=b"\xff\xfe", source_path="refunds.md"))
     assert outcome.status == "failed" and "UTF-8" in outcome.error
     assert ingest(kb, SHIPPING, "shipping.html") == "added"
-    assert kb.stats() == [("helpcenter", 2, 3)]
+    assert kb.stats() == [("helpcenter", 2, 3, MINILM)]
 
 
 def test_search_results_carry_chunk_metadata(kb: KnowledgeBase) -> None:
@@ -118,7 +119,7 @@ def test_delete_documents(kb: KnowledgeBase) -> None:
     ingest(kb, REFUNDS, "refunds.md")
     ingest(kb, SHIPPING, "shipping.html")
     assert kb.delete_documents("", ["refunds", "never-ingested"]) == (1, 2)
-    assert kb.stats() == [("helpcenter", 1, 1)]
+    assert kb.stats() == [("helpcenter", 1, 1, MINILM)]
 
 
 @pytest.mark.parametrize(
@@ -173,7 +174,7 @@ def test_edge_index_persists_across_restarts(tmp_path: Path, dense_embedder) -> 
     kb.finish_ingest("")
     kb.store.close()
     reopened = make_kb("edge", tmp_path, dense_embedder)
-    assert reopened.stats() == [("helpcenter", 1, 2)]
+    assert reopened.stats() == [("helpcenter", 1, 2, MINILM)]
     assert ingest(reopened, REFUNDS, "refunds.md") == "unchanged"
     reopened.store.close()
 

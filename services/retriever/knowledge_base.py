@@ -12,11 +12,12 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from services.retriever.chunking import Chunk, chunk_document, document_hash
-from services.retriever.embedding import DenseEmbedder, SparseEmbedder
+from services.retriever.embedding import DenseEmbedder, Embedder, Embedders, SparseEmbedder
 from services.retriever.parsing import DocumentError, parse_document
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import QueryPlan, SearchModeName, StoredPoint, VectorStore, point_id
 from supportbot.core.errors import InvalidArgument, NotFound, check_collection_name, require_text
+from supportbot.core.language import ENGLISH, detect_language
 
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _DOCUMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
@@ -57,6 +58,7 @@ class SearchOutcome:
     embed_ms: float
     search_ms: float
     query_embedding: list[float] = field(default_factory=list)
+    embedding_model: str = ""
 
 
 def derive_document_id(source_path: str) -> str:
@@ -70,13 +72,16 @@ class KnowledgeBase:
         self,
         settings: RetrieverSettings,
         store: VectorStore,
-        dense: DenseEmbedder,
+        dense: DenseEmbedder | Embedder,
         sparse: SparseEmbedder,
+        embedders: Embedders | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.dense = dense
+        self.dense = dense  # the default model: English collections, and those built before models were recorded
         self.sparse = sparse
+        self.embedders = embedders or Embedders(settings.embedding_batch_size, settings.query_cache_size, [dense])
+        self._models: dict[str, str] = {}
         # Writers of one collection take turns, so a document's old and new versions never race.
         self._write_lock = threading.Lock()
 
@@ -90,6 +95,29 @@ class KnowledgeBase:
             known = ", ".join(self.store.collections()) or "none yet"
             raise NotFound(f"collection {name!r} does not exist (collections: {known})")
         return name
+
+    # -- embedding models -------------------------------------------------------------------
+    def model_of(self, collection: str) -> str | None:
+        """The dense model that built the collection (None: it holds nothing yet). Collections
+        from before models were recorded were built with the default model."""
+        if collection not in self._models:
+            recorded = self.store.collection_model(collection) if self.store.has_collection(collection) else None
+            if recorded is None:
+                return None
+            self._models[collection] = recorded or self.dense.model_name
+        return self._models[collection]
+
+    def model_for_new(self, collection: str, language: str) -> str:
+        """A new collection's model: the one configured for it, else by its first document's
+        language (bench/retrieval_quality.py: the English model is best on English, the
+        multilingual one on everything else)."""
+        configured = self.settings.collection_models.get(collection)
+        if configured:
+            return configured
+        return self.dense.model_name if language == ENGLISH else self.settings.multilingual_embedding_model
+
+    def embedder_for(self, collection: str) -> Embedder:
+        return self.embedders.get(self.model_of(collection) or self.dense.model_name)
 
     # -- ingestion --------------------------------------------------------------------------
     def ingest(self, collection: str, document: DocumentInput) -> IngestOutcome:
@@ -112,8 +140,18 @@ class KnowledgeBase:
         url = document.url or metadata.pop("url", "") or document.source_path
         content_hash = document_hash(document.content, title, url, metadata)
 
+        language = detect_language(" ".join([title, *(section.text for section in parsed.sections)])[:4000])
         with self._write_lock:
-            self.store.ensure_collection(collection, self.dense.dimension)
+            model = self.model_of(collection)
+            configured = self.settings.collection_models.get(collection)
+            if model is not None and configured and configured != model:
+                return IngestOutcome(document_id, "failed", error=(
+                    f"collection {collection!r} holds embeddings of {model}, but SUPPORTBOT_RETRIEVER_COLLECTION_MODELS "
+                    f"names {configured} for it; embeddings of two models do not compare: ingest into a new collection"
+                ))
+            model = model or self.model_for_new(collection, language)
+            embedder = self.embedders.get(model)
+            self.store.ensure_collection(collection, embedder.dimension)
             previous = self.store.document_version(collection, document_id)
             if previous is not None and previous.content_hash == content_hash:
                 return IngestOutcome(document_id, "unchanged", version=previous.number)
@@ -125,18 +163,19 @@ class KnowledgeBase:
                 url=url,
                 content_hash=content_hash,
                 metadata=metadata,
-                budget=min(self.settings.chunk_tokens, self.dense.max_seq_length - 32),
+                budget=min(self.settings.chunk_tokens, embedder.max_seq_length - 32),
                 overlap=self.settings.chunk_overlap_tokens,
-                count=self.dense.count_tokens,
+                count=embedder.count_tokens,
             )
-            self.store.upsert(collection, self._points(chunks, version))
+            self.store.upsert(collection, self._points(chunks, version, embedder))
+            self._models[collection] = embedder.model_name
             # Only once the new version is stored does the old one go.
             self.store.delete_document(collection, document_id, keep_hash=content_hash)
         return IngestOutcome(document_id, "added" if previous is None else "updated", len(chunks), version=version)
 
-    def _points(self, chunks: list[Chunk], version: int) -> list[StoredPoint]:
+    def _points(self, chunks: list[Chunk], version: int, embedder: Embedder) -> list[StoredPoint]:
         texts = [chunk.embedding_text() for chunk in chunks]
-        dense = self.dense.embed_documents(texts)
+        dense = embedder.embed_documents(texts)
         return [
             StoredPoint(
                 id=point_id(chunk.chunk_id, chunk.content_hash),
@@ -153,6 +192,8 @@ class KnowledgeBase:
                     "text": chunk.text,
                     "content_hash": chunk.content_hash,
                     "version": version,
+                    "embedding_model": embedder.model_name,
+                    "language": detect_language(chunk.text),
                     "metadata": chunk.metadata,
                 },
             )
@@ -204,11 +245,12 @@ class KnowledgeBase:
                 raise InvalidArgument(f"filter value for {key!r} is empty")
         if not math.isfinite(score_threshold) or not -1.0 <= score_threshold <= 1.0:
             raise InvalidArgument(f"score_threshold must be a number between -1 and 1, got {score_threshold}")
-        threshold = self.settings.score_threshold if score_threshold == 0 else score_threshold
         collection = self.existing_collection(collection)
+        embedder = self.embedder_for(collection)
+        threshold = self.settings.threshold_for(embedder.model_name) if score_threshold == 0 else score_threshold
 
         started = time.perf_counter()
-        dense = self.dense.embed_query(query)
+        dense = embedder.embed_query(query)
         sparse = self.sparse.embed_query(query)
         embedded = time.perf_counter()
         plan = QueryPlan(
@@ -237,9 +279,9 @@ class KnowledgeBase:
         if mode == "hybrid" and not mmr:
             hits.sort(key=lambda h: (-round(h.score, 9), -h.dense_score, h.chunk.get("chunk_id", "")))
         return SearchOutcome(
-            collection, hits, (embedded - started) * 1000, (searched - embedded) * 1000, list(dense)
+            collection, hits, (embedded - started) * 1000, (searched - embedded) * 1000, list(dense), embedder.model_name
         )
 
-    def stats(self, collection: str = "") -> list[tuple[str, int, int]]:
+    def stats(self, collection: str = "") -> list[tuple[str, int, int, str]]:
         names = [self.existing_collection(collection)] if collection else self.store.collections()
-        return [(n, self.store.count_documents(n), self.store.count_points(n)) for n in names]
+        return [(n, self.store.count_documents(n), self.store.count_points(n), self.model_of(n) or "") for n in names]

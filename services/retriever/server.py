@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from services.retriever.embedding import DenseEmbedder, SparseEmbedder
+from services.retriever.embedding import SparseEmbedder, load_embedder
 from services.retriever.knowledge_base import DocumentInput, KnowledgeBase
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import DocumentVersion, EdgeStore, QdrantServerStore, VectorStore
@@ -86,7 +86,7 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
             search_ms=outcome.search_ms,
             collection=outcome.collection,
             query_embedding=outcome.query_embedding if request.include_query_embedding else (),
-            embedding_model=self.kb.dense.model_name,
+            embedding_model=outcome.embedding_model,
         )
 
     async def Ingest(  # noqa: N802 (gRPC method name)
@@ -139,7 +139,9 @@ class RetrieverServicer(retriever_pb2_grpc.RetrieverServiceServicer):
     async def Stats(self, request, context):  # noqa: N802
         rows = await asyncio.to_thread(self.kb.stats, request.collection)
         return retriever_pb2.StatsResponse(
-            collections=[retriever_pb2.CollectionStats(name=n, documents=d, chunks=c) for n, d, c in rows],
+            collections=[
+                retriever_pb2.CollectionStats(name=n, documents=d, chunks=c, embedding_model=m) for n, d, c, m in rows
+            ],
             embedding_model=self.kb.dense.model_name,
             embedding_dimension=self.kb.dense.dimension,
             backend=self.kb.store.backend,
@@ -161,7 +163,7 @@ def build_store(settings: RetrieverSettings) -> VectorStore:
 
 
 def build_knowledge_base(settings: RetrieverSettings) -> KnowledgeBase:
-    dense = DenseEmbedder(settings.embedding_model, settings.embedding_batch_size, settings.query_cache_size)
+    dense = load_embedder(settings.embedding_model, settings.embedding_batch_size, settings.query_cache_size)
     return KnowledgeBase(settings, build_store(settings), dense, SparseEmbedder())
 
 

@@ -15,8 +15,17 @@ class RetrieverSettings(ServiceSettings):
     port: int = 50052
     metrics_port: int = 9102
 
-    # A sentence-transformers model name or path; empty means the bundled all-MiniLM-L6-v2.
+    # A sentence-transformers model name or path; empty means the bundled all-MiniLM-L6-v2. It
+    # builds English collections. A collection records the model that built it and is always
+    # searched with that one; ingesting with another is refused.
     embedding_model: str = ""
+    # For collections whose first document is not English: "use-multilingual-v3" (Google's
+    # universal-sentence-encoder-multilingual, installed with the retriever, no hub needed), or a
+    # sentence-transformers model such as sentence-transformers/paraphrase-multilingual-mpnet-base-v2
+    # or intfloat/multilingual-e5-base in production.
+    multilingual_embedding_model: str = "use-multilingual-v3"
+    # Explicit choices per collection, e.g. {"helpcenter-ko": "use-multilingual-v3"} (JSON).
+    collection_models: dict[str, str] = Field(default_factory=dict)
     embedding_batch_size: int = Field(default=64, ge=1)
     # Query embeddings kept in memory so repeated questions skip the model.
     query_cache_size: int = Field(default=4096, ge=0)
@@ -45,6 +54,8 @@ class RetrieverSettings(ServiceSettings):
     # Tuned on the sample golden set (bench/retrieval_quality.py): every answerable question's
     # best match scores above it.
     score_threshold: float = 0.27
+    # The same per model where its similarities run lower or higher (bench/retrieval_quality.py).
+    model_score_thresholds: dict[str, float] = Field(default_factory=lambda: {"use-multilingual-v3": 0.1})
     # Reciprocal-rank fusion of the dense and the BM25 ranking. A small k lets a passage that
     # one ranking puts first beat passages that both rank middling, and the dense ranking counts
     # double: on the golden set this makes hybrid at least as good as dense-only on every metric
@@ -72,6 +83,9 @@ class RetrieverSettings(ServiceSettings):
                 f"replication_factor ({self.replication_factor})"
             )
         return self
+
+    def threshold_for(self, model: str) -> float:
+        return self.model_score_thresholds.get(model, self.score_threshold)
 
     def resolved_index_path(self) -> Path:
         return self.index_path or self.data_dir / "qdrant"

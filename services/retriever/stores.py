@@ -80,6 +80,7 @@ class VectorStore(Protocol):
     def ensure_collection(self, name: str, dimension: int) -> None: ...
     def upsert(self, name: str, points: list[StoredPoint]) -> None: ...
     def document_version(self, name: str, document_id: str) -> DocumentVersion | None: ...
+    def collection_model(self, name: str) -> str | None: ...
     def delete_document(self, name: str, document_id: str, keep_hash: str | None = None) -> int: ...
     def count_points(self, name: str) -> int: ...
     def count_documents(self, name: str) -> int: ...
@@ -174,6 +175,14 @@ class EdgeStore:
             q.ScrollRequest(limit=1, filter=self._document_filter(document_id), with_payload=True)
         )
         return DocumentVersion.of(records[0].payload) if records else None
+
+    def collection_model(self, name: str) -> str | None:
+        """The embedding model its points record ("" for points from before models were
+        recorded; None when it holds no point)."""
+        import qdrant_edge as q
+
+        records, _ = self._shard(name).scroll(q.ScrollRequest(limit=1, with_payload=True))
+        return str(records[0].payload.get("embedding_model") or "") if records else None
 
     def delete_document(self, name: str, document_id: str, keep_hash: str | None = None) -> int:
         import qdrant_edge as q
@@ -341,6 +350,10 @@ class QdrantServerStore:
             name, scroll_filter=self._document_filter(document_id), limit=1, with_payload=True
         )
         return DocumentVersion.of(records[0].payload) if records else None
+
+    def collection_model(self, name: str) -> str | None:
+        records, _ = self.client.scroll(name, limit=1, with_payload=True)
+        return str(records[0].payload.get("embedding_model") or "") if records else None
 
     def delete_document(self, name: str, document_id: str, keep_hash: str | None = None) -> int:
         from qdrant_client import models as m
