@@ -8,8 +8,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from services.retriever.embedding import Embedders, SparseEmbedder  # noqa: E402
 from services.retriever.knowledge_base import DocumentInput, KnowledgeBase  # noqa: E402
-from services.retriever.server import build_knowledge_base  # noqa: E402
+from services.retriever.server import build_knowledge_base, build_store  # noqa: E402
 from services.retriever.settings import RetrieverSettings  # noqa: E402
 from supportbot.client import documents_from_paths  # noqa: E402
 from supportbot.sample import HELPCENTER  # noqa: E402
@@ -22,4 +23,24 @@ def sample_knowledge_base(backend: str = "edge", data_dir: Path | None = None) -
     for path, document in documents_from_paths([HELPCENTER]):
         kb.ingest("", DocumentInput(content=document.content, source_path=str(path)))
     kb.finish_ingest("")
+    return kb
+
+
+def knowledge_base(
+    folders: list[tuple[Path, str]],
+    model: str,
+    embedders: Embedders,
+    *,
+    morphology: bool = True,
+    data_dir: Path | None = None,
+) -> KnowledgeBase:
+    """One collection ("kb") built with `model` from folders, each with a document id prefix
+    (a mixed-language collection holds both help centers, whose articles share ids)."""
+    settings = RetrieverSettings(data_dir=data_dir or Path(tempfile.mkdtemp(prefix="supportbot-bench-")),
+                                 collection_models={"kb": model})
+    kb = KnowledgeBase(settings, build_store(settings), embedders.get(""), SparseEmbedder(morphology), embedders)
+    for folder, prefix in folders:
+        for path, document in documents_from_paths([folder]):
+            kb.ingest("kb", DocumentInput(content=document.content, source_path=str(path), document_id=prefix + path.stem))
+    kb.finish_ingest("kb")
     return kb

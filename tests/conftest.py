@@ -30,6 +30,14 @@ def dense_embedder():  # type: ignore[no-untyped-def]
     return DenseEmbedder()
 
 
+@pytest.fixture(scope="session")
+def embedders(dense_embedder):  # type: ignore[no-untyped-def]
+    """The English model and, when first asked for, the multilingual one, shared by the tests."""
+    from services.retriever.embedding import Embedders
+
+    return Embedders(loaded=[dense_embedder])
+
+
 TEST_KEYS = {
     "customer": {"key": "sb_test_customer_a", "role": "customer", "name": "customer a", "customer_id": "cust-a"},
     "customer-b": {"key": "sb_test_customer_b", "role": "customer", "name": "customer b", "customer_id": "cust-b"},

@@ -17,7 +17,7 @@ from services.retriever.parsing import DocumentError, parse_document
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import QueryPlan, SearchModeName, StoredPoint, VectorStore, point_id
 from supportbot.core.errors import InvalidArgument, NotFound, check_collection_name, require_text
-from supportbot.core.language import ENGLISH, detect_language
+from supportbot.core.language import ENGLISH, LANGUAGES, UNDETERMINED, detect_language
 
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _DOCUMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
@@ -59,6 +59,24 @@ class SearchOutcome:
     search_ms: float
     query_embedding: list[float] = field(default_factory=list)
     embedding_model: str = ""
+
+
+def prefer_language(hits: list[SearchHit], language: str, margin: float) -> list[SearchHit]:
+    """In a collection of several languages, a passage in the question's language goes ahead of
+    one in another language that is no more similar in meaning than `margin` (cosine) above it:
+    an English question gets the English version of an article first, not its Korean translation
+    that ranked a little higher."""
+    if language not in LANGUAGES or len({h.chunk.get("language") for h in hits}) < 2:
+        return hits
+    ordered: list[SearchHit] = []
+    for hit in hits:
+        position = len(ordered)
+        if hit.chunk.get("language") == language:
+            while (position > 0 and ordered[position - 1].chunk.get("language") not in (language, None)
+                   and ordered[position - 1].dense_score <= hit.dense_score + margin):
+                position -= 1
+        ordered.insert(position, hit)
+    return ordered
 
 
 def derive_document_id(source_path: str) -> str:
@@ -114,7 +132,9 @@ class KnowledgeBase:
         configured = self.settings.collection_models.get(collection)
         if configured:
             return configured
-        return self.dense.model_name if language == ENGLISH else self.settings.multilingual_embedding_model
+        if language in (ENGLISH, UNDETERMINED):
+            return self.dense.model_name
+        return self.settings.multilingual_embedding_model
 
     def embedder_for(self, collection: str) -> Embedder:
         return self.embedders.get(self.model_of(collection) or self.dense.model_name)
@@ -278,6 +298,7 @@ class KnowledgeBase:
         # same question always gets the same order.
         if mode == "hybrid" and not mmr:
             hits.sort(key=lambda h: (-round(h.score, 9), -h.dense_score, h.chunk.get("chunk_id", "")))
+        hits = prefer_language(hits, detect_language(query), self.settings.language_margin)
         return SearchOutcome(
             collection, hits, (embedded - started) * 1000, (searched - embedded) * 1000, list(dense), embedder.model_name
         )

@@ -46,17 +46,18 @@ def normalize(text: str) -> str:
 
 
 def detect_language(text: str) -> str:
-    """"ko" when Hangul makes up at least a fifth of the letters (Korean customers mix in English
-    product names), "en" when other letters do, "und" when there are no letters (emoji, numbers)."""
-    hangul = other = 0
-    for character in normalize(text):
-        if is_hangul(character):
-            hangul += 1
-        elif character.isalpha():
+    """"ko" when at least a third of the words hold Hangul (Korean customers write English
+    product names among Korean words: "Lumio Plus 얼마예요?"), "en" when other words do, "und"
+    when there are no letters (emoji, numbers)."""
+    korean = other = 0
+    for word in normalize(text).split():
+        if any(is_hangul(c) for c in word):
+            korean += 1
+        elif any(c.isalpha() for c in word):
             other += 1
-    if not hangul and not other:
+    if not korean and not other:
         return UNDETERMINED
-    return KOREAN if hangul >= 0.2 * (hangul + other) else ENGLISH
+    return KOREAN if 3 * korean >= korean + other else ENGLISH
 
 
 def has_hangul(text: str) -> bool:

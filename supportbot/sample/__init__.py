@@ -1,4 +1,6 @@
-"""The sample help center of Lumio, a fictional smart-lighting company, and its golden set."""
+"""The sample help center of Lumio, a fictional smart-lighting company, and its golden set; and
+a Korean help center for the same company (20 articles, the same document ids as their English
+counterparts) with a Korean golden set written for it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ from pathlib import Path
 
 HELPCENTER = Path(__file__).parent / "helpcenter"
 GOLDEN_SET = Path(__file__).parent / "golden.jsonl"
+KOREAN_HELPCENTER = Path(__file__).parent / "helpcenter-ko"
+KOREAN_GOLDEN_SET = Path(__file__).parent / "golden-ko.jsonl"
+KOREAN_COLLECTION = "helpcenter-ko"
 
 
 def load_golden_set(path: Path = GOLDEN_SET) -> list[dict]:
