@@ -111,3 +111,40 @@ def test_redaction_covers_international_mail_ibans_and_local_numbers() -> None:
     from services.gateway.redaction import _iban_ok
 
     assert _iban_ok("GB82WEST12345698765432") and not _iban_ok("GB83WEST12345698765432")
+
+
+@pytest.mark.parametrize(("text", "redacted"), [
+    ("주민등록번호는 900101-1234567입니다", "주민등록번호는 [resident-id]입니다"),
+    ("외국인등록번호 850315-5123456", "외국인등록번호 [resident-id]"),
+    ("9001011234567 이에요", "[resident-id] 이에요"),
+    ("제 번호는 010-1234-5678이에요", "제 번호는 [phone]이에요"),
+    ("01098765432로 연락 주세요", "[phone]로 연락 주세요"),
+    ("+82 10-1234-5678", "[phone]"),
+    ("사무실 02-123-4567, 집 031.987.6543", "사무실 [phone], 집 [phone]"),
+    ("인터넷전화 070-1234-5678", "인터넷전화 [phone]"),
+    ("신한 110-123-456789로 입금해 주세요", "신한 [account]로 입금해 주세요"),
+    ("환불 받을 계좌는 국민 123456-78-901234 입니다", "환불 받을 계좌는 국민 [account] 입니다"),
+    ("카카오뱅크 3333-01-1234567", "카카오뱅크 [account]"),
+    ("계좌번호 3333011234567", "계좌번호 [account]"),
+])
+def test_korean_personal_data_is_redacted(text: str, redacted: str) -> None:
+    assert redact(text) == redacted
+
+
+@pytest.mark.parametrize("text", [
+    "주문일은 2026-11-25이고 도착일은 2026.11.28이에요",  # dates
+    "가격은 ₩129,000, 배송비 5,950원",  # amounts
+    "오후 2:30에 받았어요",  # a time
+    "주문번호 ORD-2026-000123",  # an order id
+    "모델 LM-A19-2024 전구 3개",  # a model number
+    "쿠폰 코드 LUMIO2026",
+])
+def test_korean_look_alikes_stay(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_registration_number_look_alikes_are_not_called_one() -> None:
+    # Day 32, and a ninth digit no registration number has: long digit runs are still hidden,
+    # as possible phone numbers, but not as resident ids.
+    for text in ("900132-1234567", "900101-9234567"):
+        assert "[resident-id]" not in redact(text)
