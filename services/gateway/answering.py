@@ -55,6 +55,8 @@ class Answer:
     fallback_reason: str = ""
     # The text as it was streamed, piece by piece (the answer cache streams it again so).
     pieces: list[str] = field(default_factory=list)
+    # The customer's language: fixed replies and the model's answer follow it.
+    language: str = "en"
 
     def add(self, text: str) -> str:
         if not self.first_text_at:
@@ -85,7 +87,9 @@ class AnswerComposer:
         context_question: str = "",
         history: Sequence[common_pb2.ConversationMessage] = (),
         request_id: str = "",
+        language: str = "en",
     ) -> AsyncIterator[str]:
+        answer.language = language
         evidence = Evidence(sources)
         if mode == chat_pb2.ANSWER_MODE_EXTRACTIVE:
             for text in self.extractive(question, context_question, evidence, sources, answer, chat_pb2.ANSWER_PATH_EXTRACTIVE):
@@ -93,7 +97,7 @@ class AnswerComposer:
             return
         request = generator_pb2.GenerateRequest(
             question=question, sources=sources, history=history, max_tokens=self.settings.max_answer_tokens,
-            repetition_penalty=self.settings.answer_repetition_penalty, request_id=request_id,
+            repetition_penalty=self.settings.answer_repetition_penalty, request_id=request_id, language=language,
         )
         generate = self._generative if mode == chat_pb2.ANSWER_MODE_GENERATIVE else self._verified
         async with aclosing(generate(request, question, context_question, evidence, sources, answer)) as texts:
@@ -109,7 +113,7 @@ class AnswerComposer:
     def extractive(self, question, context_question, evidence, sources, answer, path, reason=""):  # type: ignore[no-untyped-def]
         composed = self.quote(question, evidence, context_question)
         if not composed.sentences:
-            yield self.fixed(answer, self.settings.ungrounded_answer, reason or "no source sentence answers the question")
+            yield self.fixed(answer, self.settings.reply("ungrounded", answer.language), reason or "no source sentence answers the question")
             return
         answer.path, answer.grounded, answer.fallback_reason = path, True, reason
         answer.citations = citations_for(composed.sources, sources)
@@ -153,15 +157,15 @@ class AnswerComposer:
             log.warning("generation failed", extra={"code": exc.code().name, "details": exc.details()})
             reason = f"the generator failed ({exc.code().name})"
             if not answer.text:
-                yield self.fixed(answer, self.settings.unavailable_answer, reason)
+                yield self.fixed(answer, self.settings.reply("unavailable", answer.language), reason)
                 return
             # Cut off mid-answer: say so, rather than leave half a sentence standing as if whole.
-            yield answer.add("\n\n" + self.settings.interrupted_answer)
+            yield answer.add("\n\n" + self.settings.reply("interrupted", answer.language))
             answer.path, answer.grounded, answer.fallback_reason = chat_pb2.ANSWER_PATH_GENERATED, False, reason
             return
         answer.text = answer.text.strip()
         if not answer.text:
-            yield self.fixed(answer, self.settings.ungrounded_answer, "the model wrote nothing")
+            yield self.fixed(answer, self.settings.reply("ungrounded", answer.language), "the model wrote nothing")
             return
         # Shown as written, but only called grounded when the sources support some of it (an
         # answer that ignored its sources, as an injected "ignore your sources" asks, is not).

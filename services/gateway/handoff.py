@@ -19,8 +19,15 @@ THUMBS_DOWN = "the customer marked an answer as unhelpful"
 UNGROUNDED_STREAK_LIMIT = 2
 
 
+# Korean: a counsellor or an agent, a person to talk to, "connect me" ("상담원 연결해 주세요",
+# "사람이랑 얘기하고 싶어요", "직원 바꿔 주세요").
+_ASKS_FOR_PERSON_KO = re.compile(
+    r"상담원|상담사|담당자\s*(?:연결|바꿔)|직원\s*(?:연결|바꿔|이랑|과)|사람(?:이랑|하고|과|한테|으로)?\s*(?:연결|통화|얘기|이야기|상담|바꿔)"
+)
+
+
 def asks_for_person(message: str) -> bool:
-    return bool(_ASKS_FOR_PERSON.search(message))
+    return bool(_ASKS_FOR_PERSON.search(message) or _ASKS_FOR_PERSON_KO.search(message))
 
 
 def queue(session: SessionRecord, reason: str) -> bool:

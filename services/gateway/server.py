@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from services.gateway import handoff, metrics, webhooks
 from services.gateway.answer_cache import AnswerCache
 from services.gateway.answering import AnswerComposer
-from services.gateway.assist import Assistant, transcript
+from services.gateway.assist import Assistant, conversation_language, transcript
 from services.gateway.convert import (
     answer_path_name,
     session_message,
@@ -255,7 +255,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             if exc.code() != grpc.StatusCode.NOT_FOUND:
                 raise FailedPrecondition(f"the help center cannot be searched right now ({exc.code().name})") from exc
         history = [m for m in conversation_history(session, self.settings.history_messages) if m.content != question]
-        drafts = [draft.message(sources) for draft in await self.assistant.drafts(question, sources, history, count)]
+        language = conversation_language(session)
+        drafts = [draft.message(sources) for draft in await self.assistant.drafts(question, sources, history, count, language)]
         metrics.suggestions_shown(session.collection, [draft.answer_path for draft in drafts])
         return chat_pb2.SuggestRepliesResponse(suggestions=drafts, sources=sources)
 

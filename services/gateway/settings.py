@@ -130,6 +130,20 @@ class GatewaySettings(ServiceSettings):
         "Sorry, I can't reach our help center right now. Please try again in a moment, or ask "
         "to talk to a person."
     )
+    # The same replies for Korean-speaking customers (the customer's language is told from their
+    # message; the fields above are the English ones). JSON to override.
+    korean_replies: dict[str, str] = Field(default_factory=lambda: {
+        "ungrounded": "죄송합니다. 도움말 센터에서 그 내용은 찾을 수 없습니다. 상담원을 연결해 드릴까요?",
+        "handoff": "알겠습니다. 상담원에게 이 대화에 참여해 달라고 요청했습니다. 곧 여기에서 답변드릴 거예요.",
+        "interrupted": "죄송합니다. 답변이 중간에 끊겼습니다. 다시 질문해 주시거나 상담원 연결을 요청해 주세요.",
+        "unavailable": "죄송합니다. 지금은 도움말 센터에 연결할 수 없습니다. 잠시 후 다시 시도하시거나 상담원 연결을 요청해 주세요.",
+    })
+
+    def reply(self, kind: Literal["ungrounded", "handoff", "interrupted", "unavailable"], language: str) -> str:
+        """A fixed reply in the customer's language (English unless Korean)."""
+        if language == "ko" and kind in self.korean_replies:
+            return self.korean_replies[kind]
+        return str(getattr(self, f"{kind}_answer"))
 
     @field_validator("webhook_urls", "webhook_events", mode="before")
     @classmethod

@@ -47,6 +47,7 @@ from supportbot.core.errors import (
     check_identifier,
     require_text,
 )
+from supportbot.core.language import ENGLISH, UNDETERMINED, detect_language
 from supportbot.core.telemetry import tracer
 from supportbot.interactions import RetrievedChunk, TurnInteraction
 from supportbot.v1 import chat_pb2, common_pb2, retriever_pb2, retriever_pb2_grpc
@@ -64,6 +65,16 @@ def follow_up_of(question: str, session: SessionRecord) -> str:
     if previous and (len(question.split()) <= 6 or _FOLLOW_UP.search(question)):
         return previous[-1]
     return ""
+
+
+def customer_language(message: str, session: SessionRecord) -> str:
+    """The language to answer in: the message's, or for one that tells nothing ("👍", "ok?"
+    counts as English) the customer's previous message's; English when nothing tells."""
+    language = detect_language(message)
+    if language == UNDETERMINED:
+        earlier = [t.content for t in session.turns if t.role == Speaker.CUSTOMER]
+        language = detect_language(earlier[-1]) if earlier else UNDETERMINED
+    return ENGLISH if language == UNDETERMINED else language
 
 
 def standalone_question(question: str, session: SessionRecord) -> str:
@@ -114,6 +125,7 @@ class TurnContext:
     query_embedding: list[float] = field(default_factory=list)
     embedding_model: str = ""
     cached: CacheLookup | None = None
+    language: str = ENGLISH  # the customer's, from this message (or the conversation's last one)
     answer: Answer = field(default_factory=Answer)
     handoff: bool = False
     stage_ms: dict[str, float] = field(default_factory=dict)
@@ -183,7 +195,9 @@ class ChatTurns:
                 try:
                     if handoff.asks_for_person(turn.message):
                         # No search and no model: a short acknowledgement and the queue, at once.
-                        text = self.composer.fixed(turn.answer, self.settings.handoff_answer, handoff.ASKED_FOR_PERSON)
+                        text = self.composer.fixed(
+                            turn.answer, self.settings.reply("handoff", turn.language), handoff.ASKED_FOR_PERSON
+                        )
                         yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=text))
                         turn.handoff = handoff.queue(session, handoff.ASKED_FOR_PERSON)
                     else:
@@ -245,6 +259,7 @@ class ChatTurns:
         turn.follows = follow_up_of(turn.message, session)
         turn.rewritten = standalone_question(turn.message, session)
         turn.stage_ms["rewrite"] = (time.perf_counter() - started) * 1000
+        turn.language = customer_language(turn.message, session)
         first_question = not any(t.role == Speaker.CUSTOMER for t in session.turns)
         turn.cacheable = (
             self.settings.answer_cache_enabled and first_question and not turn.request.bypass_answer_cache
@@ -303,14 +318,14 @@ class ChatTurns:
             return
         if turn.retrieval_failed or not turn.sources:
             reply, reason = (
-                (self.settings.unavailable_answer, "the retriever is unavailable") if turn.retrieval_failed
-                else (self.settings.ungrounded_answer, "no source matched the question")
+                (self.settings.reply("unavailable", turn.language), "the retriever is unavailable") if turn.retrieval_failed
+                else (self.settings.reply("ungrounded", turn.language), "no source matched the question")
             )
             yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=self.composer.fixed(turn.answer, reply, reason)))
             return
         texts = self.composer.stream(
             turn.message, turn.sources, turn.answer, mode=turn.mode, context_question=turn.follows,
-            history=turn.history, request_id=turn.turn_id,
+            history=turn.history, request_id=turn.turn_id, language=turn.language,
         )
         async with aclosing(texts):
             async for text in texts:

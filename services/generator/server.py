@@ -20,6 +20,7 @@ from supportbot.answers.citations import parse_citations
 from supportbot.answers.repetition import RepetitionDetector
 from supportbot.core.auth import AuthInterceptor, KeyRing
 from supportbot.core.errors import InvalidArgument, ResourceExhausted
+from supportbot.core.language import detect_language
 from supportbot.core.server import GrpcService
 from supportbot.v1 import common_pb2, generator_pb2, generator_pb2_grpc
 
@@ -110,8 +111,10 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             sources: list[common_pb2.Source] = []
             history_used = 0
         else:
+            language = request.language or detect_language(request.question)
+            instruction = self.settings.language_instructions.get(language, "")
             built = build_grounded_messages(
-                system_prompt=self.settings.system_prompt,
+                system_prompt=f"{self.settings.system_prompt} {instruction}".strip(),
                 question=request.question,
                 sources=request.sources,
                 history=request.history,

@@ -71,6 +71,11 @@ class GeneratorSettings(ServiceSettings):
     stop_strings: list[str] = Field(default_factory=lambda: list(DEFAULT_STOP_STRINGS))
     stop_tokens: list[str] = Field(default_factory=lambda: list(DEFAULT_STOP_TOKENS))
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # Added to the system prompt when the answer is to be in that language (GenerateRequest.language,
+    # else the question's).
+    language_instructions: dict[str, str] = Field(default_factory=lambda: {
+        "ko": "Answer in Korean (한국어로 답하세요), in the polite 해요체 register.",
+    })
     # Tokens held back for the chat template's own markup when budgeting the prompt.
     template_overhead_tokens: int = 64
     # Characters of caller text (question, sources, history, messages) one request may carry;

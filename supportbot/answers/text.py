@@ -13,6 +13,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from supportbot.core.language import has_hangul, korean_terms
+
 # A sentence ends at . ! ? (or their full-width forms) followed by space and a capital, digit,
 # quote or bracket; "e.g. the", "v1.2" and "Forgot password? and" do not end one.
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"')\]]*\s+(?=[\"'(\[*]*[A-Z0-9\u00C0-\u024F\u0400-\u04FF\uAC00-\uD7A3])")
@@ -150,8 +152,18 @@ def words(text: str) -> list[str]:
     return _WORD.findall(normalize(plain(text)))
 
 
+# Korean morphemes as common as English stop words: "하다", "되다", "있다", "것", "수"...
+KOREAN_STOPWORDS = frozenset("하 되 있 없 이 그 것 수 등 때 주 드리 싶 어떻 그렇 이렇 보 같 알 어디 언제 왜 뭐 무엇".split())
+
+
 def terms(text: str) -> list[str]:
-    """Content words, stemmed, in order (repeats kept)."""
+    """Content words, stemmed, in order (repeats kept). Text with Hangul is read by Korean
+    morphology (particles and endings off: "비밀번호를" is 비밀 + 번호)."""
+    if has_hangul(text):
+        return [
+            stem(w) if w.isascii() else w for w in korean_terms(normalize(plain(text)))
+            if w not in STOPWORDS and w not in KOREAN_STOPWORDS and (len(w) > 1 or w.isdigit() or not w.isascii())
+        ]
     return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
 
 

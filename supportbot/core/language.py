@@ -75,8 +75,10 @@ def _analyzer() -> tuple[object, threading.Lock]:
     return kiwi, threading.Lock()
 
 
-def _tagged_terms(text: str) -> list[tuple[str, str, int]]:
-    """(form, tag, end offset) of each content morpheme."""
+@lru_cache(maxsize=16384)
+def _tagged_terms(text: str) -> tuple[tuple[str, str, int, int], ...]:
+    """(form, tag, start, end) of each content morpheme (cached: the grounding checks analyze
+    the same source sentences on every turn)."""
     kiwi, lock = _analyzer()
     with lock:  # one analyzer per process; its calls are not meant to overlap
         tokens = kiwi.tokenize(normalize(text))  # type: ignore[attr-defined]
@@ -85,7 +87,7 @@ def _tagged_terms(text: str) -> list[tuple[str, str, int]]:
         tag = token.tag.split("-")[0]  # "VV-R": a regular verb
         if tag in _CONTENT_TAGS and not _only_jamo(token.form):
             terms.append((token.form.lower() if tag == "SL" else token.form, tag, token.start, token.end))
-    return terms  # type: ignore[return-value]
+    return tuple(terms)
 
 
 def korean_terms(text: str) -> list[str]:
@@ -107,7 +109,7 @@ def korean_search_terms(text: str) -> list[str]:
     terms: list[str] = []
     run: list[str] = []
     last_end = -1
-    for form, tag, start, end in _tagged_terms(text):  # type: ignore[misc]
+    for form, tag, start, end in _tagged_terms(text):
         noun = tag in ("NNG", "NNP")
         if noun and run and start == last_end:
             run.append(form)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("question", "sources", "history", "messages", "max_tokens", "temperature", "json_schema", "adapter", "disable_stop_strings", "request_id", "repetition_penalty", "allow_repetition")
+    __slots__ = ("question", "sources", "history", "messages", "max_tokens", "temperature", "json_schema", "adapter", "disable_stop_strings", "request_id", "repetition_penalty", "allow_repetition", "language")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class GenerateRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REPETITION_PENALTY_FIELD_NUMBER: _ClassVar[int]
     ALLOW_REPETITION_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     question: str
     sources: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
     history: _containers.RepeatedCompositeFieldContainer[_common_pb2.ConversationMessage]
@@ -33,7 +34,8 @@ class GenerateRequest(_message.Message):
     request_id: str
     repetition_penalty: float
     allow_repetition: bool
-    def __init__(self, question: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., json_schema: _Optional[str] = ..., adapter: _Optional[str] = ..., disable_stop_strings: _Optional[bool] = ..., request_id: _Optional[str] = ..., repetition_penalty: _Optional[float] = ..., allow_repetition: _Optional[bool] = ...) -> None: ...
+    language: str
+    def __init__(self, question: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., json_schema: _Optional[str] = ..., adapter: _Optional[str] = ..., disable_stop_strings: _Optional[bool] = ..., request_id: _Optional[str] = ..., repetition_penalty: _Optional[float] = ..., allow_repetition: _Optional[bool] = ..., language: _Optional[str] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("delta", "result")
