@@ -68,7 +68,7 @@ def up(
 ) -> None:
     """Start the stack on embedded defaults; Ctrl-C stops everything."""
     from supportbot.models import default_model_dir, is_prepared, prepare_default_model
-    from supportbot.sample import HELPCENTER
+    from supportbot.sample import HELPCENTER, KOREAN_COLLECTION, KOREAN_HELPCENTER
     from supportbot.stack import ALL_SERVICES, Stack
 
     chosen = tuple(s.strip() for s in services.split(",") if s.strip())
@@ -94,6 +94,8 @@ def up(
             stack.start()
         if "retriever" in chosen and ingest_sample:
             asyncio.run(ingest_quietly([HELPCENTER], "", stack.address("retriever"), stack.key("admin")))
+            # The Korean sample as its own collection (the retriever gives it the multilingual model).
+            asyncio.run(ingest_quietly([KOREAN_HELPCENTER], KOREAN_COLLECTION, stack.address("retriever"), stack.key("admin")))
         table = Table(title="supportbot is up", show_header=True)
         table.add_column("service")
         table.add_column("address")
@@ -104,6 +106,7 @@ def up(
         console.print(f"Data directory: {data_dir}")
         console.print(f"API keys (one per role): {stack.keys_file}")
         console.print("Try: [bold]supportbot ask \"How do I reset my password?\"[/bold]   Ctrl-C stops everything.")
+        console.print("In Korean: [bold]supportbot ask -c helpcenter-ko \"비밀번호를 잊어버렸어요\"[/bold]")
         while True:
             for process in stack.processes:
                 if process.popen.poll() is not None:

@@ -110,9 +110,13 @@ class KeyRing:
 
 
 _LOCAL_ENTRIES: dict[Role, dict[str, object]] = {
-    "customer": {"name": "local customer", "customer_id": "local-customer"},
+    # The sample help centers `supportbot up` ingests: English and Korean.
+    "customer": {"name": "local customer", "customer_id": "local-customer", "collections": ["helpcenter", "helpcenter-ko"]},
     # For the widget on this machine (`supportbot up` serves its demo page on port 8080).
-    "publishable": {"name": "local widget", "origins": ["http://127.0.0.1:8080", "http://localhost:8080"]},
+    "publishable": {
+        "name": "local widget", "origins": ["http://127.0.0.1:8080", "http://localhost:8080"],
+        "collections": ["helpcenter", "helpcenter-ko"],
+    },
     "agent": {"name": "local agent"},
     "service": {"name": "local services"},
     "admin": {"name": "local admin"},

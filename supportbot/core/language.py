@@ -12,7 +12,7 @@ separately built dictionary) and splits compounds and colloquial endings better 
     >>> detect_language("How do I reset my password?")
     'en'
     >>> korean_terms("비밀번호를 잊어버렸어요")
-    ['비밀', '번호', '잊어버리']
+    ['비밀', '번호', '잊']
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def _tagged_terms(text: str) -> tuple[tuple[str, str, int, int], ...]:
     the same source sentences on every turn)."""
     kiwi, lock = _analyzer()
     with lock:  # one analyzer per process; its calls are not meant to overlap
-        tokens = kiwi.tokenize(normalize(text))  # type: ignore[attr-defined]
+        # split_complex: "잊어버리다" is 잊 + 버리, so it meets "잊으셨나요" (잊다).
+        tokens = kiwi.tokenize(normalize(text), split_complex=True)  # type: ignore[attr-defined]
     terms = []
     for token in tokens:
         tag = token.tag.split("-")[0]  # "VV-R": a regular verb
