@@ -8,7 +8,9 @@
 - on two sets: the sample help center's golden set (the dev set the thresholds were chosen on)
   and a held-out public corpus nobody here wrote: the Python FAQ pages of Debian's
   python3.11-doc package (bench/data/python_faq_golden.jsonl), ingested as collection
-  `python-faq` on first use;
+  `python-faq` on first use; and the Korean sample help center's golden set (`--sets korean`,
+  collection helpcenter-ko as `supportbot up` ingests it; faithfulness with the multilingual
+  encoder);
 - "before" is the answer path this project shipped until now, measured in the same run: the
   model's answer with no repetition stop, repetition penalty 1.0 and 256 tokens;
 - `--decoding-sweep` compares repetition penalties for the generated answer (with the
@@ -45,7 +47,7 @@ from supportbot.core.auth import local_key  # noqa: E402
 from supportbot.core.settings import default_data_dir  # noqa: E402
 from supportbot.evaluation import heuristic  # noqa: E402
 from supportbot.evaluation.scoring import EvalSettings  # noqa: E402
-from supportbot.sample import GOLDEN_SET  # noqa: E402
+from supportbot.sample import GOLDEN_SET, KOREAN_COLLECTION, KOREAN_GOLDEN_SET  # noqa: E402
 from supportbot.v1 import chat_pb2, common_pb2, generator_pb2  # noqa: E402
 
 console = Console()
@@ -199,12 +201,15 @@ async def main() -> None:
     parser.add_argument("--threshold-sweep", action="store_true", help="re-verify the generative answers at several thresholds")
     args = parser.parse_args()
     keys = args.data_dir / "api-keys.json"
-    from services.retriever.embedding import DenseEmbedder
+    from services.retriever.embedding import DenseEmbedder, UniversalSentenceEncoder
 
     embedder = DenseEmbedder()
     embed = embedder.embed_documents
     support = EvalSettings().support_similarity
-    sets = {"sample": (GOLDEN_SET, ""), "python-faq": (PYTHON_FAQ_GOLDEN, PYTHON_FAQ_COLLECTION)}
+    sets = {"sample": (GOLDEN_SET, ""), "python-faq": (PYTHON_FAQ_GOLDEN, PYTHON_FAQ_COLLECTION),
+            "korean": (KOREAN_GOLDEN_SET, KOREAN_COLLECTION)}
+    # Faithfulness compares answer and source sentences by meaning: Korean needs the multilingual encoder.
+    embed_for = {"korean": UniversalSentenceEncoder().embed_documents}
     report: dict[str, dict[str, dict]] = {}
     # A customer key chats in the default collection only; the agent key asks in both sets'.
     async with SupportbotClient(api_key=local_key(keys, "admin")) as admin, \
@@ -225,7 +230,7 @@ async def main() -> None:
                         column.outcomes.append(await ask_before(admin, item, parent, collection))
                     else:
                         column.outcomes.append(await ask(customer, item, parent, collection, MODES[mode]))
-                report[set_name][mode] = column.figures(embed, support)
+                report[set_name][mode] = column.figures(embed_for.get(set_name, embed), support)
                 if args.threshold_sweep and set_name == "sample" and mode == "generative":
                     report["thresholds"] = threshold_sweep(column, [0.4, 0.5, 0.6, 0.7, 0.8], embed, support)
                 console.print(f"[dim]{set_name} {mode}: {len(chosen)} questions done[/dim]")

@@ -37,3 +37,17 @@ def test_search_terms_meet_however_the_compound_was_split() -> None:
     passage = set(korean_search_terms("비밀번호 재설정 링크를 보내 드립니다"))
     assert {"비밀번호", "비밀", "번호"} <= question & passage
     assert korean_search_terms("🙂") == [] and korean_search_terms("") == []
+
+
+def test_the_questions_language_goes_first_among_equally_relevant_passages() -> None:
+    from services.retriever.knowledge_base import SearchHit, prefer_language
+
+    def hit(document: str, language: str, dense: float) -> SearchHit:
+        return SearchHit({"document_id": document, "language": language}, 1.0, dense)
+
+    hits = [hit("ko/2fa", "ko", 0.26), hit("en/energy", "en", -0.01), hit("en/2fa", "en", 0.25), hit("und/table", "und", 0.2)]
+    assert [h.chunk["document_id"] for h in prefer_language(hits, "en", 0.1)] == ["en/2fa", "ko/2fa", "en/energy", "und/table"]
+    # Clearly more relevant in the other language: it stays first; one language only: untouched.
+    far = [hit("ko/2fa", "ko", 0.60), hit("en/2fa", "en", 0.25)]
+    assert prefer_language(far, "en", 0.1) == far
+    assert prefer_language(hits[1:], "en", 0.1) == hits[1:] and prefer_language(hits, "und", 0.1) == hits

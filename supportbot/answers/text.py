@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from supportbot.core.language import has_hangul, korean_terms
+from supportbot.core.language import has_hangul, korean_search_terms
 
 # A sentence ends at . ! ? (or their full-width forms) followed by space and a capital, digit,
 # quote or bracket; "e.g. the", "v1.2" and "Forgot password? and" do not end one.
@@ -158,10 +158,11 @@ KOREAN_STOPWORDS = frozenset("하 되 있 없 이 그 것 수 등 때 주 드리
 
 def terms(text: str) -> list[str]:
     """Content words, stemmed, in order (repeats kept). Text with Hangul is read by Korean
-    morphology (particles and endings off: "비밀번호를" is 비밀 + 번호)."""
+    morphology (particles and endings off; compounds both whole and in pieces, so "비밀번호를"
+    meets "비밀번호"; see korean_search_terms)."""
     if has_hangul(text):
         return [
-            stem(w) if w.isascii() else w for w in korean_terms(normalize(plain(text)))
+            stem(w) if w.isascii() else w for w in korean_search_terms(normalize(plain(text)))
             if w not in STOPWORDS and w not in KOREAN_STOPWORDS and (len(w) > 1 or w.isdigit() or not w.isascii())
         ]
     return [stem(w) for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
