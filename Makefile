@@ -42,6 +42,8 @@ $(STAMP): pyproject.toml Makefile
 	npm install --silent --no-audit --no-fund --prefix examples/node-client
 	# A real browser for the UI's end-to-end test (Debian's chromium; needs root or sudo).
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	# A Korean font, so the browser draws Hangul (the Korean widget test and its screenshot).
+	fc-list :lang=ko | grep -q . || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fonts-nanum; }
 	# Prometheus and promtool for the monitoring checks (Debian's prometheus, 2.42).
 	command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 	touch $@

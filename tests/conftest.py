@@ -39,13 +39,18 @@ def embedders(dense_embedder):  # type: ignore[no-untyped-def]
 
 
 TEST_KEYS = {
-    "customer": {"key": "sb_test_customer_a", "role": "customer", "name": "customer a", "customer_id": "cust-a"},
+    "customer": {
+        "key": "sb_test_customer_a", "role": "customer", "name": "customer a", "customer_id": "cust-a",
+        "collections": ["helpcenter", "helpcenter-ko"],
+    },
     "customer-b": {"key": "sb_test_customer_b", "role": "customer", "name": "customer b", "customer_id": "cust-b"},
     "agent": {"key": "sb_test_agent", "role": "agent", "name": "agent smith"},
     "agent-other": {"key": "sb_test_agent_other", "role": "agent", "name": "agent other", "collections": ["other-kb"]},
     "admin": {"key": "sb_test_admin", "role": "admin", "name": "admin"},
     "service": {"key": "sb_test_service", "role": "service", "name": "gateway"},
-    "publishable": {"key": "sb_test_publishable", "role": "publishable", "name": "test widget"},
+    "publishable": {
+        "key": "sb_test_publishable", "role": "publishable", "name": "test widget", "collections": ["helpcenter", "helpcenter-ko"],
+    },
 }
 
 
@@ -101,6 +106,17 @@ def sample_ingested(stack):  # type: ignore[no-untyped-def]
     from supportbot.sample import HELPCENTER
 
     return asyncio.run(ingest_quietly([HELPCENTER], "", stack.address("retriever"), stack.key("admin")))
+
+
+@pytest.fixture(scope="session")
+def korean_ingested(stack):  # type: ignore[no-untyped-def]
+    """The Korean sample help center as collection helpcenter-ko (the multilingual model)."""
+    import asyncio
+
+    from supportbot.client import ingest_quietly
+    from supportbot.sample import KOREAN_COLLECTION, KOREAN_HELPCENTER
+
+    return asyncio.run(ingest_quietly([KOREAN_HELPCENTER], KOREAN_COLLECTION, stack.address("retriever"), stack.key("admin")))
 
 
 @pytest.fixture()

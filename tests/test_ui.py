@@ -44,6 +44,26 @@ def test_customer_page_streams_an_answer_with_sources(stack, sample_ingested, ui
     assert not app.exception
 
 
+def test_the_customer_page_in_korean(stack, korean_ingested, ui_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """SUPPORTBOT_UI_LANGUAGE=ko (a Korean browser does the same with "auto") and the Korean
+    help center as the collection: the page's words and the answer are Korean."""
+    import ui.gateway
+    from ui.strings import STRINGS
+
+    monkeypatch.setenv("SUPPORTBOT_UI_LANGUAGE", "ko")
+    monkeypatch.setattr(ui.gateway, "COLLECTION", "helpcenter-ko")
+    app = AppTest.from_file(str(UI / "views" / "customer.py"), default_timeout=240).run()
+    assert not app.exception
+    assert app.title[0].value == STRINGS["ko"]["customer_title"]
+    assert [b.label for b in app.button][:2] == [STRINGS["ko"]["new_conversation"], STRINGS["ko"]["talk_to_person"]]
+    app.chat_input[0].set_value("환불 언제 들어와요?").run()
+    assert not app.exception
+    messages = [m.markdown[0].value for m in app.chat_message if m.markdown]
+    assert messages[0] == "환불 언제 들어와요?" and "영업일" in messages[1]
+    assert any("환불은 언제 받나요?" in e.label for e in app.expander)
+    assert STRINGS["ko"]["path_quoted"] in [c.value for c in app.caption]
+
+
 def test_customer_page_explains_when_the_service_is_down(stack, ui_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import ui.gateway
 
@@ -52,7 +72,9 @@ def test_customer_page_explains_when_the_service_is_down(stack, ui_env, monkeypa
     app = AppTest.from_file(str(UI / "views" / "customer.py"), default_timeout=60).run()
     app.chat_input[0].set_value("hello").run()
     assert not app.exception
-    assert [n.value for n in app.info] == [ui.gateway.SERVICE_DOWN]
+    from ui.strings import STRINGS
+
+    assert [n.value for n in app.info] == [STRINGS["en"]["service_down"]]
 
 
 async def test_agent_page_shows_the_queue_and_sends_a_reply(stack, sample_ingested, ui_env) -> None:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ origin and a secret key in a web page are refused."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import grpc
@@ -75,6 +76,39 @@ def test_the_widget_on_a_page(stack, sample_ingested) -> None:  # type: ignore[n
         expect(page.get_by_text("Hi, Sam here: standard shipping takes 3-5 days.")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "widget-handoff.png"))
         browser.close()
+
+
+def test_the_widget_in_korean(stack, korean_ingested) -> None:  # type: ignore[no-untyped-def]
+    """A Korean browser: the widget's own words in Korean, a Korean question answered from the
+    Korean help center with its source, and Hangul rendered (a Korean font; see the screenshot)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    demo = f"http://127.0.0.1:{stack.ports.web}/widget-demo?collection=helpcenter-ko"
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(viewport={"width": 1100, "height": 800}, locale="ko-KR")
+        page.goto(demo)
+        page.get_by_role("button", name="채팅 상담").click()
+        expect(page.get_by_role("dialog", name="Lumio support")).to_be_visible()
+        expect(page.get_by_role("button", name="상담원 연결")).to_be_visible()
+        page.get_by_role("textbox", name="질문").fill("비밀번호를 잊어버렸어요")
+        page.get_by_role("button", name="보내기").click()
+        source = page.get_by_role("link", name="비밀번호 재설정하기")
+        expect(source.first).to_be_visible(timeout=60_000)
+        answer = page.locator("[data-supportbot]").locator(".assistant").last
+        assert "비밀번호" in answer.inner_text() and "[" in answer.inner_text()
+        expect(page.get_by_role("button", name="도움이 됐어요")).to_be_visible()
+        # Hangul needs a Korean font on the machine (`make install` adds Debian's fonts-nanum);
+        # test-artifacts/widget-korean.png shows it rendered.
+        fonts = subprocess.run(["fc-list", ":lang=ko", "family"], capture_output=True, text=True).stdout
+        assert fonts.strip(), "no Korean font: `make install` installs fonts-nanum"
+        page.screenshot(path=str(ARTIFACTS / "widget-korean.png"))
+        browser.close()
+    # data-lang overrides the browser; a bad collection name is refused.
+    english = httpx.get(f"http://127.0.0.1:{stack.ports.web}/widget-demo?lang=ko")
+    assert 'data-lang="ko"' in english.text and "Lumio 고객센터" in english.text
+    assert httpx.get(f"http://127.0.0.1:{stack.ports.web}/widget-demo?collection=Bad Name").status_code == 400
 
 
 async def test_keys_and_origins_for_web_pages(stack, sample_ingested) -> None:  # type: ignore[no-untyped-def]

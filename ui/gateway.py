@@ -15,7 +15,7 @@ _SETTINGS = UISettings()
 GATEWAY = _SETTINGS.gateway_address
 CUSTOMER_KEY = _SETTINGS.key("customer")
 AGENT_KEY = _SETTINGS.key("agent")
-SERVICE_DOWN = "Sorry, our assistant is not available right now. Please try again in a moment."
+COLLECTION = _SETTINGS.collection
 
 
 @st.cache_resource
@@ -34,6 +34,8 @@ def agent_metadata() -> tuple[tuple[str, str], ...]:
 
 
 def friendly(error: grpc.RpcError) -> str:
+    from ui.strings import text
+
     if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return SERVICE_DOWN
-    return f"Sorry, that did not work: {error.details()}"
+        return text("service_down")
+    return text("did_not_work", details=error.details())

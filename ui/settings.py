@@ -4,6 +4,7 @@ checks can read them without starting a page."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,11 @@ class UISettings(BaseSettings):
     api_keys_file: Path | None = None
     # CA bundle for TLS to the gateway; unset means plaintext.
     gateway_root_certificates: Path | None = None
+    # The pages' language: "auto" follows the browser; "en" or "ko" fixes it.
+    language: Literal["auto", "en", "ko"] = "auto"
+    # The knowledge base new customer conversations ask (empty: the gateway's default), e.g.
+    # helpcenter-ko for the Korean sample; a page may also name one (?collection=...).
+    collection: str = ""
 
     def key(self, role: Role) -> str:
         explicit = self.customer_api_key if role == "customer" else self.agent_api_key

@@ -29,6 +29,7 @@ from services.web.settings import WebSettings
 from services.web.transcoding import HttpError, Route, http_routes, to_json
 from supportbot.core.auth import API_KEY_METADATA_KEY, KeyRing
 from supportbot.core.channels import create_channel
+from supportbot.core.errors import InvalidArgument, check_collection_name
 from supportbot.core.logging import REQUEST_ID_METADATA_KEY, set_request_id
 from supportbot.v1 import chat_pb2
 
@@ -44,7 +45,7 @@ DEMO_PAGE = """<!doctype html>
 <h1>Lumio Help Center</h1>
 <p>This page is any page of yours: the chat bubble in the corner comes from one script tag.</p>
 <pre>&lt;script src="/widget.js" data-key="{key}" defer&gt;&lt;/script&gt;</pre>
-<script src="/widget.js" data-key="{key}" data-title="Lumio support" defer></script>
+<script src="/widget.js" data-key="{key}" data-title="{title}"{options} defer></script>
 </body></html>
 """
 
@@ -249,7 +250,18 @@ class WebApp:
         if not key:
             return HTMLResponse(f"<p>No publishable key allows {html.escape(own)}: add one to the keys file "
                                 "(role publishable, origins).</p>", status_code=404)
-        return HTMLResponse(DEMO_PAGE.format(key=html.escape(key, quote=True)))
+        # ?lang=ko&collection=helpcenter-ko shows the widget in Korean over the Korean sample.
+        language = request.query_params.get("lang", "")
+        collection = request.query_params.get("collection", "")
+        try:
+            if language not in ("", "en", "ko"):
+                raise InvalidArgument("lang is en or ko")
+            collection = check_collection_name(collection) if collection else ""
+        except InvalidArgument as exc:
+            return HTMLResponse(f"<p>{html.escape(str(exc))}</p>", status_code=400)
+        options = "".join(f' data-{name}="{value}"' for name, value in (("lang", language), ("collection", collection)) if value)
+        title = "Lumio 고객센터" if language == "ko" else "Lumio support"
+        return HTMLResponse(DEMO_PAGE.format(key=html.escape(key, quote=True), title=title, options=options))
 
     # -- operations -------------------------------------------------------------------------
     async def openapi_json(self, request: Request) -> Response:

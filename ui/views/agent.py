@@ -8,14 +8,15 @@ import streamlit as st
 
 from supportbot.v1 import chat_pb2, common_pb2
 from ui.gateway import agent_metadata, friendly, stub
+from ui.strings import text
 
 STATUS_LABELS = {
-    chat_pb2.SESSION_STATUS_BOT: "with the bot",
-    chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT: "waiting for an agent",
-    chat_pb2.SESSION_STATUS_WITH_AGENT: "with an agent",
-    chat_pb2.SESSION_STATUS_CLOSED: "closed",
+    chat_pb2.SESSION_STATUS_BOT: "status_bot",
+    chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT: "status_waiting",
+    chat_pb2.SESSION_STATUS_WITH_AGENT: "status_agent",
+    chat_pb2.SESSION_STATUS_CLOSED: "status_closed",
 }
-SPEAKERS = {common_pb2.ROLE_CUSTOMER: "Customer", common_pb2.ROLE_ASSISTANT: "Bot", common_pb2.ROLE_AGENT: "Agent"}
+SPEAKERS = {common_pb2.ROLE_CUSTOMER: "speaker_customer", common_pb2.ROLE_ASSISTANT: "speaker_bot", common_pb2.ROLE_AGENT: "speaker_agent"}
 
 
 def call(method: str, request, **kwargs):  # type: ignore[no-untyped-def]
@@ -34,9 +35,9 @@ def queue() -> None:
         timeout=5,
     )
     sessions = list(response.sessions) if response else []
-    st.subheader(f"Queue ({len(sessions)})")
+    st.subheader(text("queue", count=len(sessions)))
     if not sessions:
-        st.caption("Nobody is waiting.")
+        st.caption(text("nobody_waiting"))
     for session in sessions:
         first = next((t.content for t in session.turns if t.role == common_pb2.ROLE_CUSTOMER), "")
         waiting = session.status == chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT
@@ -55,26 +56,26 @@ def conversation(session_id: str) -> None:
     if response is None:
         return
     session = response.session
-    st.markdown(f"**Status:** {STATUS_LABELS[session.status]}" + (f" · {session.handoff_reason}" if session.handoff_reason else ""))
+    st.markdown(f"**{text('status')}:** {text(STATUS_LABELS[session.status])}" + (f" · {session.handoff_reason}" if session.handoff_reason else ""))
     for turn in session.turns:
         with st.chat_message("user" if turn.role == common_pb2.ROLE_CUSTOMER else "assistant",
                              avatar=":material/support_agent:" if turn.role == common_pb2.ROLE_AGENT else None):
-            st.caption(SPEAKERS.get(turn.role, ""))
+            st.caption(text(SPEAKERS[turn.role]) if turn.role in SPEAKERS else "")
             if turn.role == common_pb2.ROLE_CUSTOMER:
                 # A customer's words are shown as plain text: no remote images (tracking pixels)
                 # and no live links in the agent's browser.
                 st.text(turn.content)
             else:
-                st.markdown(turn.content or "_(no answer)_")
+                st.markdown(turn.content or text("no_answer"))
 
 
 def actions(session_id: str) -> None:
     take, back, close = st.columns(3)
-    if take.button("Take over", use_container_width=True):
+    if take.button(text("take_over"), use_container_width=True):
         call("TakeOverSession", chat_pb2.TakeOverSessionRequest(session_id=session_id))
-    if back.button("Hand back to bot", use_container_width=True):
+    if back.button(text("hand_back"), use_container_width=True):
         call("HandBackSession", chat_pb2.HandBackSessionRequest(session_id=session_id))
-    if close.button("Close", use_container_width=True):
+    if close.button(text("close"), use_container_width=True):
         call("CloseSession", chat_pb2.CloseSessionRequest(session_id=session_id))
 
 
@@ -82,19 +83,16 @@ def last_answer_sources(session_id: str) -> None:
     response = call("GetSession", chat_pb2.GetSessionRequest(session_id=session_id), timeout=5)
     answers = [t for t in response.session.turns if t.role == common_pb2.ROLE_ASSISTANT and t.citations] if response else []
     if answers:
-        st.markdown("**Sources of the bot's last answer**")
+        st.markdown(text("last_answer_sources"))
         for citation in answers[-1].citations:
             st.markdown(f"[{citation.index}] [{citation.title}]({citation.url})" if citation.url else f"[{citation.index}] {citation.title}")
 
 
-PATH_LABELS = {
-    chat_pb2.ANSWER_PATH_VERIFIED: "written by the bot, every sentence checked against the sources",
-    chat_pb2.ANSWER_PATH_EXTRACTIVE: "quoted from the help center",
-}
+PATH_LABELS = {chat_pb2.ANSWER_PATH_VERIFIED: "draft_verified", chat_pb2.ANSWER_PATH_EXTRACTIVE: "draft_quoted"}
 
 
 def draft_suggestions(session_id: str, customer_turn_id: str) -> None:
-    with st.spinner("Drafting replies from the help center…"):
+    with st.spinner(text("drafting")):
         st.session_state.suggestions = call(
             "SuggestReplies", chat_pb2.SuggestRepliesRequest(session_id=session_id, count=3), timeout=180
         )
@@ -105,7 +103,7 @@ def draft_suggestions(session_id: str, customer_turn_id: str) -> None:
 def assist(session_id: str) -> None:
     """Drafts appear by themselves when a conversation is opened and after each new customer
     message; each shows the sources it rests on."""
-    st.subheader("Assist")
+    st.subheader(text("assist"))
     last_answer_sources(session_id)
     response = call("GetSession", chat_pb2.GetSessionRequest(session_id=session_id), timeout=5)
     customer_turns = [t for t in response.session.turns if t.role == common_pb2.ROLE_CUSTOMER] if response else []
@@ -113,11 +111,11 @@ def assist(session_id: str) -> None:
     if latest and st.session_state.get("drafted_for") != (session_id, latest):
         draft_suggestions(session_id, latest)
     summarize, again = st.columns(2)
-    if summarize.button("Summarize", use_container_width=True):
-        with st.spinner("Summarizing…"):
+    if summarize.button(text("summarize"), use_container_width=True):
+        with st.spinner(text("summarizing")):
             summary = call("SummarizeSession", chat_pb2.SummarizeSessionRequest(session_id=session_id), timeout=120)
         st.session_state.summary = summary.summary if summary else ""
-    if again.button("Draft again", use_container_width=True) and latest:
+    if again.button(text("draft_again"), use_container_width=True) and latest:
         draft_suggestions(session_id, latest)
     if st.session_state.get("summary"):
         st.info(st.session_state.summary)
@@ -125,38 +123,39 @@ def assist(session_id: str) -> None:
     if not suggestions:
         return
     if not suggestions.suggestions:
-        st.caption("The help center has nothing on this question: no draft to suggest.")
+        st.caption(text("no_draft"))
     for number, suggestion in enumerate(suggestions.suggestions, start=1):
         with st.container(border=True):
-            st.markdown(f"**Draft {number}** · _{PATH_LABELS.get(suggestion.answer_path, '')}_")
+            label = PATH_LABELS.get(suggestion.answer_path)
+            st.markdown(f"**{text('draft', number=number)}** · _{text(label) if label else ''}_")
             st.markdown(suggestion.text)
             for citation in suggestion.citations:
                 link = f"[{citation.title}]({citation.url})" if citation.url else citation.title
                 st.caption(f"[{citation.index}] {link}")
-            if st.button("Use this draft", key=f"use-{number}"):
+            if st.button(text("use_draft"), key=f"use-{number}"):
                 # The reply box already exists in this run; it takes the draft on the next one.
                 st.session_state.pending_reply = suggestion.text
                 # Sent with the reply, so the gateway records whether it was used as is or edited.
                 st.session_state.draft_used = suggestion.text
                 st.rerun()
-    st.markdown("**Sources for the last question**")
+    st.markdown(text("question_sources"))
     for number, source in enumerate(suggestions.sources, start=1):
         with st.expander(f"[{number}] {source.title}"):
             st.markdown(source.text)
             if source.url:
-                st.markdown(f"[Open the article]({source.url})")
+                st.markdown(f"[{text('open_article')}]({source.url})")
 
 
 def reply_box(session_id: str) -> None:
-    st.text_area("Reply to the customer", key="reply", height=120)
-    if st.button("Send", type="primary"):
-        text = st.session_state.reply.strip()
-        if not text:
-            st.warning("Write a reply first.")
+    st.text_area(text("reply_label"), key="reply", height=120)
+    if st.button(text("send"), type="primary"):
+        reply = st.session_state.reply.strip()
+        if not reply:
+            st.warning(text("write_first"))
         else:
             suggestions = st.session_state.get("suggestions")
             request = chat_pb2.SendAgentReplyRequest(
-                session_id=session_id, message=text, suggestion=st.session_state.get("draft_used", ""),
+                session_id=session_id, message=reply, suggestion=st.session_state.get("draft_used", ""),
                 suggestions_shown=bool(suggestions and suggestions.suggestions),
             )
             if call("SendAgentReply", request):
@@ -166,7 +165,7 @@ def reply_box(session_id: str) -> None:
 
 
 def page() -> None:
-    st.title("Agent assist")
+    st.title(text("agent_title"))
     if "pending_reply" in st.session_state:
         st.session_state.reply = st.session_state.pop("pending_reply")
     left, middle, right = st.columns([1, 2, 1.4])
@@ -174,7 +173,7 @@ def page() -> None:
         queue()
     session_id = st.session_state.get("selected")
     if not session_id:
-        middle.caption("Pick a conversation from the queue.")
+        middle.caption(text("pick_conversation"))
         return
     with middle:
         conversation(session_id)

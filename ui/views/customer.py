@@ -6,13 +6,14 @@ import grpc
 import streamlit as st
 
 from supportbot.v1 import chat_pb2, common_pb2
-from ui.gateway import customer_metadata, friendly, stub
+from ui.gateway import COLLECTION, customer_metadata, friendly, stub
+from ui.strings import text
 
 # How the customer is told what an answer rests on.
 PATH_NOTES = {
-    chat_pb2.ANSWER_PATH_VERIFIED: "Every sentence checked against our help center.",
-    chat_pb2.ANSWER_PATH_EXTRACTIVE: "Quoted from our help center.",
-    chat_pb2.ANSWER_PATH_EXTRACTIVE_FALLBACK: "Quoted from our help center.",
+    chat_pb2.ANSWER_PATH_VERIFIED: "path_verified",
+    chat_pb2.ANSWER_PATH_EXTRACTIVE: "path_quoted",
+    chat_pb2.ANSWER_PATH_EXTRACTIVE_FALLBACK: "path_quoted",
 }
 
 
@@ -29,15 +30,15 @@ def show_sources(sources: list[dict]) -> None:
         with st.expander(f"[{source['index']}] {source['title']}{section}"):
             st.markdown(source["text"])
             if source["url"]:
-                st.markdown(f"[Open the article]({source['url']})")
+                st.markdown(f"[{text('open_article')}]({source['url']})")
 
 
 def feedback_buttons(session_id: str, turn_id: str) -> None:
     given = st.session_state.feedback.get(turn_id)
     up, down, _ = st.columns([1, 1, 8])
-    if up.button(":material/thumb_up:", key=f"up-{turn_id}", disabled=given is not None, help="This answer helped"):
+    if up.button(":material/thumb_up:", key=f"up-{turn_id}", disabled=given is not None, help=text("helped")):
         send_feedback(session_id, turn_id, 1)
-    if down.button(":material/thumb_down:", key=f"down-{turn_id}", disabled=given is not None, help="This answer did not help"):
+    if down.button(":material/thumb_down:", key=f"down-{turn_id}", disabled=given is not None, help=text("not_helped")):
         send_feedback(session_id, turn_id, -1)
 
 
@@ -49,7 +50,7 @@ def send_feedback(session_id: str, turn_id: str, rating: int) -> None:
         )
         st.session_state.feedback[turn_id] = rating
         if response.handoff:
-            st.session_state.notice = "Sorry about that. A person from our team will join this conversation."
+            st.session_state.notice = text("sorry_thumbs_down")
     except grpc.RpcError as error:
         st.session_state.notice = friendly(error)
 
@@ -74,7 +75,10 @@ def ask(session_id: str, question: str) -> None:
         answer, sources = "", []
         try:
             stream = stub().Chat(
-                chat_pb2.ChatRequest(session_id=session_id, message=question, channel="web"),
+                chat_pb2.ChatRequest(
+                    session_id=session_id, message=question, channel="web",
+                    collection=st.query_params.get("collection", COLLECTION),
+                ),
                 metadata=customer_metadata(), timeout=300,
             )
             for event in stream:
@@ -89,11 +93,12 @@ def ask(session_id: str, question: str) -> None:
                 elif kind == "result":
                     result = event.result
                     if result.handoff:
-                        st.session_state.notice = "A person from our support team will take over this conversation."
+                        st.session_state.notice = text("person_taking_over")
                     if result.answer:
                         placeholder.markdown(result.answer)
                     st.session_state.sources[result.turn_id] = cited_sources(result, sources)
-                    st.session_state.paths[result.turn_id] = PATH_NOTES.get(result.answer_path, "")
+                    note = PATH_NOTES.get(result.answer_path)
+                    st.session_state.paths[result.turn_id] = text(note) if note else ""
         except grpc.RpcError as error:
             # Kept in the session state: the page reruns right after this.
             st.session_state.notice = friendly(error)
@@ -101,27 +106,27 @@ def ask(session_id: str, question: str) -> None:
 
 
 def page() -> None:
-    st.title("Lumio support")
-    st.caption("Answers come from the Lumio help center. You can ask for a person at any time.")
+    st.title(text("customer_title"))
+    st.caption(text("customer_caption"))
     st.session_state.setdefault("sources", {})
     st.session_state.setdefault("feedback", {})
     st.session_state.setdefault("paths", {})
     session_id = st.query_params.get("session", "")
 
     new, person, _ = st.columns([2, 2, 4])
-    if new.button("New conversation"):
+    if new.button(text("new_conversation")):
         st.query_params.clear()
         st.session_state.sources, st.session_state.feedback = {}, {}
         st.rerun()
-    if person.button("Talk to a person", disabled=not session_id):
+    if person.button(text("talk_to_person"), disabled=not session_id):
         try:
-            stub().RequestHandoff(chat_pb2.RequestHandoffRequest(session_id=session_id, reason="customer pressed 'Talk to a person'"), metadata=customer_metadata(), timeout=10)
-            st.session_state.notice = "Thanks, a person from our support team will join this conversation shortly."
+            stub().RequestHandoff(chat_pb2.RequestHandoffRequest(session_id=session_id, reason=text("handoff_reason")), metadata=customer_metadata(), timeout=10)
+            st.session_state.notice = text("person_joining")
         except grpc.RpcError as error:
             st.session_state.notice = friendly(error)
 
     transcript(session_id)
-    if question := st.chat_input("Ask about your Lumio lights, orders or account"):
+    if question := st.chat_input(text("ask_placeholder")):
         ask(st.query_params.get("session", ""), question)
         st.rerun()
 
@@ -131,12 +136,12 @@ def transcript(session_id: str) -> None:
     """Refreshes by itself, so a human agent's replies appear without a reload."""
     session = fetch_session(session_id) if session_id else None
     if session_id and session is None:
-        st.warning("We could not load this conversation. Start a new one, or try again in a moment.")
+        st.warning(text("load_failed"))
     for turn in session.turns if session else []:
         is_customer, is_agent = turn.role == common_pb2.ROLE_CUSTOMER, turn.role == common_pb2.ROLE_AGENT
         with st.chat_message("user" if is_customer else "assistant", avatar=":material/support_agent:" if is_agent else None):
             if is_agent:
-                st.caption("Support agent")
+                st.caption(text("support_agent"))
             st.markdown(turn.content or "_…_")
             if not is_customer and not is_agent and turn.content:
                 if note := st.session_state.paths.get(turn.turn_id):
@@ -148,7 +153,7 @@ def transcript(session_id: str) -> None:
     if notice := st.session_state.get("notice"):
         st.info(notice)
     if session and session.status in (chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT, chat_pb2.SESSION_STATUS_WITH_AGENT):
-        st.caption("You are connected to our support team." if session.status == chat_pb2.SESSION_STATUS_WITH_AGENT else "Waiting for a person from our support team…")
+        st.caption(text("connected") if session.status == chat_pb2.SESSION_STATUS_WITH_AGENT else text("waiting"))
 
 
 page()

@@ -5,7 +5,7 @@
  *
  * Attributes: data-key (a publishable key, required), data-api (the HTTP API's origin; default:
  * where this script came from), data-collection (the knowledge base; default: the key's),
- * data-title (the panel's title). Answers stream in as they are written, with their sources as
+ * data-title (the panel's title), data-lang ("en" or "ko"; default: the browser's language). Answers stream in as they are written, with their sources as
  * links; each answer can be rated; "Talk to a person" hands the conversation to the support team,
  * whose replies appear live. The conversation survives page loads (its id is kept in
  * localStorage). Everything is reachable by keyboard: Enter sends, Shift+Enter starts a new line,
@@ -19,7 +19,28 @@
   var key = script.getAttribute("data-key") || "";
   var api = (script.getAttribute("data-api") || new URL(script.src, location.href).origin).replace(/\/$/, "");
   var collection = script.getAttribute("data-collection") || "";
-  var title = script.getAttribute("data-title") || "Questions? Ask us";
+  // The widget's own words in English and Korean; the answers come in the customer's language anyway.
+  var STRINGS = {
+    en: {
+      title: "Questions? Ask us", bubble: "Chat with us", close: "Close the chat", conversation: "Conversation",
+      person: "Talk to a person", question: "Your question", placeholder: "Type your question", send: "Send",
+      helped: "This answer helped", unhelpful: "This answer did not help", team: "Support team",
+      sorry: "Sorry about that. A person from our support team will join you here.",
+      joining: "A person from our support team will join this conversation shortly.",
+      failed: "Something went wrong ({status}). Please try again.", reason: "asked from the chat widget"
+    },
+    ko: {
+      title: "궁금한 점을 물어보세요", bubble: "채팅 상담", close: "채팅 닫기", conversation: "대화",
+      person: "상담원 연결", question: "질문", placeholder: "질문을 입력하세요", send: "보내기",
+      helped: "도움이 됐어요", unhelpful: "도움이 안 됐어요", team: "상담팀",
+      sorry: "불편을 드려 죄송합니다. 상담원이 곧 이 대화에 참여합니다.",
+      joining: "상담원이 곧 이 대화에 참여합니다.",
+      failed: "문제가 생겼습니다 ({status}). 다시 시도해 주세요.", reason: "채팅 위젯에서 상담원 연결 요청"
+    }
+  };
+  var language = (script.getAttribute("data-lang") || navigator.language || "en").slice(0, 2).toLowerCase();
+  var words = STRINGS[language] || STRINGS.en;
+  var title = script.getAttribute("data-title") || words.title;
   var storageKey = "supportbot:" + api + ":" + key.slice(-12) + ":session";
   var sessionId = localStorage.getItem(storageKey) || "";
   var busy = false;
@@ -29,7 +50,8 @@
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML =
     "<style>" +
-    ":host{all:initial}*{box-sizing:border-box;font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif}" +
+    ":host{all:initial}*{box-sizing:border-box;font:14px/1.45 system-ui,-apple-system,'Segoe UI','Apple SD Gothic Neo'," +
+    "'Malgun Gothic','Noto Sans KR','NanumGothic',sans-serif;word-break:keep-all}" +
     ".bubble{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:28px;padding:14px 20px;" +
     "background:#1f4fd1;color:#fff;font-weight:600;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}" +
     ".panel{position:fixed;right:20px;bottom:84px;z-index:2147483000;width:min(380px,calc(100vw - 40px));" +
@@ -51,19 +73,26 @@
     "background:#fff;color:#1f4fd1;border:1px solid #1f4fd1}button:focus-visible,textarea:focus-visible," +
     "a:focus-visible{outline:3px solid #ffb020;outline-offset:2px}" +
     "</style>" +
-    '<button class="bubble" type="button" aria-haspopup="dialog" aria-expanded="false">Chat with us</button>' +
+    '<button class="bubble" type="button" aria-haspopup="dialog" aria-expanded="false"></button>' +
     '<section class="panel" role="dialog" aria-labelledby="sb-title" hidden>' +
-    '<header><h2 id="sb-title"></h2><button type="button" class="close" aria-label="Close the chat">\u00d7</button></header>' +
-    '<div class="log" role="log" aria-live="polite" aria-label="Conversation"></div>' +
-    '<button type="button" class="person">Talk to a person</button>' +
-    '<form><textarea aria-label="Your question" placeholder="Type your question"></textarea>' +
-    '<button type="submit">Send</button></form></section>';
+    '<header><h2 id="sb-title"></h2><button type="button" class="close">\u00d7</button></header>' +
+    '<div class="log" role="log" aria-live="polite"></div>' +
+    '<button type="button" class="person"></button>' +
+    '<form><textarea></textarea><button type="submit"></button></form></section>';
   document.body.appendChild(host);
+  host.setAttribute("lang", STRINGS[language] ? language : "en");
 
   var bubble = root.querySelector(".bubble"), panel = root.querySelector(".panel");
   var log = root.querySelector(".log"), form = root.querySelector("form");
   var input = root.querySelector("textarea"), person = root.querySelector(".person");
   root.getElementById("sb-title").textContent = title;
+  bubble.textContent = words.bubble;
+  root.querySelector(".close").setAttribute("aria-label", words.close);
+  log.setAttribute("aria-label", words.conversation);
+  person.textContent = words.person;
+  input.setAttribute("aria-label", words.question);
+  input.setAttribute("placeholder", words.placeholder);
+  form.querySelector("button").textContent = words.send;
 
   function headers(json) {
     var h = { Authorization: "Bearer " + key };
@@ -73,7 +102,7 @@
 
   function errorText(response, body) {
     var message = body && body.error && body.error.message;
-    return message || "Something went wrong (" + response.status + "). Please try again.";
+    return message || words.failed.replace("{status}", response.status);
   }
 
   function call(method, path, body) {
@@ -149,7 +178,7 @@
   function showRating(item, turnId) {
     var rate = document.createElement("div");
     rate.className = "rate";
-    [[1, "\ud83d\udc4d", "This answer helped"], [-1, "\ud83d\udc4e", "This answer did not help"]].forEach(function (choice) {
+    [[1, "\ud83d\udc4d", words.helped], [-1, "\ud83d\udc4e", words.unhelpful]].forEach(function (choice) {
       var button = document.createElement("button");
       button.type = "button";
       button.textContent = choice[1];
@@ -159,7 +188,7 @@
         call("POST", "/v1/sessions/" + sessionId + "/feedback", { turnId: turnId, rating: choice[0] }).then(function (reply) {
           rate.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
           button.setAttribute("aria-pressed", "true");
-          if (reply && reply.handoff) { add("note", "Sorry about that. A person from our support team will join you here."); watch(); }
+          if (reply && reply.handoff) { add("note", words.sorry); watch(); }
         }).catch(function (error) { add("note", error.message); });
       });
       rate.appendChild(button);
@@ -183,7 +212,7 @@
       var turn = data.turn;
       if (kind === "turn" && turn && turn.role === "ROLE_AGENT" && !seen[turn.turnId]) {
         seen[turn.turnId] = true;
-        add("agent", turn.content, "Support team").setAttribute("data-turn", turn.turnId);
+        add("agent", turn.content, words.team).setAttribute("data-turn", turn.turnId);
       }
     }).catch(function () {}).then(function () { watching = false; });
   }
@@ -216,7 +245,7 @@
       if (session.status === "SESSION_STATUS_CLOSED") { localStorage.removeItem(storageKey); sessionId = ""; return; }
       session.turns.forEach(function (turn) {
         var kind = turn.role === "ROLE_CUSTOMER" ? "customer" : turn.role === "ROLE_AGENT" ? "agent" : "assistant";
-        var item = add(kind, turn.content, kind === "agent" ? "Support team" : "");
+        var item = add(kind, turn.content, kind === "agent" ? words.team : "");
         item.setAttribute("data-turn", turn.turnId);
         if (kind === "assistant") showSources(item, turn.citations);
       });
@@ -245,8 +274,8 @@
   person.addEventListener("click", function () {
     var ready = sessionId ? Promise.resolve() : call("POST", "/v1/sessions", { collection: collection, channel: "widget" })
       .then(function (reply) { remember(reply.session.sessionId); });
-    ready.then(function () { return call("POST", "/v1/sessions/" + sessionId + ":handoff", { reason: "asked from the chat widget" }); })
-      .then(function () { add("note", "A person from our support team will join this conversation shortly."); watch(); })
+    ready.then(function () { return call("POST", "/v1/sessions/" + sessionId + ":handoff", { reason: words.reason }); })
+      .then(function () { add("note", words.joining); watch(); })
       .catch(function (error) { add("note", error.message); });
   });
   restore();
