@@ -4,8 +4,11 @@
    on a synthetic corpus (default 100k chunks).
 2. Search latency p50/p95 at 10k and 100k chunks, with the query embedding excluded and included,
    for the embedded engine (qdrant-edge-py) and qdrant-client's local mode in the same run.
+3. The English embedder (all-MiniLM-L6-v2) beside the multilingual one (universal-sentence-encoder-
+   multilingual v3) on the English and the Korean sample help centers: ingest rate, and whole
+   search latency (query embedding, Korean morphology and search) over the golden questions.
 
-Run: python bench/retriever_bench.py [--ingest-chunks 100000] [--sizes 10000,100000]
+Run: python bench/retriever_bench.py [--ingest-chunks 100000] [--sizes 10000,100000] [--only models]
 Target: search p95 under 5 ms at 100k chunks with the embedded engine (embedding excluded).
 """
 
@@ -25,10 +28,16 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.common import sample_knowledge_base  # noqa: E402
-from services.retriever.embedding import DenseEmbedder, SparseEmbedder  # noqa: E402
+from bench.common import knowledge_base, sample_knowledge_base  # noqa: E402
+from services.retriever.embedding import (  # noqa: E402
+    DEFAULT_MODEL,
+    MULTILINGUAL_USE,
+    DenseEmbedder,
+    Embedders,
+    SparseEmbedder,
+)
 from services.retriever.stores import EdgeStore, QdrantServerStore, QueryPlan, StoredPoint, point_id  # noqa: E402
-from supportbot.sample import load_golden_set  # noqa: E402
+from supportbot.sample import HELPCENTER, KOREAN_GOLDEN_SET, KOREAN_HELPCENTER, load_golden_set  # noqa: E402
 
 console = Console()
 TOPICS = ["refund", "invoice", "password", "hub", "bulb", "shipping", "return", "warranty", "schedule", "alexa"]
@@ -132,19 +141,54 @@ def bench_search(dense: DenseEmbedder, sparse: SparseEmbedder, sizes: list[int])
     return rows
 
 
+def bench_models() -> list[tuple[str, str, int, float, float, float]]:
+    """(help center, model, chunks, ingest seconds, search p50 ms, search p95 ms)."""
+    embedders = Embedders()
+    for name in (DEFAULT_MODEL, MULTILINGUAL_USE):
+        embedders.get(name).embed_query("warm up")
+    rows = []
+    for label, folder, golden in (("English", HELPCENTER, load_golden_set()), ("Korean", KOREAN_HELPCENTER, load_golden_set(KOREAN_GOLDEN_SET))):
+        for model in (DEFAULT_MODEL, MULTILINGUAL_USE):
+            started = time.perf_counter()
+            kb = knowledge_base([(folder, "")], model, embedders)
+            seconds = time.perf_counter() - started
+            timings = []
+            for item in golden * 3:  # repeated questions hit the query cache: unique text each time
+                started = time.perf_counter()
+                kb.search(f"{item['question']} {len(timings)}", collection="kb", top_k=5)
+                timings.append((time.perf_counter() - started) * 1000)
+            rows.append((label, model.split("/")[-1], kb.stats("kb")[0][2], seconds, percentile(timings, 50), percentile(timings, 95)))
+            kb.store.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ingest-chunks", type=int, default=100_000)
     parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--only", default="ingest,search,models", help="Comma-separated sections to run.")
     args = parser.parse_args()
+    sections = set(args.only.split(","))
+    if "models" in sections:
+        models = Table(title="English vs multilingual embedder, sample help centers (search: embedding + morphology + search, top 5)")
+        for column in ("help center", "model", "chunks", "ingest chunks/s", "search p50 ms", "search p95 ms"):
+            models.add_column(column, justify="left" if column in ("help center", "model") else "right")
+        for label, model, chunks, seconds, p50, p95 in bench_models():
+            models.add_row(label, model, str(chunks), f"{chunks / seconds:.0f}", f"{p50:.1f}", f"{p95:.1f}")
+        console.print(models)
+    if not sections & {"ingest", "search"}:
+        return
     dense, sparse = DenseEmbedder(), SparseEmbedder()
 
     ingest = Table(title="Ingest rate (parsing, dense + BM25 embedding, storage)")
     for column in ("corpus", "chunks", "seconds", "chunks/s"):
         ingest.add_column(column, justify="right" if column != "corpus" else "left")
-    for corpus, chunks, seconds in bench_ingest(dense, sparse, args.ingest_chunks):
-        ingest.add_row(corpus, str(chunks), f"{seconds:.1f}", f"{chunks / seconds:.0f}")
-    console.print(ingest)
+    if "ingest" in sections:
+        for corpus, chunks, seconds in bench_ingest(dense, sparse, args.ingest_chunks):
+            ingest.add_row(corpus, str(chunks), f"{seconds:.1f}", f"{chunks / seconds:.0f}")
+        console.print(ingest)
+    if "search" not in sections:
+        return
 
     search = Table(title="Hybrid search latency, top 5 (ms; 'with embedding' adds the query's dense + BM25 embedding)")
     for column in ("chunks", "engine", "load s", "p50", "p95", "p50 with embedding", "p95 with embedding"):
