@@ -145,9 +145,10 @@ class GatewaySettings(ServiceSettings):
             return self.korean_replies[kind]
         return str(getattr(self, f"{kind}_answer"))
 
-    @field_validator("webhook_urls", "webhook_events", mode="before")
+    @field_validator("webhook_urls", "webhook_events", "redis_sentinels", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
+        """Lists come from the environment comma-separated."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
@@ -173,13 +174,6 @@ class GatewaySettings(ServiceSettings):
         if self.webhook_urls and not self.webhook_secret.get_secret_value():
             raise ValueError("webhook_urls need a webhook_secret (receivers verify the signature with it)")
         return self
-
-    @field_validator("redis_sentinels", mode="before")
-    @classmethod
-    def _split_sentinels(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("redis_sentinels")
     @classmethod
