@@ -4,7 +4,16 @@ kind, so writer and reader cannot drift apart."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
+
+
+class InteractionRecord:
+    """A record of the log: `KIND` names it in the stream, `to_record` is what is written."""
+
+    KIND: ClassVar[str]
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]  (every record is a dataclass)
 
 
 @dataclass
@@ -20,7 +29,7 @@ class RetrievedChunk:
 
 
 @dataclass
-class TurnInteraction:
+class TurnInteraction(InteractionRecord):
     """One chat turn: what was asked, found, answered, how, and how long each stage took."""
 
     turn_id: str
@@ -50,9 +59,6 @@ class TurnInteraction:
 
     KIND = "turn"
 
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> TurnInteraction:
         known = {f.name for f in fields(cls)}
@@ -69,7 +75,7 @@ class TurnInteraction:
 
 
 @dataclass
-class FeedbackInteraction:
+class FeedbackInteraction(InteractionRecord):
     turn_id: str
     session_id: str
     rating: int
@@ -78,12 +84,9 @@ class FeedbackInteraction:
 
     KIND = "feedback"
 
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
-class SummaryInteraction:
+class SummaryInteraction(InteractionRecord):
     """An agent-assist summary with the conversation it condenses (for the QAG summary metric)."""
 
     session_id: str
@@ -94,12 +97,9 @@ class SummaryInteraction:
 
     KIND = "summary"
 
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
-class AgentReplyInteraction:
+class AgentReplyInteraction(InteractionRecord):
     """An agent's reply and how it relates to the suggested replies (for `supportbot eval export`:
     accepted and edited replies are reviewed answers to the customer's question)."""
 
@@ -115,6 +115,3 @@ class AgentReplyInteraction:
     edit_ratio: float
 
     KIND = "agent_reply"
-
-    def to_record(self) -> dict[str, Any]:
-        return asdict(self)

@@ -19,11 +19,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.gateway.redis_connection import stream_entry, text
-from supportbot.interactions import FeedbackInteraction, SummaryInteraction, TurnInteraction
+from supportbot.interactions import InteractionRecord
 
 log = logging.getLogger(__name__)
-
-Interaction = TurnInteraction | FeedbackInteraction | SummaryInteraction
 
 
 class InteractionLog:
@@ -31,7 +29,7 @@ class InteractionLog:
         self.redis = redis
         self.stream = stream
 
-    async def append(self, interaction: Interaction) -> str:
+    async def append(self, interaction: InteractionRecord) -> str:
         record = json.dumps(interaction.to_record())
         entry_id = await self.redis.xadd(self.stream, {"kind": interaction.KIND, "record": record})
         return text(entry_id)
