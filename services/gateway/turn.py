@@ -22,7 +22,7 @@ import grpc
 from redis.exceptions import RedisError
 
 from services.gateway import handoff, metrics
-from services.gateway.answer_cache import AnswerCache, CacheKey, CacheLookup
+from services.gateway.answer_cache import AnswerCache, CacheEntry, CacheKey, CacheLookup
 from services.gateway.answering import Answer, AnswerComposer
 from services.gateway.convert import (
     answer_mode_name,
@@ -130,6 +130,11 @@ class TurnContext:
     handoff: bool = False
     stage_ms: dict[str, float] = field(default_factory=dict)
     result: chat_pb2.ChatResult | None = None
+
+    @property
+    def reused_from(self) -> CacheEntry | None:
+        """The cached answer this turn gives, when the lookup was a hit."""
+        return self.cached.entry if self.cached is not None else None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -308,12 +313,11 @@ class ChatTurns:
         yield  # a stage is an async generator, even one that streams nothing
 
     async def answer(self, turn: TurnContext) -> AsyncIterator[chat_pb2.ChatResponse]:
-        hit = turn.cached
-        if hit is not None and hit.entry is not None:
+        if (entry := turn.reused_from) is not None and turn.cached is not None:
             answer = turn.answer
-            answer.path, answer.grounded, answer.citations = hit.entry.path, True, hit.citations
-            answer.finish, answer.sentences_kept = hit.entry.finish, hit.entry.sentences_kept
-            for piece in hit.pieces:
+            answer.path, answer.grounded, answer.citations = entry.path, True, turn.cached.citations
+            answer.finish, answer.sentences_kept = entry.finish, entry.sentences_kept
+            for piece in turn.cached.pieces:
                 yield chat_pb2.ChatResponse(delta=chat_pb2.AnswerDelta(text=answer.add(piece)))
             return
         if turn.retrieval_failed or not turn.sources:
@@ -355,8 +359,8 @@ class ChatTurns:
             rewritten_question=turn.rewritten, answer_mode=turn.mode, answer_path=answer.path,
             sentences_kept=answer.sentences_kept, sentences_dropped=answer.sentences_dropped,
             fallback_reason=answer.fallback_reason,
-            cached=turn.cached is not None and turn.cached.entry is not None,
-            cached_from_turn_id=turn.cached.entry.entry_id if turn.cached and turn.cached.entry else "",
+            cached=turn.reused_from is not None,
+            cached_from_turn_id=turn.reused_from.entry_id if turn.reused_from is not None else "",
         )
         await self.sessions.publish(session.session_id, turn_event(assistant_turn))
         if turn.handoff:
@@ -394,8 +398,8 @@ class ChatTurns:
         if key is None:
             return
         try:
-            if turn.cached is not None and turn.cached.entry is not None:
-                await self.cache.served(turn.turn_id, turn.cached.entry.entry_id)
+            if turn.reused_from is not None:
+                await self.cache.served(turn.turn_id, turn.reused_from.entry_id)
             elif answer.grounded and answer.citations and answer.finish != common_pb2.FINISH_REASON_ABORTED:
                 await self.cache.store(
                     key, turn.query_embedding, turn.rewritten, turn.turn_id, answer.pieces, answer.citations,
