@@ -125,6 +125,8 @@ class Embedders:
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Embedder:
+        """The model by name ("" is the default model: the same one, not a second copy)."""
+        name = name or DEFAULT_MODEL
         with self._lock:
             if name not in self._models:
                 embedder = load_embedder("" if name == DEFAULT_MODEL else name, self.batch_size, self.cache_size)
