@@ -162,7 +162,6 @@ class KnowledgeBase:
         url = document.url or metadata.pop("url", "") or document.source_path
         content_hash = document_hash(document.content, title, url, metadata)
 
-        language = detect_language(" ".join([title, *(section.text for section in parsed.sections)])[:4000])
         with self._write_lock:
             model = self.model_of(collection)
             configured = self.settings.collection_models.get(collection)
@@ -171,7 +170,8 @@ class KnowledgeBase:
                     f"collection {collection!r} holds embeddings of {model}, but SUPPORTBOT_RETRIEVER_COLLECTION_MODELS "
                     f"names {configured} for it; embeddings of two models do not compare: ingest into a new collection"
                 ))
-            model = model or self.model_for_new(collection, language)
+            if model is None:  # a new collection: its first document's language picks the model
+                model = self.model_for_new(collection, detect_language(" ".join([title, *(s.text for s in parsed.sections)])[:4000]))
             embedder = self.embedders.get(model)
             self.store.ensure_collection(collection, embedder.dimension)
             previous = self.store.document_version(collection, document_id)
