@@ -11,8 +11,9 @@ _EMAIL = re.compile(r"[\w.%+'-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}", re.UNICODE)
 # IBAN: country code, check digits, 11-30 more letters or digits, compact or in groups of four.
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 _CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
-# Before and after a number: not a letter, digit or hyphen of the same token (Korean particles,
-# "010-1234-5678이에요", attach to it and do not count).
+# International, Korean mobile and landline numbers (010-1234-5678, 02-123-4567, +82 10 ...) and
+# others. Before and after a number: not a letter, digit or hyphen of the same token (Korean
+# particles, "010-1234-5678이에요", attach to it and do not count).
 _PHONE = re.compile(r"(?<![0-9A-Za-z_-])\+?\d[\d\s().-]{7,}\d(?![0-9A-Za-z_-])")
 # Local numbers without an area code, written as people write them: 555-0199, 555 0199. (Seven
 # digits in a row are as often an order number: those stay.)
@@ -21,12 +22,6 @@ _LOCAL_PHONE = re.compile(r"(?<![\w.$-])\d{3}[ -]\d{4}(?![\w%-]|\.\d)")
 # century and sex (1-8) and six more. The check digit is not tested: numbers issued since October
 # 2020 have none.
 _RESIDENT_ID = re.compile(r"(?<![\d-])\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\s?-?\s?[1-8]\d{6}(?![\d-])")
-# Korean mobile (010, 011, 016-019) and landline (02 Seoul, 031-064 regions, 070 internet phone)
-# numbers, with or without +82, hyphens, dots or spaces.
-_KOREAN_PHONE = re.compile(
-    r"(?<![0-9A-Za-z_-])(?:\+82[ -]?(?:0?1[016789]|0?2|0?[3-6][1-5]|0?70)|01[016789]|02|0[3-6][1-5]|070)"
-    r"[ .)-]?\d{3,4}[ .-]?\d{4}(?![0-9A-Za-z_-])"
-)
 # A Korean bank account: 10-14 digits, bare or in hyphenated groups, named as one ("계좌", "입금",
 # a bank's name) just before it. Without such a word a number like this is as often an order number.
 _ACCOUNT_WORDS = r"(?:계좌|입금|송금|이체|환불\s*받을|은행|뱅크|국민|신한|우리|하나|농협|기업|카카오|토스|account)"
@@ -76,6 +71,5 @@ def redact(text: str) -> str:
         return match.group(0)[: match.start(1) - match.start(0)] + "[account]"
 
     text = _KOREAN_ACCOUNT.sub(account, text)
-    text = _KOREAN_PHONE.sub("[phone]", text)
     text = _PHONE.sub(lambda m: m.group(0) if _DATE.match(m.group(0).strip()) else "[phone]", text)
     return _LOCAL_PHONE.sub("[phone]", text)
