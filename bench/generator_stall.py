@@ -28,8 +28,8 @@ from rich.table import Table  # noqa: E402
 from supportbot.client import SupportbotClient  # noqa: E402
 from supportbot.core.settings import default_data_dir  # noqa: E402
 from supportbot.models import default_model_dir  # noqa: E402
-from supportbot.stack import Ports, Stack  # noqa: E402
 from supportbot.v1 import generator_pb2  # noqa: E402
+from supportbot_cli.stack import Ports, Stack  # noqa: E402
 
 
 async def health_latencies(address: str, stop: asyncio.Event) -> list[float]:

@@ -8,7 +8,12 @@
    multilingual v3) on the English and the Korean sample help centers: ingest rate, and whole
    search latency (query embedding, Korean morphology and search) over the golden questions.
 
-Run: python bench/retriever_bench.py [--ingest-chunks 100000] [--sizes 10000,100000] [--only models]
+4. Search with and without highlights (every result's sentences scored against the question with
+   the collection's embedder) on the sample help centers: the added latency, with the sentence
+   cache cold (first pass over the golden questions) and warm (second pass), the two variants
+   alternating question by question.
+
+Run: python bench/retriever_bench.py [--ingest-chunks 100000] [--sizes 10000,100000] [--only models,highlights]
 Target: search p95 under 5 ms at 100k chunks with the embedded engine (embedding excluded).
 """
 
@@ -162,6 +167,29 @@ def bench_models() -> list[tuple[str, str, int, float, float, float]]:
     return rows
 
 
+def bench_highlights() -> list[tuple[str, str, float, float, float, float]]:
+    """(help center, cache, p50 without, p50 with, p95 without, p95 with) in ms, top 5, hybrid."""
+    embedders = Embedders()
+    rows = []
+    for label, folder, golden, model in (("English", HELPCENTER, load_golden_set(), DEFAULT_MODEL),
+                                         ("Korean", KOREAN_HELPCENTER, load_golden_set(KOREAN_GOLDEN_SET), MULTILINGUAL_USE)):
+        kb = knowledge_base([(folder, "")], model, embedders)
+        kb.search("warm up", collection="kb", top_k=5)
+        for cache in ("cold", "warm"):
+            without, with_ = [], []
+            for index, item in enumerate(golden):
+                question = f"{item['question']} {cache}"  # a new text each pass: the query cache does not answer
+                order = (False, True) if index % 2 else (True, False)
+                for highlights in order:
+                    started = time.perf_counter()
+                    # distinct texts, so neither variant meets the other's cached query embedding
+                    kb.search(f"{question} {'h' if highlights else 'n'}", collection="kb", top_k=5, highlights=highlights)
+                    (with_ if highlights else without).append((time.perf_counter() - started) * 1000)
+            rows.append((label, cache, percentile(without, 50), percentile(with_, 50), percentile(without, 95), percentile(with_, 95)))
+        kb.store.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ingest-chunks", type=int, default=100_000)
@@ -169,6 +197,13 @@ def main() -> None:
     parser.add_argument("--only", default="ingest,search,models", help="Comma-separated sections to run.")
     args = parser.parse_args()
     sections = set(args.only.split(","))
+    if "highlights" in sections:
+        table = Table(title="Search with highlights (sentences of the top 5 scored with the collection's embedder), ms")
+        for column in ("help center", "sentence cache", "p50 without", "p50 with", "p95 without", "p95 with", "p50 ratio"):
+            table.add_column(column, justify="left" if column in ("help center", "sentence cache") else "right")
+        for label, cache, p50, p50h, p95, p95h in bench_highlights():
+            table.add_row(label, cache, f"{p50:.1f}", f"{p50h:.1f}", f"{p95:.1f}", f"{p95h:.1f}", f"{p50h / p50:.2f}x")
+        console.print(table)
     if "models" in sections:
         models = Table(title="English vs multilingual embedder, sample help centers (search: embedding + morphology + search, top 5)")
         for column in ("help center", "model", "chunks", "ingest chunks/s", "search p50 ms", "search p95 ms"):

@@ -15,7 +15,7 @@ class Speaker(StrEnum):
     AGENT = "agent"
     SYSTEM = "system"
 
-    def to_pb(self) -> int:
+    def to_pb(self) -> common_pb2.Role:
         return _SPEAKER_TO_PB[self]
 
     @classmethod
@@ -31,7 +31,7 @@ class SessionStatus(StrEnum):
     WITH_AGENT = "with_agent"
     CLOSED = "closed"
 
-    def to_pb(self) -> int:
+    def to_pb(self) -> chat_pb2.SessionStatus:
         return _STATUS_TO_PB[self]
 
     @classmethod
@@ -48,17 +48,17 @@ class SessionStatus(StrEnum):
 
 OPEN_STATUSES = frozenset({SessionStatus.BOT, SessionStatus.WAITING, SessionStatus.WITH_AGENT})
 
-_SPEAKER_TO_PB = {
+_SPEAKER_TO_PB: dict[Speaker, common_pb2.Role] = {
     Speaker.CUSTOMER: common_pb2.ROLE_CUSTOMER,
     Speaker.ASSISTANT: common_pb2.ROLE_ASSISTANT,
     Speaker.AGENT: common_pb2.ROLE_AGENT,
     Speaker.SYSTEM: common_pb2.ROLE_SYSTEM,
 }
-_PB_TO_SPEAKER = {v: k for k, v in _SPEAKER_TO_PB.items()}
-_STATUS_TO_PB = {
+_PB_TO_SPEAKER: dict[int, Speaker] = {v: k for k, v in _SPEAKER_TO_PB.items()}
+_STATUS_TO_PB: dict[SessionStatus, chat_pb2.SessionStatus] = {
     SessionStatus.BOT: chat_pb2.SESSION_STATUS_BOT,
     SessionStatus.WAITING: chat_pb2.SESSION_STATUS_WAITING_FOR_AGENT,
     SessionStatus.WITH_AGENT: chat_pb2.SESSION_STATUS_WITH_AGENT,
     SessionStatus.CLOSED: chat_pb2.SESSION_STATUS_CLOSED,
 }
-_PB_TO_STATUS = {v: k for k, v in _STATUS_TO_PB.items()}
+_PB_TO_STATUS: dict[int, SessionStatus] = {v: k for k, v in _STATUS_TO_PB.items()}

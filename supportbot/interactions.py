@@ -1,5 +1,6 @@
-"""The interaction log's records: written by the gateway, read by `supportbot eval`. One type per
-kind, so writer and reader cannot drift apart."""
+"""The interaction log's records: written by the gateway, read by `supportbot eval`
+(`supportbot.evaluation.records.read_log`). One type per kind, so writer and reader cannot drift
+apart."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ class InteractionRecord:
     KIND: ClassVar[str]
 
     def to_record(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]  (every record is a dataclass)
+        """What is written: every field but those the reader joins in (`JOINED`)."""
+        record: dict[str, Any] = asdict(self)  # type: ignore[call-overload]  # every record is a dataclass
+        joined = {f.name for f in fields(self) if f.metadata.get(JOINED)}  # type: ignore[arg-type]
+        return {name: value for name, value in record.items() if name not in joined}
+
+
+# A field the gateway does not write: the reader fills it from other records of the log.
+JOINED = "joined"
 
 
 @dataclass
@@ -56,13 +64,22 @@ class TurnInteraction(InteractionRecord):
     fallback_reason: str = ""
     # The turn whose answer was reused from the semantic answer cache ("" when answered afresh).
     cached_from_turn_id: str = ""
+    # The LoRA adapter that generated the answer ("helpcenter@v2"); empty: the base model or none.
+    adapter: str = ""
+    # The customer's latest rating of the answer (-1, 0, 1): joined from the feedback records
+    # when the log is read, never written with the turn.
+    rating: int = field(default=0, metadata={JOINED: True})
 
     KIND = "turn"
+
+    @property
+    def retrieved_document_ids(self) -> list[str]:
+        return [r.document_id for r in self.retrieved]
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> TurnInteraction:
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in record.items() if k in known}
+        values = {k: v for k, v in record.items() if k in known and k != "rating"}
         chunk_fields = {f.name for f in fields(RetrievedChunk)}
         values["retrieved"] = [
             RetrievedChunk(**{
@@ -71,6 +88,12 @@ class TurnInteraction(InteractionRecord):
             })
             for r in record.get("retrieved", [])
         ]
+        # Read as the types the gateway writes, whatever wrote the log.
+        for name, kind in (("timestamp", float), ("completion_tokens", int), ("sentences_dropped", int),
+                           ("grounded", bool), ("handoff", bool)):
+            if name in values:
+                values[name] = kind(values[name])
+        values["latencies_ms"] = {k: float(v) for k, v in values.get("latencies_ms", {}).items()}
         return cls(**values)
 
 

@@ -66,7 +66,7 @@ def write_test_keys(path: Path, web_origins: tuple[str, ...] = ()) -> None:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa: F821
     from supportbot.core.settings import default_data_dir
     from supportbot.models import default_model_dir, is_prepared, prepare_default_model
-    from supportbot.stack import Ports, Stack
+    from supportbot_cli.stack import Ports, Stack
 
     model_dir = default_model_dir(default_data_dir())
     if not is_prepared(model_dir):
@@ -85,6 +85,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # noqa:
             # Verified answers run the generator and the verification on every turn; tests of
             # the other modes ask for them per request.
             "SUPPORTBOT_GATEWAY_ANSWER_MODE": "verified",
+            # Customer keys may also ask for quotes (the operator's choice); raw generation
+            # stays for the agent and admin keys.
+            "SUPPORTBOT_GATEWAY_CUSTOMER_ANSWER_MODES": "extractive",
             "SUPPORTBOT_GATEWAY_GRACE_PERIOD_S": "60",
             # A small batch and queue, so the refusal of excess requests can be seen.
             "SUPPORTBOT_GENERATOR_MAX_NUM_SEQS": "4",
@@ -132,7 +135,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     import redis
 
-    from supportbot.stack import free_port, redis_server_binary
+    from supportbot_cli.stack import free_port, redis_server_binary
 
     port = free_port()
     directory = tmp_path_factory.mktemp("redis")
@@ -183,5 +186,5 @@ def run_cli(stack, *args: str, timeout: float = 300):  # type: ignore[no-untyped
     env = {**os.environ, **{k: v for k, v in stack.environment().items() if k.endswith("_ADDRESS")}}
     env["SUPPORTBOT_DATA_DIR"] = str(stack.data_dir)  # where the CLI finds the local API keys
     return subprocess.run(
-        [sys.executable, "-m", "supportbot.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "supportbot_cli", *args], env=env, capture_output=True, text=True, timeout=timeout
     )

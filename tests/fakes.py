@@ -1,10 +1,11 @@
 """Scripted stand-ins for the retriever and the generator: the gateway's logic runs on them
-without a model (tests/test_gateway_turns.py, tests/test_web.py)."""
+without a model (tests/services/gateway/test_gateway_turns.py, tests/services/web/test_web.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 
@@ -88,3 +89,67 @@ class FakeGenerator:
             ))
 
         return stream()
+
+
+@asynccontextmanager
+async def keyed_gateway(servicer) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """The chat servicer on a real gRPC server that checks tests/conftest.py's TEST_KEYS with
+    the gateway's own roles; yields its address."""
+    from services.gateway.server import METHOD_ROLES, PEOPLE
+    from supportbot.core.auth import AuthInterceptor, KeyRing, Principal
+    from supportbot.core.errors import ErrorMappingInterceptor
+    from supportbot.v1 import chat_pb2_grpc
+    from tests.conftest import TEST_KEYS
+
+    # A publishable key's visitors share one customer id, as the keys file gives them
+    # (supportbot.core.auth.KeyEntry), so the widget's session is theirs to go on with.
+    keys = KeyRing({
+        entry["key"]: Principal(entry["name"], entry["role"],
+                                entry.get("customer_id", "") or (f"widget:{entry['name']}" if entry["role"] == "publishable" else ""),
+                                tuple(entry.get("collections", ())))
+        for entry in TEST_KEYS.values()
+    })
+    server = grpc.aio.server(interceptors=[AuthInterceptor(keys, METHOD_ROLES, PEOPLE), ErrorMappingInterceptor()])
+    chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
+class WordEmbedder:
+    """An embedder without a model: the same words give the same unit vector (embedding_of);
+    it records what it was asked to embed."""
+
+    model_name = "test-words"
+    dimension = 64
+    max_seq_length = 256
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        self.embedded.extend(texts)
+        return np.asarray([embedding_of(t) for t in texts], dtype=np.float32)
+
+    def embed_query(self, text: str) -> list[float]:
+        return embedding_of(text)
+
+
+def word_knowledge_base(data_dir):  # type: ignore[no-untyped-def]
+    """A KnowledgeBase on the real embedded Qdrant engine whose collection "kb" uses WordEmbedder."""
+    from services.retriever.embedding import Embedders, SparseEmbedder
+    from services.retriever.knowledge_base import KnowledgeBase
+    from services.retriever.settings import RetrieverSettings
+    from services.retriever.stores import EdgeStore
+
+    embedder = WordEmbedder()
+    settings = RetrieverSettings(data_dir=data_dir, collection_models={"kb": embedder.model_name})
+    return KnowledgeBase(settings, EdgeStore(settings.resolved_index_path()), embedder, SparseEmbedder(), Embedders(loaded=[embedder]))

@@ -1,5 +1,5 @@
 """Every public RPC of the three services by its full path, with what it takes and returns, so
-tests can send any bytes to any of them (tests/test_hostile_inputs.py, tests/test_fuzz.py)."""
+tests can send any bytes to any of them (tests/stack/test_hostile_inputs.py, tests/stack/test_fuzz.py)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Run: python deploy/monitoring/dashboard.py   (writes grafana/dashboards/supportbot.json beside it)
 The test suite rebuilds it and fails when the committed JSON differs, and evaluates every panel's
-query on a real Prometheus scraping a running stack (tests/test_monitoring.py)."""
+query on a real Prometheus scraping a running stack (tests/stack/test_monitoring.py)."""
 
 from __future__ import annotations
 

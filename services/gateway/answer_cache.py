@@ -2,8 +2,8 @@
 
 A customer's first question that means the same as a recent question on the same collection and
 answer mode is answered with that question's grounded answer, streamed the same way, without the
-model. Three checks make a hit, each measured on the sample golden set's paraphrases and near
-misses (`bench/answer_cache.py`):
+model. Three checks make a hit; the thresholds of the first were chosen on one part of the sample
+golden set's paraphrases and near misses and are reported on the other (`bench/answer_cache.py`):
 
 1. *Same question*: the embeddings are close and the wording does not swap one specific for
    another (`same_question`: "per year" is not "per month" however close their embeddings).
@@ -11,7 +11,8 @@ misses (`bench/answer_cache.py`):
    question, so the answer rests on what the new question finds.
 3. *Same versions*: each of those chunks still has the content hash and document version it had;
    a cited document that changed (a re-ingest bumps its version) kills the entry, so a cached
-   answer can never be staler than the index.
+   answer can never be staler than the index. Lazily: the entry goes at the first lookup that
+   retrieves the changed document; until then it waits unused for its TTL.
 
 Entries are written for grounded answers that were not cut short; they expire after a TTL, the
 oldest go past a cap, and a thumbs-down on the answer (or on any turn served from it) removes it.
@@ -28,22 +29,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 from redis.asyncio import Redis
 
-from services.gateway.settings import GatewaySettings
+from services.gateway.redis_connection import binary, members, text
+from services.gateway.settings import AnswerCacheSettings
 from supportbot.answers.citations import CITATION_MARK, citations_for
+from supportbot.answers.sources import Citation, Source
 from supportbot.answers.text import terms
-from supportbot.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
 
-def same_question(similarity: float, question: str, cached: str, settings: GatewaySettings) -> bool:
+def same_question(similarity: float, question: str, cached: str, settings: AnswerCacheSettings) -> bool:
     """Whether `question` asks what `cached` asked. The same content words (in any order and
     form) need a moderate similarity; otherwise a high one, and no word of either question
     replaced by another (a substitution is how near misses differ: "apple pay" for "paypal",
@@ -105,7 +109,7 @@ class CacheLookup:
     result: str  # "hit", "miss" or "stale"
     entry: CacheEntry | None = None
     pieces: list[str] = field(default_factory=list)
-    citations: list[common_pb2.Citation] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
     similarity: float = 0.0
 
 
@@ -119,7 +123,7 @@ class _Mirror:
 
 
 class AnswerCache:
-    def __init__(self, redis: Redis, settings: GatewaySettings) -> None:
+    def __init__(self, redis: Redis, settings: AnswerCacheSettings) -> None:
         self.redis = redis
         self.settings = settings
         self.prefix = settings.answer_cache_prefix
@@ -147,14 +151,14 @@ class AnswerCache:
         mirror = self._mirrors.get(key.name)
         if mirror is None or mirror.generation != generation:
             stored = await self.redis.hgetall(self._vectors(key))
-            ids = [k.decode() for k in stored]
-            vectors = [np.frombuffer(v, dtype=np.float32) for v in stored.values()]
+            ids = [text(k) for k in stored]
+            vectors = [np.frombuffer(binary(v), dtype=np.float32) for v in stored.values()]
             matrix = np.vstack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32)
             mirror = self._mirrors[key.name] = _Mirror(generation, ids, matrix)
         return mirror
 
     async def lookup(
-        self, key: CacheKey, embedding: list[float], question: str, sources: list[common_pb2.Source]
+        self, key: CacheKey, embedding: list[float], question: str, sources: list[Source]
     ) -> CacheLookup:
         mirror = await self._mirror(key)
         query = np.asarray(embedding, dtype=np.float32)
@@ -179,13 +183,13 @@ class AnswerCache:
                 await self.forget(entry_id, key)
                 return CacheLookup("stale", similarity=similarity)
             if isinstance(found, dict):
-                pieces = [CITATION_MARK.sub(lambda m, f=found: _renumber(m, f), piece) for piece in entry.pieces]
+                pieces = [CITATION_MARK.sub(partial(_renumber, numbers=found), piece) for piece in entry.pieces]
                 citations = citations_for(sorted(found.values()), sources)
                 return CacheLookup("hit", entry, pieces, citations, similarity)
         return CacheLookup("miss")
 
     @staticmethod
-    def _match(entry: CacheEntry, sources: list[common_pb2.Source]) -> dict[int, int] | str | None:
+    def _match(entry: CacheEntry, sources: list[Source]) -> dict[int, int] | str | None:
         """The cached answer's citation numbers mapped to the new sources' numbers; "stale" when
         a cited document is found in another version; None when a cited chunk was not found."""
         by_chunk = {s.chunk_id: number for number, s in enumerate(sources, start=1)}
@@ -208,8 +212,8 @@ class AnswerCache:
         question: str,
         turn_id: str,
         pieces: list[str],
-        citations: list[common_pb2.Citation],
-        sources: list[common_pb2.Source],
+        citations: list[Citation],
+        sources: list[Source],
         *,
         path: int,
         finish: int,
@@ -232,7 +236,7 @@ class AnswerCache:
         # Past the cap, and past the TTL (their entries are gone already), the oldest vectors go.
         oldest = await self.redis.zrange(self._order(key), 0, -(self.settings.answer_cache_max_entries + 1))
         expired = await self.redis.zrangebyscore(self._order(key), 0, time.time() - ttl)
-        for entry_id in {e.decode() for e in [*oldest, *expired]}:
+        for entry_id in {*members(oldest), *members(expired)}:
             await self.forget(entry_id, key)
 
     async def served(self, turn_id: str, entry_id: str) -> None:
@@ -256,9 +260,9 @@ class AnswerCache:
     async def forget_turn(self, turn_id: str) -> bool:
         """A thumbs-down: the turn's own entry, or the entry that answered it, is removed."""
         served = await self.redis.get(self._served(turn_id))
-        return await self.forget(served.decode() if served else turn_id)
+        return await self.forget(text(served) if served else turn_id)
 
 
-def _renumber(match: Any, numbers: dict[int, int]) -> str:
+def _renumber(match: re.Match[str], numbers: dict[int, int]) -> str:
     parts = [numbers.get(int(part), int(part)) for part in match.group(1).split(",")]
     return "[" + ", ".join(str(n) for n in parts) + "]"

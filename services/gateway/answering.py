@@ -2,25 +2,34 @@
 in one of three modes (see chat.proto's AnswerMode). Model-free parts live in
 `supportbot.answers`; this module drives the generator and decides the path.
 
-    composer = AnswerComposer(settings, generator_stub)
-    answer = Answer()
-    async for text in composer.stream(question, sources, answer, mode=chat_pb2.ANSWER_MODE_VERIFIED):
-        print(text, end="")          # sentence by sentence, each verified and cited
-    answer.path, answer.citations    # ANSWER_PATH_VERIFIED, [Citation(index=1, ...)]
+    composer = AnswerComposer(settings, Generator(generator_stub, settings.generation_timeout_s))
+    turn = TurnContext(ChatRequest(question), question, AnswerMode.VERIFIED, sources=sources)
+    async for text in composer.stream(turn):
+        print(text, end="")                    # sentence by sentence, each verified and cited
+    turn.answer.path, turn.answer.citations    # AnswerPath.VERIFIED, [Citation(index=1, ...)]
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
 
 import grpc
 
+from services.gateway.backends import Generator
+from services.gateway.domain import (
+    Answer,
+    AnswerMode,
+    AnswerPath,
+    FinishReason,
+    GenerationRequest,
+    GenerationResult,
+)
+from services.gateway.pipeline.context import TurnContext
 from services.gateway.settings import GatewaySettings
-from supportbot.answers.citations import citations_for
+from supportbot.answers.answerability import Answerability, UnknownTerm, assess
+from supportbot.answers.citations import article_citations
 from supportbot.answers.compose import (
     AnswerSentence,
     ComposedAnswer,
@@ -33,122 +42,116 @@ from supportbot.answers.compose import (
 from supportbot.answers.grounding import Evidence
 from supportbot.core.errors import Unavailable
 from supportbot.core.telemetry import tracer
-from supportbot.v1 import chat_pb2, common_pb2, generator_pb2, generator_pb2_grpc
 
 log = logging.getLogger(__name__)
 TRACER = tracer(__name__)
 
 
-@dataclass
-class Answer:
-    """What the answer stage produced, filled in as it streams."""
-
-    text: str = ""
-    citations: list[common_pb2.Citation] = field(default_factory=list)
-    path: int = chat_pb2.ANSWER_PATH_UNSPECIFIED
-    grounded: bool = False
-    finish: int = common_pb2.FINISH_REASON_NOT_GENERATED
-    completion_tokens: int = 0
-    first_text_at: float = 0.0
-    sentences_kept: int = 0
-    sentences_dropped: int = 0
-    fallback_reason: str = ""
-    # The text as it was streamed, piece by piece (the answer cache streams it again so).
-    pieces: list[str] = field(default_factory=list)
-    # The customer's language: fixed replies and the model's answer follow it.
-    language: str = "en"
-
-    def add(self, text: str) -> str:
-        if not self.first_text_at:
-            self.first_text_at = time.perf_counter()
-        self.text += text
-        self.pieces.append(text)
-        return text
-
-
 class AnswerComposer:
-    def __init__(self, settings: GatewaySettings, generator: generator_pb2_grpc.GeneratorServiceStub) -> None:
+    def __init__(self, settings: GatewaySettings, generator: Generator) -> None:
         self.settings = settings
         self.generator = generator
 
     def fixed(self, answer: Answer, text: str, reason: str = "") -> str:
         """A fixed reply (not covered, unavailable, handoff): never grounded, never cited."""
-        answer.path, answer.grounded, answer.fallback_reason = chat_pb2.ANSWER_PATH_FIXED_REPLY, False, reason
+        answer.path, answer.grounded, answer.fallback_reason = AnswerPath.FIXED_REPLY, False, reason
         answer.citations = []
         return answer.add(text)
 
-    async def stream(
-        self,
-        question: str,
-        sources: Sequence[common_pb2.Source],
-        answer: Answer,
-        *,
-        mode: int,
-        context_question: str = "",
-        history: Sequence[common_pb2.ConversationMessage] = (),
-        request_id: str = "",
-        language: str = "en",
-    ) -> AsyncIterator[str]:
-        answer.language = language
-        evidence = Evidence(sources)
-        if mode == chat_pb2.ANSWER_MODE_EXTRACTIVE:
-            for text in self.extractive(question, context_question, evidence, sources, answer, chat_pb2.ANSWER_PATH_EXTRACTIVE):
+    async def stream(self, turn: TurnContext) -> AsyncGenerator[str, None]:
+        """The answer to the turn's message from its sources, in the turn's mode, piece by piece;
+        `turn.answer` says how it was made."""
+        answer = turn.answer
+        answer.language = turn.language
+        evidence = Evidence(turn.sources)
+        composed = self.quote(turn.message, evidence, turn.follows)
+        decision = self.answerability(turn.message, evidence, composed, turn.follows, turn.unknown_terms)
+        if not decision.answerable:
+            # Decided before any generation: a question the help center does not cover gets
+            # the "not covered" reply in every mode, never a confident quote or a model's guess.
+            yield self.fixed(answer, self.settings.fixed_replies.reply("ungrounded", answer.language), decision.reason)
+            return
+        if turn.mode == AnswerMode.EXTRACTIVE:
+            for text in self.extractive(turn, evidence, AnswerPath.EXTRACTIVE):
                 yield text
             return
-        request = generator_pb2.GenerateRequest(
-            question=question, sources=sources, history=history, max_tokens=self.settings.max_answer_tokens,
-            repetition_penalty=self.settings.answer_repetition_penalty, request_id=request_id, language=language,
+        request = GenerationRequest(
+            question=turn.message, sources=list(turn.sources), history=list(turn.history),
+            max_tokens=self.settings.answers.max_answer_tokens, repetition_penalty=self.settings.answers.answer_repetition_penalty,
+            request_id=turn.turn_id, language=turn.language, collection=turn.active_session.collection,
         )
-        generate = self._generative if mode == chat_pb2.ANSWER_MODE_GENERATIVE else self._verified
-        async with aclosing(generate(request, question, context_question, evidence, sources, answer)) as texts:
+        generate = self._generative if turn.mode == AnswerMode.GENERATIVE else self._verified
+        async with aclosing(generate(turn, evidence, request)) as texts:
             async for text in texts:
                 yield text
 
     def quote(self, question: str, evidence: Evidence, context_question: str = "") -> ComposedAnswer:
         """The source sentences that answer the question (none when none is relevant enough)."""
         return extractive_answer(
-            question, evidence, context=context_question, min_relevance=self.settings.extractive_min_relevance
+            question, evidence, context=context_question, min_relevance=self.settings.answers.extractive_min_relevance
         )
 
-    def extractive(self, question, context_question, evidence, sources, answer, path, reason=""):  # type: ignore[no-untyped-def]
-        composed = self.quote(question, evidence, context_question)
+    def answerability(
+        self, question: str, evidence: Evidence, composed: ComposedAnswer, context_question: str = "",
+        unknown_terms: Sequence[UnknownTerm] = (),
+    ) -> Answerability:
+        """Whether the sources answer the question at all (supportbot/answers/answerability.py);
+        `unknown_terms`: the searched question's words the collection never uses (retriever)."""
+        if not self.settings.answers.answerability_enabled:
+            return Answerability(True, 1.0, 0.0, None, None)
+        return assess(
+            question, evidence, support=composed.relevance, context=context_question,
+            thresholds=self.settings.answers.answerability_thresholds,
+            unknown_terms=unknown_terms, unknown_term_weight=self.settings.answers.answerability_unknown_term_weight,
+            unknown_term_closeness=self.settings.answers.answerability_unknown_term_closeness,
+        )
+
+    def extractive(self, turn: TurnContext, evidence: Evidence, path: AnswerPath, reason: str = "") -> Iterator[str]:
+        """The source sentences that answer the turn's message, quoted and cited."""
+        answer = turn.answer
+        composed = self.quote(turn.message, evidence, turn.follows)
         if not composed.sentences:
-            yield self.fixed(answer, self.settings.reply("ungrounded", answer.language), reason or "no source sentence answers the question")
+            yield self.fixed(answer, self.settings.fixed_replies.reply("ungrounded", answer.language), reason or "no source sentence answers the question")
             return
         answer.path, answer.grounded, answer.fallback_reason = path, True, reason
-        answer.citations = citations_for(composed.sources, sources)
+        answer.citations = article_citations(composed.articles, turn.sources)
         for piece in pieces(composed.sentences):
             yield answer.add(piece)
 
-    async def generate_text(self, request: generator_pb2.GenerateRequest) -> generator_pb2.GenerateResult:
+    async def generate_text(self, request: GenerationRequest) -> GenerationResult:
         """A whole generation (agent assist); UNAVAILABLE when the generator cannot answer."""
         try:
-            async for event in self.generator.Generate(request, timeout=self.settings.generation_timeout_s):
-                if event.HasField("result"):
-                    return event.result
+            async with aclosing(self.generator.stream(request)) as events:
+                async for event in events:
+                    if isinstance(event, GenerationResult):
+                        return event
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"the generator is not available right now ({exc.code().name}); try again") from exc
         raise Unavailable("the generator ended without an answer; try again")
 
-    async def _generate(self, request: generator_pb2.GenerateRequest, answer: Answer) -> AsyncIterator[str]:
+    async def _generate(self, request: GenerationRequest, answer: Answer) -> AsyncGenerator[str, None]:
         """The generator's deltas; its result fills `answer`'s finish, tokens and citations."""
         # Not the current span: a generator closed early (the customer left) ends in another
         # context, where detaching a current span fails.
         span = TRACER.start_span("generation")
         try:
-            stream = self.generator.Generate(request, timeout=self.settings.generation_timeout_s)
-            async for event in stream:
-                if event.HasField("delta"):
-                    yield event.delta.text
-                else:
-                    answer.finish = event.result.finish_reason
-                    answer.completion_tokens = event.result.completion_tokens
-                    answer.citations = list(event.result.citations)
+            async with aclosing(self.generator.stream(request)) as events:
+                async for event in events:
+                    if isinstance(event, str):
+                        yield event
+                    else:
+                        answer.finish = event.finish
+                        answer.completion_tokens = event.completion_tokens
+                        answer.citations = list(event.citations)
+                        answer.adapter = event.adapter
         finally:
             span.set_attribute("supportbot.completion_tokens", answer.completion_tokens)
             span.end()
 
-    async def _generative(self, request, question, context_question, evidence, sources, answer):  # type: ignore[no-untyped-def]
+    async def _generative(
+        self, turn: TurnContext, evidence: Evidence, request: GenerationRequest
+    ) -> AsyncGenerator[str, None]:
+        answer = turn.answer
         try:
             async with aclosing(self._generate(request, answer)) as deltas:
                 async for delta in deltas:
@@ -157,27 +160,30 @@ class AnswerComposer:
             log.warning("generation failed", extra={"code": exc.code().name, "details": exc.details()})
             reason = f"the generator failed ({exc.code().name})"
             if not answer.text:
-                yield self.fixed(answer, self.settings.reply("unavailable", answer.language), reason)
+                yield self.fixed(answer, self.settings.fixed_replies.reply("unavailable", answer.language), reason)
                 return
             # Cut off mid-answer: say so, rather than leave half a sentence standing as if whole.
-            yield answer.add("\n\n" + self.settings.reply("interrupted", answer.language))
-            answer.path, answer.grounded, answer.fallback_reason = chat_pb2.ANSWER_PATH_GENERATED, False, reason
+            yield answer.add("\n\n" + self.settings.fixed_replies.reply("interrupted", answer.language))
+            answer.path, answer.grounded, answer.fallback_reason = AnswerPath.GENERATED, False, reason
             return
         answer.text = answer.text.strip()
         if not answer.text:
-            yield self.fixed(answer, self.settings.reply("ungrounded", answer.language), "the model wrote nothing")
+            yield self.fixed(answer, self.settings.fixed_replies.reply("ungrounded", answer.language), "the model wrote nothing")
             return
         # Shown as written, but only called grounded when the sources support some of it (an
         # answer that ignored its sources, as an injected "ignore your sources" asks, is not).
-        verifier = verify(evidence, answer.text, threshold=self.settings.support_threshold,
-                          truncated=answer.finish == common_pb2.FINISH_REASON_LENGTH)
+        verifier = verify(evidence, answer.text, threshold=self.settings.answers.support_threshold,
+                          truncated=answer.finish == FinishReason.LENGTH)
         answer.sentences_kept, answer.sentences_dropped = len(verifier.kept), verifier.dropped
-        answer.path, answer.grounded = chat_pb2.ANSWER_PATH_GENERATED, bool(verifier.kept)
+        answer.path, answer.grounded = AnswerPath.GENERATED, bool(verifier.kept)
         if not answer.grounded:
             answer.fallback_reason = "no sentence of the generated answer is supported by the sources"
 
-    async def _verified(self, request, question, context_question, evidence, sources, answer):  # type: ignore[no-untyped-def]
-        verifier = StreamingVerifier(evidence, threshold=self.settings.support_threshold)
+    async def _verified(
+        self, turn: TurnContext, evidence: Evidence, request: GenerationRequest
+    ) -> AsyncGenerator[str, None]:
+        answer = turn.answer
+        verifier = StreamingVerifier(evidence, threshold=self.settings.answers.support_threshold)
         shown: list[AnswerSentence] = []
 
         def show(sentences: list[AnswerSentence]) -> list[str]:
@@ -193,24 +199,25 @@ class AnswerComposer:
                 async for delta in deltas:
                     for piece in show(verifier.feed(delta)):
                         yield piece
-            for piece in show(verifier.finish(truncated=answer.finish == common_pb2.FINISH_REASON_LENGTH)):
+            for piece in show(verifier.finish(truncated=answer.finish == FinishReason.LENGTH)):
                 yield piece
         except grpc.aio.AioRpcError as exc:
             log.warning("generation failed", extra={"code": exc.code().name, "details": exc.details()})
             failure = f"the generator failed ({exc.code().name})"
         answer.sentences_kept, answer.sentences_dropped = len(verifier.kept), verifier.dropped
         if shown:
-            answer.path, answer.grounded = chat_pb2.ANSWER_PATH_VERIFIED, True
-            answer.citations = citations_for((n for s in shown for n in s.sources), sources)
-            if answer.finish == common_pb2.FINISH_REASON_REPETITION:
+            answer.path, answer.grounded = AnswerPath.VERIFIED, True
+            shown_numbers = {n for s in shown for n in s.sources}
+            shown_articles = (a for a in verifier.numbering.articles if a.number in shown_numbers)
+            answer.citations = article_citations(shown_articles, turn.sources)
+            if answer.finish == FinishReason.REPETITION:
                 answer.fallback_reason = "the generation began repeating itself; the verified sentences before it are kept"
             return
         if not failure:
             failure = (
                 "the generation repeated itself before any supported sentence"
-                if answer.finish == common_pb2.FINISH_REASON_REPETITION
+                if answer.finish == FinishReason.REPETITION
                 else "no generated sentence was supported by the sources"
             )
-        for text in self.extractive(question, context_question, evidence, sources, answer,
-                                     chat_pb2.ANSWER_PATH_EXTRACTIVE_FALLBACK, failure):
+        for text in self.extractive(turn, evidence, AnswerPath.EXTRACTIVE_FALLBACK, failure):
             yield text

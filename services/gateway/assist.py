@@ -12,14 +12,25 @@ from dataclasses import dataclass, field
 
 from services.gateway import handoff
 from services.gateway.answering import AnswerComposer
+from services.gateway.domain import (
+    AnswerMode,
+    AnswerPath,
+    ChatRequest,
+    FinishReason,
+    GenerationRequest,
+    GenerationResult,
+    Message,
+)
 from services.gateway.handoff import asks_for_person
+from services.gateway.pipeline.context import Route, TurnContext
+from services.gateway.pipeline.rewrite import conversation_history, standalone_question
 from services.gateway.sessions import SessionRecord
-from supportbot.answers.citations import citations_for
-from supportbot.answers.compose import StreamingVerifier, render, verify
+from supportbot.answers.citations import article_citations
+from supportbot.answers.compose import CitedArticle, StreamingVerifier, render, verify
 from supportbot.answers.grounding import Evidence, Passage
+from supportbot.answers.sources import Citation, Source
 from supportbot.conversation import Speaker
 from supportbot.core.language import ENGLISH, KOREAN, detect_language
-from supportbot.v1 import chat_pb2, common_pb2, generator_pb2
 
 _LABELS = {Speaker.CUSTOMER: "Customer", Speaker.ASSISTANT: "Assistant", Speaker.AGENT: "Agent"}
 # Sampling temperatures of the drafts after the first (greedy) one, for variety.
@@ -49,7 +60,7 @@ _HANDOFF_REASONS_KO = {
 
 def conversation_language(session: SessionRecord) -> str:
     """The customer's language over the conversation (English when nothing tells)."""
-    said = " ".join(t.content for t in session.turns if t.role == Speaker.CUSTOMER)
+    said = " ".join(session.customer_messages())
     language = detect_language(said)
     return language if language in _SUMMARY_PHRASES else ENGLISH
 
@@ -63,15 +74,26 @@ def transcript(session: SessionRecord, last: int = 30) -> str:
 @dataclass
 class Draft:
     text: str
-    path: int
-    source_numbers: list[int] = field(default_factory=list)
+    path: AnswerPath
+    # The cited articles, numbered as the draft's text numbers them.
+    articles: list[CitedArticle] = field(default_factory=list)
 
-    def message(self, sources: Sequence[common_pb2.Source]) -> chat_pb2.SuggestedReply:
-        citations = citations_for(self.source_numbers, sources)
-        return chat_pb2.SuggestedReply(
-            text=self.text, citations=citations, answer_path=self.path,
-            sources=[sources[c.index - 1] for c in citations],
-        )
+    def citations(self, sources: Sequence[Source]) -> list[Citation]:
+        return article_citations(self.articles, sources)
+
+    def cited_sources(self, sources: Sequence[Source]) -> list[Source]:
+        return [sources[a.source - 1] for a in self.articles if 1 <= a.source <= len(sources)]
+
+
+def assist_context(session: SessionRecord, history_messages: int) -> TurnContext:
+    """A turn's context for agent assist: the customer's last question for the help center, read
+    after the conversation (the retrieve stage searches it), in the conversation's language."""
+    question = handoff.last_real_question(session)
+    turn = TurnContext(ChatRequest(question, session.session_id), question, AnswerMode.UNSPECIFIED, session=session)
+    turn.route, turn.rewritten = Route.BOT, standalone_question(question, session) if question else ""
+    turn.history = [m for m in conversation_history(session, history_messages) if m.content != question]
+    turn.language = conversation_language(session)
+    return turn
 
 
 class Assistant:
@@ -79,75 +101,72 @@ class Assistant:
         self.composer = composer
         self.settings = composer.settings
 
-    async def drafts(
-        self, question: str, sources: Sequence[common_pb2.Source], history: Sequence[common_pb2.ConversationMessage], count: int,
-        language: str = ENGLISH,
-    ) -> list[Draft]:
-        """Up to `count` different grounded drafts: the greedy verified reply, the quoted sources,
-        then sampled verified replies. Without sources, none: there is nothing to rest on."""
-        if not sources:
+    async def drafts(self, turn: TurnContext, count: int) -> list[Draft]:
+        """Up to `count` different grounded drafts for the turn's question (its message, with the
+        sources the retrieve stage found): the greedy verified reply, the quoted sources, then
+        sampled verified replies. Without sources, none: there is nothing to rest on."""
+        if not turn.sources:
             return []
-        evidence = Evidence(sources)
+        evidence = Evidence(turn.sources)
         temperatures = [0.0, *_DRAFT_TEMPERATURES][: max(count - 1, 1)]
-        generated = await asyncio.gather(
-            *(self._verified_draft(question, sources, history, evidence, t, language) for t in temperatures)
-        )
-        quoted = self.composer.quote(question, evidence)
-        extractive = Draft(quoted.text, chat_pb2.ANSWER_PATH_EXTRACTIVE, quoted.sources) if quoted.sentences else None
+        generated = await asyncio.gather(*(self._verified_draft(turn, evidence, t) for t in temperatures))
+        quoted = self.composer.quote(turn.message, evidence)
+        extractive = Draft(quoted.text, AnswerPath.EXTRACTIVE, quoted.articles) if quoted.sentences else None
         ordered = [d for d in [generated[0], extractive, *generated[1:]] if d is not None]
         unique: dict[str, Draft] = {}
         for draft in ordered:
             unique.setdefault(draft.text, draft)
         return list(unique.values())[:count]
 
-    async def _verified_draft(self, question, sources, history, evidence, temperature, language) -> Draft | None:  # type: ignore[no-untyped-def]
-        request = generator_pb2.GenerateRequest(
-            question=question, sources=sources, history=history, temperature=temperature, language=language,
-            max_tokens=self.settings.suggestion_max_tokens, repetition_penalty=self.settings.answer_repetition_penalty,
+    async def _verified_draft(self, turn: TurnContext, evidence: Evidence, temperature: float) -> Draft | None:
+        request = GenerationRequest(
+            question=turn.message, sources=list(turn.sources), history=list(turn.history), temperature=temperature,
+            language=turn.language, collection=turn.active_session.collection,
+            max_tokens=self.settings.answers.suggestion_max_tokens, repetition_penalty=self.settings.answers.answer_repetition_penalty,
         )
         result = await self.composer.generate_text(request)
         verifier = self._verify(evidence, result)
         if not verifier.kept:
             return None
-        return Draft(render(verifier.kept), chat_pb2.ANSWER_PATH_VERIFIED, [n for s in verifier.kept for n in s.sources])
+        kept = {n for s in verifier.kept for n in s.sources}
+        return Draft(render(verifier.kept), AnswerPath.VERIFIED,
+                     [a for a in verifier.numbering.articles if a.number in kept])
 
-    async def summary(self, session: SessionRecord) -> tuple[str, int]:
-        """(summary, answer path): the model's sentences that the conversation supports, else a
-        summary composed from the conversation's own words."""
+    async def summary(self, turn: TurnContext) -> tuple[str, AnswerPath]:
+        """(summary, answer path) of the turn's session: the model's sentences that the
+        conversation supports, else a summary composed from the conversation's own words."""
+        session = turn.active_session
         conversation = transcript(session)
         language = conversation_language(session)
-        request = generator_pb2.GenerateRequest(
+        request = GenerationRequest(
             messages=[
-                common_pb2.ConversationMessage(
-                    role=common_pb2.ROLE_SYSTEM,
-                    content="You summarize customer-support conversations for the agent taking over.",
-                ),
-                common_pb2.ConversationMessage(
-                    role=common_pb2.ROLE_CUSTOMER,
-                    content="Summarize this conversation in two or three sentences: what the customer needs, "
+                Message(Speaker.SYSTEM, "You summarize customer-support conversations for the agent taking over."),
+                Message(
+                    Speaker.CUSTOMER,
+                    "Summarize this conversation in two or three sentences: what the customer needs, "
                     f"what was already answered, and what is still open.{_SUMMARY_PHRASES[language]['instruction']}"
                     f"\n\n{conversation}",
                 ),
             ],
-            max_tokens=SUMMARY_MAX_TOKENS, repetition_penalty=self.settings.answer_repetition_penalty,
+            max_tokens=SUMMARY_MAX_TOKENS, repetition_penalty=self.settings.answers.answer_repetition_penalty,
+            collection=session.collection,
         )
         result = await self.composer.generate_text(request)
         verifier = self._verify(Evidence([Passage("conversation", conversation)]), result)
         if verifier.kept:
-            return " ".join(s.text for s in verifier.kept), chat_pb2.ANSWER_PATH_VERIFIED
-        return extractive_summary(session, language), chat_pb2.ANSWER_PATH_EXTRACTIVE
+            return " ".join(s.text for s in verifier.kept), AnswerPath.VERIFIED
+        return extractive_summary(session, language), AnswerPath.EXTRACTIVE
 
-
-    def _verify(self, evidence: Evidence, result: generator_pb2.GenerateResult) -> StreamingVerifier:
-        return verify(evidence, result.text, threshold=self.settings.support_threshold,
-                      truncated=result.finish_reason == common_pb2.FINISH_REASON_LENGTH)
+    def _verify(self, evidence: Evidence, result: GenerationResult) -> StreamingVerifier:
+        return verify(evidence, result.text, threshold=self.settings.answers.support_threshold,
+                      truncated=result.finish == FinishReason.LENGTH)
 
 
 def extractive_summary(session: SessionRecord, language: str = ENGLISH) -> str:
     """What the customer asked, which articles the bot answered from, whether a person was asked
     for and what is still open, in the conversation's own words (and the customer's language)."""
     phrases = _SUMMARY_PHRASES.get(language, _SUMMARY_PHRASES[ENGLISH])
-    asked = [t.content for t in session.turns if t.role == Speaker.CUSTOMER]
+    asked = session.customer_messages()
     questions = [q for q in asked if not asks_for_person(q)]
     parts = []
     if questions:

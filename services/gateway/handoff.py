@@ -6,7 +6,7 @@ import re
 import time
 
 from services.gateway.sessions import SessionRecord
-from supportbot.conversation import SessionStatus, Speaker
+from supportbot.conversation import SessionStatus
 
 _ASKS_FOR_PERSON = re.compile(
     r"\b(human|real person|a person|an agent|live agent|representative|talk to (someone|somebody))\b", re.I
@@ -47,5 +47,5 @@ def after_answer(session: SessionRecord, grounded: bool) -> str:
 def last_real_question(session: SessionRecord) -> str:
     """The customer's last question for the help center ("Can I talk to a person?" is none; when
     the customer asked nothing else, that is what there is)."""
-    questions = [t.content for t in session.turns if t.role == Speaker.CUSTOMER]
+    questions = session.customer_messages()
     return next((q for q in reversed(questions) if not asks_for_person(q)), questions[-1] if questions else "")

@@ -18,7 +18,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from services.gateway.redis_connection import stream_entry, text
+from services.gateway.redis_connection import stream_entries, text
 from supportbot.interactions import InteractionRecord
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,11 @@ class JsonlExporter:
                 data = data[:cut]
             lines = data.splitlines()
             if lines:
-                return json.loads(lines[-1])["stream_id"]
+                stream_id: str = json.loads(lines[-1])["stream_id"]
+                return stream_id
         return "0-0"
 
-    def _write(self, entries: list[tuple[str, dict]]) -> None:
+    def _write(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         by_file: dict[Path, list[bytes]] = {}
         for entry_id, fields in entries:
             record = json.loads(fields["record"])
@@ -80,9 +81,9 @@ class JsonlExporter:
 
     async def export_once(self, after: str) -> str:
         response = await self.redis.xrange(self.stream, min=f"({after}", count=self.batch)
-        if not response:
+        entries = stream_entries(response)
+        if not entries:
             return after
-        entries = [stream_entry(entry_id, fields) for entry_id, fields in response]
         await asyncio.to_thread(self._write, entries)
         last = entries[-1][0]
         # Exported entries may go; the files are the durable copy.

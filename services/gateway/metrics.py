@@ -16,11 +16,11 @@ from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import RedisError
 
 from services.gateway import handoff
+from services.gateway.domain import AnswerPath, TurnOutcome
 from services.gateway.reply_outcome import ReplyOutcome
 from services.gateway.sessions import SessionRecord, SessionStore
 from supportbot.conversation import SessionStatus
 from supportbot.core.logging import current_request_id
-from supportbot.v1 import chat_pb2
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ _REASONS = {
 
 
 def path_name(path: int) -> str:
-    return chat_pb2.AnswerPath.Name(path).removeprefix("ANSWER_PATH_").lower()
+    return AnswerPath(path).label
 
 
 def _exemplar() -> dict[str, str] | None:
@@ -104,11 +104,11 @@ def _exemplar() -> dict[str, str] | None:
     return {"request_id": request_id} if request_id else None
 
 
-def turn_answered(collection: str, outcome: str, result: chat_pb2.ChatResult, top_score: float | None) -> None:
-    TURNS.labels(collection, outcome, path_name(result.answer_path)).inc()
-    if result.latencies.first_token_ms:
-        TIME_TO_FIRST_TOKEN.labels(collection).observe(result.latencies.first_token_ms / 1000, exemplar=_exemplar())
-    TURN_DURATION.labels(collection).observe(result.latencies.total_ms / 1000, exemplar=_exemplar())
+def turn_answered(collection: str, label: str, outcome: TurnOutcome, top_score: float | None) -> None:
+    TURNS.labels(collection, label, outcome.answer_path.label).inc()
+    if outcome.latencies.first_token_ms:
+        TIME_TO_FIRST_TOKEN.labels(collection).observe(outcome.latencies.first_token_ms / 1000, exemplar=_exemplar())
+    TURN_DURATION.labels(collection).observe(outcome.latencies.total_ms / 1000, exemplar=_exemplar())
     if top_score is not None:
         TOP_SCORE.labels(collection).observe(top_score)
 

@@ -1,5 +1,8 @@
-"""ChatService: thin RPC methods over the chat turn (`turn.py`), the session changes and agent
-assist (`assist.py`). Handlers raise `ServiceError`s; the server maps them to statuses."""
+"""ChatService: the gateway's edge. Each RPC converts its request to the gateway's own types
+(convert.py), calls the chat turn (`pipeline/`), the session changes (`conversations.py`),
+agent assist (`assist.py`) or the customer's case and its approval (`case.py`), and converts the
+answer back. Handlers raise `ServiceError`s; the
+server maps them to statuses. `build_chat` and `build_service` construct everything."""
 
 from __future__ import annotations
 
@@ -7,40 +10,40 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import aclosing
+from typing import Any
 
 import grpc
 from redis.exceptions import RedisError
 
-from services.gateway import handoff, metrics, webhooks
+from services.gateway import convert, metrics
 from services.gateway.answer_cache import AnswerCache
 from services.gateway.answering import AnswerComposer
-from services.gateway.assist import Assistant, conversation_language, transcript
-from services.gateway.convert import (
-    answer_path_name,
-    session_message,
-    status_event,
-    turn_event,
-    turn_message,
-)
+from services.gateway.assist import Assistant, assist_context, transcript
+from services.gateway.backends import Embeddings, Generator, Retriever
+from services.gateway.case import CaseDesk
+from services.gateway.conversations import Conversations
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
-from services.gateway.redaction import redact
+from services.gateway.pipeline.act import Act
+from services.gateway.pipeline.retrieve import Retrieve
+from services.gateway.pipeline.session_stage import OpenSession
+from services.gateway.pipeline.turns import ChatTurns, chat_stages
 from services.gateway.redis_connection import connect_redis
-from services.gateway.reply_outcome import compare
-from services.gateway.sessions import SessionRecord, SessionStore, TurnRecord, new_turn_id
+from services.gateway.sessions import SessionStore
 from services.gateway.settings import GatewaySettings
-from services.gateway.turn import (
-    ChatTurns,
-    authorize,
-    conversation_history,
-    fit_query,
-    search,
-    standalone_question,
-)
 from services.gateway.webhooks import WebhookDispatcher, WebhookOutbox
-from supportbot.conversation import OPEN_STATUSES, SessionStatus, Speaker
-from supportbot.core.auth import API_KEY_METADATA_KEY, AuthInterceptor, KeyRing, current_principal
+from supportbot.actions.identity import IdentitySettings
+from supportbot.actions.wiring import ActionSettings
+from supportbot.answers.wire import source_messages
+from supportbot.conversation import OPEN_STATUSES, SessionStatus
+from supportbot.core.auth import (
+    API_KEY_METADATA_KEY,
+    AuthInterceptor,
+    KeyRing,
+    Role,
+    current_principal,
+)
 from supportbot.core.channels import create_channel
 from supportbot.core.errors import (
     FailedPrecondition,
@@ -48,86 +51,63 @@ from supportbot.core.errors import (
     PermissionDenied,
     ServiceError,
     Unavailable,
-    require_text,
 )
+from supportbot.core.redaction import redact
 from supportbot.core.server import GrpcService
-from supportbot.interactions import AgentReplyInteraction, FeedbackInteraction, SummaryInteraction
+from supportbot.interactions import SummaryInteraction
 from supportbot.v1 import chat_pb2, chat_pb2_grpc, generator_pb2_grpc, retriever_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 # Which roles may call each method; the rest are open to every role (with per-session checks).
 # The service role is for calls between supportbot's services; the gateway serves people.
-PEOPLE = ("customer", "publishable", "agent", "admin")
-METHOD_ROLES = {
+PEOPLE: tuple[Role, ...] = ("customer", "publishable", "agent", "admin")
+METHOD_ROLES: dict[str, Iterable[Role]] = {
     "ListSessions": ("agent", "admin"),
     "TakeOverSession": ("agent", "admin"),
     "HandBackSession": ("agent", "admin"),
     "SendAgentReply": ("agent", "admin"),
     "SuggestReplies": ("agent", "admin"),
     "SummarizeSession": ("agent", "admin"),
+    "GetSessionCase": ("agent", "admin"),
+    "ApproveAction": ("agent", "admin"),
 }
-
-
-def _open(session: SessionRecord) -> None:
-    if session.status == SessionStatus.CLOSED:
-        raise FailedPrecondition(f"session {session.session_id} is closed")
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     def __init__(
-        self,
-        settings: GatewaySettings,
-        sessions: SessionStore,
-        interactions: InteractionLog,
-        retriever: retriever_pb2_grpc.RetrieverServiceStub,
-        generator: generator_pb2_grpc.GeneratorServiceStub,
+        self, settings: GatewaySettings, sessions: SessionStore, interactions: InteractionLog, turns: ChatTurns,
+        opener: OpenSession, retrieve: Retrieve, conversations: Conversations, assistant: Assistant, cases: CaseDesk,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.interactions = interactions
-        self.retriever = retriever
-        composer = AnswerComposer(settings, generator)
-        self.webhooks = WebhookOutbox(sessions.redis, settings)
-        self.turns = ChatTurns(
-            settings, sessions, interactions, retriever, composer, self.webhooks, AnswerCache(sessions.redis, settings)
-        )
-        self.assistant = Assistant(composer)
-
-    async def load(self, session_id: str) -> SessionRecord:
-        return authorize(await self.sessions.get(session_id))
-
-    async def change(self, session_id: str, change: Callable[[SessionRecord], TurnRecord | None]) -> SessionRecord:
-        """Applies `change` to the session under its lock and tells watchers."""
-        async with self.sessions.locked(session_id) as session:
-            authorize(session)
-            before = session.status
-            event = change(session)
-        if event is not None:
-            await self.sessions.publish(session_id, turn_event(event))
-        if session.status != before:
-            await self.sessions.publish(session_id, status_event(session.status))
-            await self.turns.announce(before, session)
-        return session
+        self.turns = turns
+        self.opener = opener
+        self.retrieve = retrieve
+        self.conversations = conversations
+        self.assistant = assistant
+        self.cases = cases
 
     # -- the chat turn ----------------------------------------------------------------------
-    async def Chat(self, request, context):  # noqa: N802 (gRPC method name)
+    async def Chat(self, request: chat_pb2.ChatRequest, context: Any) -> AsyncGenerator[chat_pb2.ChatResponse, None]:  # noqa: N802 (gRPC method name)
         # Closed with the call, so the turn's own clean-up (saving what was said) runs at once.
-        async with aclosing(self.turns.run(request)) as responses:
-            async for response in responses:
-                yield response
+        async with aclosing(self.turns.run(convert.chat_request(request))) as events:
+            async for event in events:
+                yield convert.chat_response(event)
 
     # -- sessions ---------------------------------------------------------------------------
-    async def CreateSession(self, request, context):  # noqa: N802
-        session = await self.turns.create_session(request.collection, request.channel, request.customer_id)
-        return chat_pb2.CreateSessionResponse(session=session_message(session))
+    async def CreateSession(self, request: Any, context: Any) -> chat_pb2.CreateSessionResponse:  # noqa: N802
+        session = await self.opener.create(request.collection, request.channel, request.customer_id)
+        return chat_pb2.CreateSessionResponse(session=convert.session_message(session))
 
-    async def GetSession(self, request, context):  # noqa: N802
-        return chat_pb2.GetSessionResponse(session=session_message(await self.load(request.session_id)))
+    async def GetSession(self, request: Any, context: Any) -> chat_pb2.GetSessionResponse:  # noqa: N802
+        session = await self.conversations.load(request.session_id)
+        return chat_pb2.GetSessionResponse(session=convert.session_message(session))
 
-    async def ListSessions(self, request, context):  # noqa: N802
-        if not 0 <= request.page_size <= self.settings.max_page_size:
-            raise InvalidArgument(f"page_size must be between 0 and {self.settings.max_page_size}")
+    async def ListSessions(self, request: Any, context: Any) -> chat_pb2.ListSessionsResponse:  # noqa: N802
+        if not 0 <= request.page_size <= self.settings.limits.max_page_size:
+            raise InvalidArgument(f"page_size must be between 0 and {self.settings.limits.max_page_size}")
         statuses = {SessionStatus.from_pb(s) for s in request.statuses if s != chat_pb2.SESSION_STATUS_UNSPECIFIED}
         principal = current_principal()
         allowed = set(principal.collections) if principal and principal.collections else None
@@ -136,55 +116,23 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
                 raise PermissionDenied(f"this key may not see collection {request.collection!r}")
             allowed = {request.collection}
         sessions = await self.sessions.list(statuses or set(OPEN_STATUSES), allowed, request.page_size or 100)
-        return chat_pb2.ListSessionsResponse(sessions=[session_message(s) for s in sessions])
+        return chat_pb2.ListSessionsResponse(sessions=[convert.session_message(s) for s in sessions])
 
-    async def CloseSession(self, request, context):  # noqa: N802
-        def close(session: SessionRecord) -> None:
-            session.status = SessionStatus.CLOSED
+    async def CloseSession(self, request: Any, context: Any) -> chat_pb2.CloseSessionResponse:  # noqa: N802
+        session = await self.conversations.close(request.session_id)
+        return chat_pb2.CloseSessionResponse(session=convert.session_message(session))
 
-        return chat_pb2.CloseSessionResponse(session=session_message(await self.change(request.session_id, close)))
+    async def RequestHandoff(self, request: Any, context: Any) -> chat_pb2.RequestHandoffResponse:  # noqa: N802
+        session = await self.conversations.request_handoff(request.session_id, request.reason)
+        return chat_pb2.RequestHandoffResponse(session=convert.session_message(session))
 
-    async def RequestHandoff(self, request, context):  # noqa: N802
-        reason = request.reason.strip()[: self.settings.max_handoff_reason_chars] or handoff.ASKED_FOR_PERSON
-
-        def hand_off(session: SessionRecord) -> None:
-            _open(session)
-            handoff.queue(session, reason)
-
-        session = await self.change(request.session_id, hand_off)
-        return chat_pb2.RequestHandoffResponse(session=session_message(session))
-
-    async def SubmitFeedback(self, request, context):  # noqa: N802
-        if request.rating not in (-1, 1):
-            raise InvalidArgument("rating must be -1 (thumbs down) or 1 (thumbs up)")
-        if len(request.comment) > self.settings.max_feedback_comment_chars:
-            raise InvalidArgument(f"comment is over the limit of {self.settings.max_feedback_comment_chars} characters")
-        handed_off = False
-
-        def rate(session: SessionRecord) -> None:
-            nonlocal handed_off
-            turn = session.turn(request.turn_id)
-            if turn.role != Speaker.ASSISTANT:
-                raise InvalidArgument("feedback is for the assistant's answers")
-            turn.feedback = request.rating
-            handed_off = request.rating < 0 and handoff.queue(session, handoff.THUMBS_DOWN)
-
-        session = await self.change(request.session_id, rate)
-        metrics.feedback(session.collection, request.rating)
-        if request.rating < 0:
-            # A rated-down answer is never reused; nor is the cached one it came from.
-            await self.turns.cache.forget_turn(request.turn_id)
-            await self.webhooks.emit(webhooks.THUMBS_DOWN, session, feedback={
-                "turn_id": request.turn_id, "rating": request.rating, "comment": request.comment,
-            })
-        await self.interactions.append(FeedbackInteraction(
-            request.turn_id, request.session_id, request.rating, redact(request.comment), time.time()
-        ))
+    async def SubmitFeedback(self, request: Any, context: Any) -> chat_pb2.SubmitFeedbackResponse:  # noqa: N802
+        handed_off = await self.conversations.rate(request.session_id, request.turn_id, request.rating, request.comment)
         return chat_pb2.SubmitFeedbackResponse(handoff=handed_off)
 
     # -- agent assist -----------------------------------------------------------------------
-    async def WatchSession(self, request, context):  # noqa: N802
-        session = await self.load(request.session_id)
+    async def WatchSession(self, request: Any, context: Any) -> AsyncGenerator[chat_pb2.WatchSessionResponse, None]:  # noqa: N802
+        session = await self.conversations.load(request.session_id)
         async with self.sessions.subscribe(session.session_id) as events:
             # Subscribed first, then the current status: nothing falls between the two.
             current = await self.sessions.get(session.session_id)
@@ -192,128 +140,131 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             async for raw in events:
                 yield chat_pb2.WatchSessionResponse.FromString(raw)
 
-    async def TakeOverSession(self, request, context):  # noqa: N802
-        principal = current_principal()
+    async def TakeOverSession(self, request: Any, context: Any) -> chat_pb2.TakeOverSessionResponse:  # noqa: N802
+        session = await self.conversations.take_over(request.session_id)
+        return chat_pb2.TakeOverSessionResponse(session=convert.session_message(session))
 
-        def take_over(session: SessionRecord) -> None:
-            _open(session)
-            session.status = SessionStatus.WITH_AGENT
-            session.assigned_agent = principal.name if principal else "agent"
+    async def HandBackSession(self, request: Any, context: Any) -> chat_pb2.HandBackSessionResponse:  # noqa: N802
+        session = await self.conversations.hand_back(request.session_id)
+        return chat_pb2.HandBackSessionResponse(session=convert.session_message(session))
 
-        return chat_pb2.TakeOverSessionResponse(session=session_message(await self.change(request.session_id, take_over)))
+    async def SendAgentReply(self, request: Any, context: Any) -> chat_pb2.SendAgentReplyResponse:  # noqa: N802
+        reply, outcome = await self.conversations.agent_reply(
+            request.session_id, request.message, request.suggestion, request.suggestions_shown
+        )
+        return chat_pb2.SendAgentReplyResponse(turn=convert.turn_message(reply), suggestion_outcome=outcome.outcome)
 
-    async def HandBackSession(self, request, context):  # noqa: N802
-        def hand_back(session: SessionRecord) -> None:
-            _open(session)
-            session.status, session.assigned_agent, session.ungrounded_streak = SessionStatus.BOT, "", 0
-
-        return chat_pb2.HandBackSessionResponse(session=session_message(await self.change(request.session_id, hand_back)))
-
-    async def SendAgentReply(self, request, context):  # noqa: N802
-        message = require_text(request.message, field="message", limit=self.settings.max_message_chars, hint="type the reply")
-        principal = current_principal()
-        reply = TurnRecord(new_turn_id(), Speaker.AGENT, message, time.time())
-
-        def send(session: SessionRecord) -> TurnRecord:
-            _open(session)
-            session.make_room(
-                message, max_messages=self.settings.max_session_messages, max_chars=self.settings.max_session_chars
-            )
-            session.status = SessionStatus.WITH_AGENT
-            session.assigned_agent = session.assigned_agent or (principal.name if principal else "agent")
-            session.turns.append(reply)
-            return reply
-
-        if len(request.suggestion) > self.settings.max_message_chars * 4:
-            raise InvalidArgument("suggestion is longer than any suggested reply")
-        session = await self.change(request.session_id, send)
-        outcome = compare(message, request.suggestion, request.suggestions_shown)
-        metrics.agent_replied(session.collection, outcome)
-        question = handoff.last_real_question(session)
-        await self.interactions.append(AgentReplyInteraction(
-            session.session_id, reply.turn_id, reply.created_at, session.collection, redact(question), redact(message),
-            redact(request.suggestion), outcome.outcome, outcome.edit_distance, outcome.edit_ratio,
-        ))
-        return chat_pb2.SendAgentReplyResponse(turn=turn_message(reply), suggestion_outcome=outcome.outcome)
-
-    async def SuggestReplies(self, request, context):  # noqa: N802
+    async def SuggestReplies(self, request: Any, context: Any) -> chat_pb2.SuggestRepliesResponse:  # noqa: N802
         count = request.count or 3
-        if not 1 <= count <= self.settings.max_suggestions:
-            raise InvalidArgument(f"count must be between 1 and {self.settings.max_suggestions}, got {count}")
-        session = await self.load(request.session_id)
-        question = handoff.last_real_question(session)
-        if not question:
+        if not 1 <= count <= self.settings.limits.max_suggestions:
+            raise InvalidArgument(f"count must be between 1 and {self.settings.limits.max_suggestions}, got {count}")
+        session = await self.conversations.load(request.session_id)
+        turn = assist_context(session, self.settings.limits.history_messages)
+        if not turn.message:
             raise FailedPrecondition("the customer has not written anything yet")
-        sources = []
         try:
-            response = await search(
-                self.retriever, fit_query(standalone_question(question, session), self.settings.max_query_chars),
-                session.collection, self.settings.top_k, self.settings.retrieval_timeout_s,
-            )
-            sources = list(response.results)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
-                raise FailedPrecondition(f"the help center cannot be searched right now ({exc.code().name})") from exc
-        history = [m for m in conversation_history(session, self.settings.history_messages) if m.content != question]
-        language = conversation_language(session)
-        drafts = [draft.message(sources) for draft in await self.assistant.drafts(question, sources, history, count, language)]
-        metrics.suggestions_shown(session.collection, [draft.answer_path for draft in drafts])
-        return chat_pb2.SuggestRepliesResponse(suggestions=drafts, sources=sources)
+            async with aclosing(self.retrieve.run(turn)) as found:
+                async for _ in found:
+                    pass
+        except InvalidArgument as exc:  # a question the retriever refused cannot be searched either
+            raise FailedPrecondition("the help center cannot be searched right now (INVALID_ARGUMENT)") from exc
+        if turn.retrieval_failed:
+            raise FailedPrecondition(f"the help center cannot be searched right now ({turn.retrieval_error})")
+        sources = turn.sources
+        drafts = await self.assistant.drafts(turn, count)
+        metrics.suggestions_shown(session.collection, [draft.path for draft in drafts])
+        return chat_pb2.SuggestRepliesResponse(
+            suggestions=[
+                convert.suggested_reply(d.text, d.path, d.citations(sources), d.cited_sources(sources)) for d in drafts
+            ],
+            sources=source_messages(sources),
+        )
 
-    async def SummarizeSession(self, request, context):  # noqa: N802
-        session = await self.load(request.session_id)
+    async def SummarizeSession(self, request: Any, context: Any) -> chat_pb2.SummarizeSessionResponse:  # noqa: N802
+        session = await self.conversations.load(request.session_id)
         if not session.turns:
             raise FailedPrecondition("the conversation is empty")
-        summary, path = await self.assistant.summary(session)
+        summary, path = await self.assistant.summary(assist_context(session, self.settings.limits.history_messages))
         # Logged with the conversation it condenses, so offline evaluation can score it.
         await self.interactions.append(SummaryInteraction(
-            session.session_id, time.time(), redact(transcript(session)), redact(summary), answer_path_name(path)
+            session.session_id, time.time(), redact(transcript(session)), redact(summary), path.label
         ))
         return chat_pb2.SummarizeSessionResponse(summary=summary)
 
+    async def GetSessionCase(self, request: Any, context: Any) -> chat_pb2.GetSessionCaseResponse:  # noqa: N802
+        records, proposal = await self.cases.case(request.session_id)
+        return convert.session_case(records, proposal)
+
+    async def ApproveAction(self, request: Any, context: Any) -> chat_pb2.ApproveActionResponse:  # noqa: N802
+        approval = await self.cases.approve(request.session_id, request.proposal_id)
+        response = chat_pb2.ApproveActionResponse(action=convert.action_reply_message(approval.reply), answer=approval.answer)
+        if approval.turn is not None:
+            response.turn.CopyFrom(convert.turn_message(approval.turn))
+        return response
+
+
+def build_chat(
+    settings: GatewaySettings, sessions: SessionStore, interactions: InteractionLog,
+    retriever: retriever_pb2_grpc.RetrieverServiceStub, generator: generator_pb2_grpc.GeneratorServiceStub,
+    act: Act | None = None,
+) -> ChatServicer:
+    """The chat service over its storage and its backends' stubs: every part built here but the
+    act stage (account actions), which `build_service` builds when actions are configured."""
+    composer = AnswerComposer(settings, Generator(generator, settings.backends.generation_timeout_s))
+    cache = AnswerCache(sessions.redis, settings.cache)
+    outbox = WebhookOutbox(sessions.redis, settings.webhooks)
+    # Shared with the session and assist RPCs: CreateSession opens sessions, drafts search.
+    opener = OpenSession(settings, sessions)
+    retrieve = Retrieve(Retriever(retriever, settings.backends.top_k, settings.backends.retrieval_timeout_s), settings.backends.max_query_chars)
+    stages = chat_stages(settings, sessions, interactions, composer, cache, opener=opener, retrieve=retrieve, act=act)
+    conversations = Conversations(settings, sessions, interactions, outbox, cache)
+    return ChatServicer(
+        settings, sessions, interactions, ChatTurns(settings, sessions, stages, outbox), opener, retrieve,
+        conversations, Assistant(composer), CaseDesk(conversations, act),
+    )
+
 
 async def build_service(settings: GatewaySettings) -> GrpcService:
-    redis = connect_redis(settings)
-    roots = settings.backend_root_certificates.read_bytes() if settings.backend_root_certificates else None
+    redis = connect_redis(settings.storage)
+    roots = settings.backends.backend_root_certificates.read_bytes() if settings.backends.backend_root_certificates else None
     service_key = settings.resolved_service_api_key()
     service_metadata = ((API_KEY_METADATA_KEY, service_key),) if service_key else ()
-    retriever_channel = create_channel(
-        settings.retriever_address,
-        retry_services=["supportbot.v1.RetrieverService"],
-        root_certificates=roots,
-        metadata=service_metadata,
-    )
+
+    def channel(address: str, service: str) -> grpc.aio.Channel:
+        return create_channel(address, retry_services=[service], root_certificates=roots, metadata=service_metadata)
+
+    retriever_channel = channel(settings.backends.retriever_address, "supportbot.v1.RetrieverService")
     # A generation that failed before its first token (a replica went away) is safe to repeat.
-    generator_channel = create_channel(
-        settings.generator_address,
-        retry_services=["supportbot.v1.GeneratorService"],
-        root_certificates=roots,
-        metadata=service_metadata,
-    )
-    interactions = InteractionLog(redis, settings.interaction_stream)
-    sessions = SessionStore(redis, settings.session_ttl_s)
+    generator_channel = channel(settings.backends.generator_address, "supportbot.v1.GeneratorService")
+    interactions = InteractionLog(redis, settings.storage.interaction_stream)
+    sessions = SessionStore(redis, settings.storage.session_ttl_s)
     try:
         await sessions.index_existing()
     except RedisError as exc:  # Redis not up yet: serve anyway, index on the next start
         log.warning("sessions not indexed at start", extra={"error": str(exc)})
-    servicer = ChatServicer(
+    servicer = build_chat(
         settings,
         sessions,
         interactions,
         retriever_pb2_grpc.RetrieverServiceStub(retriever_channel),
         generator_pb2_grpc.GeneratorServiceStub(generator_channel),
+        # None unless SUPPORTBOT_ACTIONS_FILE names an actions file; routing embeds on the retriever.
+        act=Act.configured(
+            ActionSettings(), IdentitySettings(),
+            Embeddings(retriever_pb2_grpc.RetrieverServiceStub(retriever_channel), settings.backends.retrieval_timeout_s),
+        ),
     )
     interceptors = []
-    if settings.auth_enabled:
+    if settings.access.auth_enabled:
         keys_file = settings.resolved_api_keys_file()
         interceptors.append(AuthInterceptor(KeyRing.load(keys_file), METHOD_ROLES, default_roles=PEOPLE))
     stop_export = asyncio.Event()
     exporter = None
-    if settings.export_interactions:
+    if settings.storage.export_interactions:
         exporter = asyncio.create_task(
-            JsonlExporter(redis, settings.interaction_stream, settings.resolved_interaction_log_dir()).run(stop_export)
+            JsonlExporter(redis, settings.storage.interaction_stream, settings.resolved_interaction_log_dir()).run(stop_export)
         )
-    dispatcher = asyncio.create_task(WebhookDispatcher(redis, settings).run(stop_export)) if settings.webhook_urls else None
+    dispatcher = asyncio.create_task(WebhookDispatcher(redis, settings.webhooks).run(stop_export)) if settings.webhooks.webhook_urls else None
     queue_watcher = asyncio.create_task(metrics.watch_queue(sessions, stop_export))
 
     def register(server: grpc.aio.Server) -> list[str]:
@@ -330,8 +281,8 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
             dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await dispatcher
-        await retriever_channel.close()
-        await generator_channel.close()
+        await retriever_channel.close(None)
+        await generator_channel.close(None)
         await redis.aclose()
 
     return GrpcService("gateway", settings, register, on_stop, interceptors, translate_error=storage_unavailable)

@@ -12,10 +12,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
-from services.gateway.redis_connection import text
+from services.gateway.redis_connection import scored_members
 from supportbot.conversation import SessionStatus, Speaker
 from supportbot.core.errors import InvalidArgument, NotFound, ResourceExhausted
 
@@ -46,12 +47,25 @@ class TurnRecord:
     role: Speaker
     content: str
     created_at: float
-    citations: list[dict] = field(default_factory=list)
+    citations: list[dict[str, Any]] = field(default_factory=list)
     grounded: bool = False
     feedback: int = 0
+    # A customer's message as searched (its standalone question, services/gateway/followups.py),
+    # the part of it a later elliptical question ("what about gift cards?") hangs on, and the
+    # question that opened its thread.
+    standalone: str = ""
+    anchor: str = ""
+    root: str = ""
+    # The outcome of an account action an agent approved for the customer: that agent's name.
+    approved_by: str = ""
 
     def __post_init__(self) -> None:
         self.role = Speaker(self.role)
+
+
+def customer_turns(turns: list[TurnRecord]) -> list[TurnRecord]:
+    """The customer's turns of a conversation, oldest first."""
+    return [t for t in turns if t.role == Speaker.CUSTOMER]
 
 
 @dataclass
@@ -69,6 +83,12 @@ class SessionRecord:
     handed_off_at: float = 0.0
     ungrounded_streak: int = 0
     turns: list[TurnRecord] = field(default_factory=list)
+    # The account action waiting for the customer's next message (parameters so far, awaiting
+    # confirmation: supportbot.actions.stage.SESSION_FIELD's state), or None.
+    pending_action: dict[str, Any] | None = None
+    # The records the conversation's account actions read, for the agent (the latest read of
+    # each, supportbot.actions.case.remember).
+    case_records: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.status = SessionStatus(self.status)
@@ -91,6 +111,11 @@ class SessionRecord:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+    def customer_messages(self) -> list[str]:
+        """What the customer wrote, oldest first (the one filter every reader of the
+        conversation uses: the language, the question to search, drafts, summaries)."""
+        return [t.content for t in customer_turns(self.turns)]
 
     def turn(self, turn_id: str) -> TurnRecord:
         for turn in self.turns:
@@ -134,7 +159,7 @@ class SessionStore:
             yield messages()
         finally:
             await pubsub.unsubscribe()
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py's PubSub.aclose is unannotated (redis 8.1)
 
     async def create(self, *, collection: str, channel: str, customer_id: str = "") -> SessionRecord:
         session = SessionRecord(new_session_id(), collection=collection, channel=channel, customer_id=customer_id)
@@ -177,7 +202,7 @@ class SessionStore:
         """Sessions waiting for an agent, and the oldest one's last change (0 when none)."""
         index = self.status_index(SessionStatus.WAITING)
         length = await self.redis.zcard(index)
-        oldest = await self.redis.zrange(index, 0, 0, withscores=True)
+        oldest = scored_members(await self.redis.zrange(index, 0, 0, withscores=True))
         return length, (oldest[0][1] if oldest else 0.0)
 
     async def index_existing(self) -> int:
@@ -220,14 +245,16 @@ class SessionStore:
         while cursors and not complete():
             batch: list[tuple[float, str, SessionStatus]] = []
             for status, offset in list(cursors.items()):
-                entries = await self.redis.zrevrange(self.status_index(status), offset, offset + page - 1, withscores=True)
+                entries = scored_members(
+                    await self.redis.zrevrange(self.status_index(status), offset, offset + page - 1, withscores=True)
+                )
                 if len(entries) < page:
                     del cursors[status]
                     floors.pop(status, None)
                 else:
                     cursors[status] = offset + page
                     floors[status] = entries[-1][1]
-                batch.extend((score, text(member), status) for member, score in entries)
+                batch.extend((score, member, status) for member, score in entries)
             if not batch:
                 break
             batch.sort(reverse=True)

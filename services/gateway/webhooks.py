@@ -27,9 +27,9 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from services.gateway.redis_connection import stream_entry
+from services.gateway.redis_connection import group_entries, stream_entries
 from services.gateway.sessions import SessionRecord
-from services.gateway.settings import GatewaySettings
+from services.gateway.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class WebhookOutbox:
     """Writes events to the stream, one entry per configured URL (each is delivered and retried
     on its own)."""
 
-    def __init__(self, redis: Redis, settings: GatewaySettings) -> None:
+    def __init__(self, redis: Redis, settings: WebhookSettings) -> None:
         self.redis = redis
         self.settings = settings
 
@@ -101,7 +101,7 @@ class WebhookOutbox:
 
 
 class WebhookDispatcher:
-    def __init__(self, redis: Redis, settings: GatewaySettings, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, redis: Redis, settings: WebhookSettings, client: httpx.AsyncClient | None = None) -> None:
         self.redis = redis
         self.settings = settings
         self.stream = settings.webhook_stream
@@ -158,9 +158,9 @@ class WebhookDispatcher:
             self.stream, GROUP, self.consumer, min_idle_time=int(self.settings.webhook_claim_after_s * 1000), count=10
         )
         if claimed:
-            return [stream_entry(i, f) for i, f in claimed if f]
+            return stream_entries(claimed)
         response = await self.redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=10, block=1000)
-        return [stream_entry(i, f) for _, entries in response or [] for i, f in entries]
+        return group_entries(response)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

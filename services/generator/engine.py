@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 def on_cpu() -> bool:
     from vllm.platforms import current_platform
 
-    return current_platform.is_cpu()
+    return bool(current_platform.is_cpu())
 
 
 def engine_args(settings: GeneratorSettings) -> Any:
@@ -48,8 +48,9 @@ def engine_args(settings: GeneratorSettings) -> Any:
         kwargs["compilation_config"] = compilation
     if settings.attention_backend:
         kwargs["attention_backend"] = settings.attention_backend
-    if settings.lora_adapters:
-        kwargs.update(enable_lora=True, max_loras=len(settings.lora_adapters), max_lora_rank=settings.max_lora_rank)
+    if settings.lora_adapters or settings.serves_collection_adapters():
+        max_loras = max(len(settings.lora_adapters), settings.max_loras)
+        kwargs.update(enable_lora=True, max_loras=max_loras, max_lora_rank=settings.max_lora_rank)
     return AsyncEngineArgs(**kwargs)
 
 

@@ -8,16 +8,19 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.generator.adapters import AdapterRegistry, RegisteredAdapter
 from services.generator.engine import build_engine, kernel_settings, stop_token_ids
 from services.generator.prompting import build_grounded_messages, control_token_filter, raw_messages
 from services.generator.settings import GeneratorSettings
 from supportbot.answers.citations import parse_citations
 from supportbot.answers.repetition import RepetitionDetector
+from supportbot.answers.wire import citation_messages
 from supportbot.core.auth import AuthInterceptor, KeyRing
 from supportbot.core.errors import InvalidArgument, ResourceExhausted
 from supportbot.core.language import detect_language
@@ -58,7 +61,7 @@ _FINISH_NAMES = {
 }
 
 
-def finish_reason(output: Any) -> int:
+def finish_reason(output: Any) -> common_pb2.FinishReason:
     if output.finish_reason == "length":
         return common_pb2.FINISH_REASON_LENGTH
     if output.finish_reason == "stop":
@@ -76,6 +79,15 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         self.in_flight = 0
         self.capacity = engine.vllm_config.scheduler_config.max_num_seqs + settings.max_queued_requests
         self.adapters = {name: index + 1 for index, name in enumerate(sorted(settings.lora_adapters))}
+        self.lora_enabled = bool(getattr(engine.vllm_config, "lora_config", None))
+        self.registry = AdapterRegistry(
+            settings.adapters_dir(), base_model=settings.resolved_model(), max_rank=settings.max_lora_rank
+        )
+        # vLLM tells adapters apart by an integer id: one per registered version, after the
+        # configured adapters' ids, so a new version is loaded afresh rather than mistaken for
+        # the old one.
+        self.collection_lora_ids: dict[str, int] = {}
+        self.unservable: set[str] = set()
         self.stop_token_ids = stop_token_ids(self.tokenizer, settings.stop_tokens)
         self.clean = control_token_filter(
             [*getattr(self.tokenizer, "all_special_tokens", []), *settings.stop_tokens,
@@ -162,22 +174,49 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             output_kind=RequestOutputKind.DELTA,
         )
 
-    def lora_request(self, adapter: str) -> Any:
-        if not adapter:
-            return None
-        if adapter not in self.adapters:
-            known = ", ".join(sorted(self.adapters)) or "none configured"
-            raise InvalidArgument(f"unknown adapter {adapter!r} (adapters: {known})")
+    def lora_request(self, adapter: str, collection: str = "") -> tuple[Any, str]:
+        """The engine's LoRARequest for a request (None: the base model) and the name of the
+        adapter that answers ("" for the base)."""
+        if adapter:
+            from vllm.lora.request import LoRARequest
+
+            if adapter not in self.adapters:
+                known = ", ".join(sorted(self.adapters)) or "none configured"
+                raise InvalidArgument(f"unknown adapter {adapter!r} (adapters: {known})")
+            return LoRARequest(adapter, self.adapters[adapter], str(self.settings.lora_adapters[adapter])), adapter
+        registered = self.collection_adapter(collection)
+        if registered is None:
+            return None, ""
         from vllm.lora.request import LoRARequest
 
-        return LoRARequest(adapter, self.adapters[adapter], str(self.settings.lora_adapters[adapter]))
+        lora_id = self.collection_lora_ids.setdefault(registered.name, len(self.adapters) + len(self.collection_lora_ids) + 1)
+        return LoRARequest(registered.name, lora_id, str(registered.path)), registered.name
+
+    def collection_adapter(self, collection: str) -> RegisteredAdapter | None:
+        if not collection or self.settings.collection_adapters == "off":
+            return None
+        try:
+            registered = self.registry.current(collection)
+        except ValueError:  # not a collection name: nothing registered under it
+            return None
+        if registered is not None and not self.lora_enabled:
+            if registered.name not in self.unservable:
+                self.unservable.add(registered.name)
+                log.warning(
+                    "collection %s has adapter %s, but the engine started without LoRA: restart the generator to serve it",
+                    collection, registered.name,
+                )
+            return None
+        return registered
 
     # -- RPCs -------------------------------------------------------------------------------
-    async def Generate(self, request, context):  # noqa: N802 (gRPC method name)
+    async def Generate(  # noqa: N802 (gRPC method name)
+        self, request: generator_pb2.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[generator_pb2.GenerateResponse]:
         started = time.perf_counter()
         prompt, sources, history_used, max_tokens = await asyncio.to_thread(self.prepare, request)
         params = self.sampling_params(request, max_tokens)
-        lora = self.lora_request(request.adapter)
+        lora, adapter_name = self.lora_request(request.adapter, request.collection)
         if self.in_flight >= self.capacity:
             raise ResourceExhausted(f"the generator is at capacity ({self.in_flight} requests in flight); retry shortly")
 
@@ -236,6 +275,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                     log.info("generation aborted", extra={"engine_request_id": request_id})
 
         ended = time.perf_counter()
+        reason: common_pb2.FinishReason
         if repeated:
             reason = common_pb2.FINISH_REASON_REPETITION
         else:
@@ -252,7 +292,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
         yield generator_pb2.GenerateResponse(
             result=generator_pb2.GenerateResult(
                 text=text,
-                citations=parse_citations(text, sources),
+                citations=citation_messages(parse_citations(text, sources)),
                 finish_reason=reason,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
@@ -260,10 +300,13 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                 total_ms=(ended - started) * 1000,
                 sources_used=len(sources),
                 history_messages_used=history_used,
+                adapter=adapter_name,
             )
         )
 
-    async def Info(self, request, context):  # noqa: N802
+    async def Info(  # noqa: N802
+        self, request: generator_pb2.InfoRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> generator_pb2.InfoResponse:
         import vllm
 
         config = self.engine.vllm_config
@@ -286,6 +329,8 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
             max_queued_requests=self.settings.max_queued_requests,
             adapters=sorted(self.adapters),
             kv_cache_bytes=int(config.cache_config.kv_cache_memory_bytes or 0),
+            collection_adapters=[a.name for a in self.registry.collections()] if self.lora_enabled else [],
+            lora_enabled=self.lora_enabled,
         )
 
 

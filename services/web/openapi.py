@@ -66,8 +66,10 @@ class _Schemas:
 
     def single(self, field: FieldDescriptor) -> dict[str, Any]:
         if field.type == FieldDescriptor.TYPE_ENUM:
+            assert field.enum_type is not None  # set on every enum field
             return {"type": "string", "enum": [value.name for value in field.enum_type.values]}
         if field.type == FieldDescriptor.TYPE_MESSAGE:
+            assert field.message_type is not None  # set on every message field
             return self.ref(field.message_type)
         return dict(_SCALARS[field.type])
 

@@ -128,15 +128,14 @@ class Route:
             raise HttpError(grpc.StatusCode.INVALID_ARGUMENT, str(error)) from error
 
 
-def _query_fields(descriptor, query: Mapping[str, list[str]]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _query_fields(descriptor: Any, query: Mapping[str, list[str]]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, values in query.items():
         field = descriptor.fields_by_camelcase_name.get(key) or descriptor.fields_by_name.get(key)
         if field is None:
             raise HttpError(grpc.StatusCode.INVALID_ARGUMENT, f"unknown query parameter {key!r}")
-        if field.type == FieldDescriptor.TYPE_BOOL:
-            values = [value.lower() == "true" for value in values]
-        fields[key] = values if field.is_repeated else values[-1]
+        parsed: list[Any] = [value.lower() == "true" for value in values] if field.type == FieldDescriptor.TYPE_BOOL else values
+        fields[key] = parsed if field.is_repeated else parsed[-1]
     return fields
 
 

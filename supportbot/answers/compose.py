@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from supportbot.answers.citations import CITATION_MARK
 from supportbot.answers.grounding import Evidence
-from supportbot.answers.repetition import is_degenerate
 from supportbot.answers.text import plain, split_units, terms
 
 # Placeholders a model copies from templates it has seen: "[Your Name]", "{replies}", "<company>".
@@ -67,9 +66,41 @@ def joiner(before: list[AnswerSentence], sentence: AnswerSentence) -> str:
 
 
 @dataclass
+class CitedArticle:
+    """One cited article: its number in the answer, the source (1-based) that stands for it
+    (the first of its sections the answer quotes) and the sections quoted, in order."""
+
+    number: int
+    source: int
+    sections: list[str] = field(default_factory=list)
+
+
+class ArticleNumbers:
+    """Citation numbers per article, in the order the answer first cites them: two sections of
+    one article share its number (the sections are listed under it)."""
+
+    def __init__(self, evidence: Evidence) -> None:
+        self.evidence = evidence
+        self.articles: list[CitedArticle] = []
+        self._by_article: dict[str, CitedArticle] = {}
+
+    def number(self, source: int) -> int:
+        key = self.evidence.article(source)
+        article = self._by_article.get(key)
+        if article is None:
+            article = self._by_article[key] = CitedArticle(len(self.articles) + 1, source)
+            self.articles.append(article)
+        section = self.evidence.sources[source - 1].section
+        if section and section not in article.sections:
+            article.sections.append(section)
+        return article.number
+
+
+@dataclass
 class ComposedAnswer:
     sentences: list[AnswerSentence] = field(default_factory=list)
     relevance: float = 0.0
+    articles: list[CitedArticle] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -81,22 +112,27 @@ class ComposedAnswer:
 
 
 def extractive_answer(question: str, evidence: Evidence, *, context: str = "", min_relevance: float = 0.0) -> ComposedAnswer:
-    """The source sentences that answer the question, quoted; empty when none is relevant
-    enough (the caller then says the help center does not cover it)."""
+    """The source sentences that answer the question, quoted, numbered by article in reading
+    order; empty when none is relevant enough (the caller then says the help center does not
+    cover it)."""
     composition = evidence.compose(question, context=context)
     if not composition.quotes or composition.relevance < min_relevance:
         return ComposedAnswer(relevance=composition.relevance)
+    numbering = ArticleNumbers(evidence)
     sentences: list[AnswerSentence] = []
+    seen: dict[int, set[str]] = {}
     for quote in composition.quotes:
-        sentence = AnswerSentence(plain(quote.text) if not quote.is_list_item else quote.text.strip(),
-                                  [quote.source], 1.0, quote.is_list_item)
+        number = numbering.number(quote.source)
+        text = plain(quote.text) if not quote.is_list_item else quote.text.strip()
         # Neighbouring chunks of an article overlap: quote nothing of one article twice. (Two
         # articles may say nearly the same thing with another figure: both are quoted.)
-        title = evidence.passages[quote.source - 1].title
-        same_article = [s.text for s in sentences if evidence.passages[s.sources[0] - 1].title == title]
-        if not is_degenerate("\n".join([*same_article, sentence.text])):
-            sentences.append(sentence)
-    return ComposedAnswer(sentences, composition.relevance)
+        key = " ".join(terms(text)) or text
+        if key in seen.setdefault(number, set()):
+            continue
+        seen[number].add(key)
+        sentences.append(AnswerSentence(text, [number], 1.0, quote.is_list_item))
+    cited = set(n for s in sentences for n in s.sources)
+    return ComposedAnswer(sentences, composition.relevance, [a for a in numbering.articles if a.number in cited])
 
 
 def verify(evidence: Evidence, text: str, *, threshold: float, truncated: bool = False) -> StreamingVerifier:
@@ -126,6 +162,8 @@ class StreamingVerifier:
     def __init__(self, evidence: Evidence, *, threshold: float) -> None:
         self.evidence = evidence
         self.threshold = threshold
+        # Shown sentences cite articles, numbered in the order they are first cited.
+        self.numbering = ArticleNumbers(evidence)
         self.kept: list[AnswerSentence] = []
         self.verdicts: list[SentenceVerdict] = []
         self._buffer = ""
@@ -159,7 +197,8 @@ class StreamingVerifier:
             verdict = self._verdict(unit.text)
             self.verdicts.append(verdict)
             if verdict.kept:
-                sentence = AnswerSentence(verdict.text, verdict.sources, verdict.score, unit.is_list_item)
+                cited = [self.numbering.number(n) for n in verdict.sources]
+                sentence = AnswerSentence(verdict.text, cited, verdict.score, unit.is_list_item)
                 self.kept.append(sentence)
                 accepted.append(sentence)
         return accepted

@@ -20,6 +20,9 @@ from supportbot.core.language import has_hangul, korean_search_terms
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"')\]]*\s+(?=[\"'(\[*]*[A-Z0-9\u00C0-\u024F\u0400-\u04FF\uAC00-\uD7A3])")
 _ABBREVIATION = re.compile(r"\b(e\.g|i\.e|etc|vs|approx|no|dr|mr|mrs|ms|st|inc|ltd)\.$", re.I)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)]|[a-z][.)])\s+")
+# A numbered step ("1. Choose Format - Cells."): the retriever counts steps in a passage's
+# procedure share; the composer quotes a how-to's steps whole.
+STEP = re.compile(r"^\s*\d{1,2}[.)]\s+\S")
 _MARKUP = re.compile(r"(\*\*|__|`+|^#{1,6}\s+)", re.M)
 _WORD = re.compile(r"[0-9]+(?:[.,:/-][0-9]+)*|[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
 _NUMBER = re.compile(r"^[0-9]")
@@ -49,6 +52,8 @@ class Unit:
     block: int
     position: int
     is_list_item: bool = False
+    # The heading inside the text that this unit sits under ("" above the first one).
+    heading: str = ""
 
     @property
     def introduces_list(self) -> bool:
@@ -79,6 +84,7 @@ def split_units(text: str) -> list[Unit]:
     units: list[Unit] = []
     block = -1
     previous_was_item = False
+    heading = ""
     for raw_line in text.splitlines():
         line = raw_line.strip()
         if not line:
@@ -86,26 +92,27 @@ def split_units(text: str) -> list[Unit]:
             block += 0 if units and units[-1].introduces_list else 1
             continue
         if line.startswith("#"):
-            # A heading inside a chunk: context, not content.
+            # A heading inside a chunk: context, not content (kept as the units' heading).
+            heading = plain(line.lstrip("#"))
             block += 1
             previous_was_item = False
             continue
         if _LIST_ITEM.match(line):
             if not previous_was_item and not (units and units[-1].introduces_list):
                 block += 1
-            units.append(Unit(line, max(block, 0), len(units), is_list_item=True))
+            units.append(Unit(line, max(block, 0), len(units), is_list_item=True, heading=heading))
             previous_was_item = True
             continue
         if previous_was_item and units and raw_line[:1].isspace():
             # The wrapped continuation of a list item.
             last = units[-1]
-            units[-1] = Unit(f"{last.text} {line}", last.block, last.position, True)
+            units[-1] = Unit(f"{last.text} {line}", last.block, last.position, True, last.heading)
             continue
         if previous_was_item or block < 0:
             block += 1
         previous_was_item = False
         for sentence in _sentences(line):
-            units.append(Unit(sentence, max(block, 0), len(units)))
+            units.append(Unit(sentence, max(block, 0), len(units), heading=heading))
     return _join_wrapped(units)
 
 
@@ -121,27 +128,27 @@ def _join_wrapped(units: list[Unit]) -> list[Unit]:
             and not re.search(r"[.!?:。！？][\"')\]*]*$", joined[-1].text)
         ):
             last = joined[-1]
-            joined[-1] = Unit(f"{last.text} {unit.text}", last.block, last.position)
+            joined[-1] = Unit(f"{last.text} {unit.text}", last.block, last.position, heading=last.heading)
             continue
-        joined.append(Unit(unit.text, unit.block, len(joined), unit.is_list_item))
+        joined.append(Unit(unit.text, unit.block, len(joined), unit.is_list_item, unit.heading))
     return joined
 
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A light suffix stripper (English): enough for "refunds"/"refunded"/"refund" to meet."""
+    """A light suffix stripper (English): enough for "refunds"/"refunded"/"refund" to meet, and
+    "charge"/"charges"/"charged" (a final silent e comes off, as Porter's step 5 does)."""
     if len(word) <= 3 or _NUMBER.match(word) or not word.isascii():
         return word
+    base = word
     for suffix in ("ational", "ization", "fulness", "iveness", "ments", "ment", "ings", "ing",
                    "edly", "ied", "ies", "ed", "ly", "es", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             base = word[: -len(suffix)]
             if suffix in ("ied", "ies"):
                 return base + "y"
-            if suffix == "es" and not base.endswith(("s", "x", "z", "ch", "sh")):
-                return base + "e"
-            return base
-    return word
+            break
+    return base[:-1] if base.endswith("e") and len(base) > 3 else base
 
 
 def normalize(text: str) -> str:

@@ -33,34 +33,36 @@ class _CallMetadata:
             metadata.append((REQUEST_ID_METADATA_KEY, request_id))
         metadata.extend((key, value) for key, value in self.fixed if key not in present)
         return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+            details.method, details.timeout, metadata,  # type: ignore[arg-type]  # grpc.aio takes pairs; grpc-stubs wants Metadata
+            details.credentials, details.wait_for_ready,
         )
 
 
 # grpc.aio files an interceptor under the first call type it implements only, so each call type
 # gets its own class.
 class _UnaryUnary(_CallMetadata, grpc.aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self.details(client_call_details), request)
 
 
 class _UnaryStream(_CallMetadata, grpc.aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self.details(client_call_details), request)
 
 
 class _StreamUnary(_CallMetadata, grpc.aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
         return await continuation(self.details(client_call_details), request_iterator)
 
 
 class _StreamStream(_CallMetadata, grpc.aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
         return await continuation(self.details(client_call_details), request_iterator)
 
 
 def metadata_interceptors(fixed: Sequence[tuple[str, str]] = ()) -> list[grpc.aio.ClientInterceptor]:
-    return [kind(fixed) for kind in (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)]
+    kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
+    return [kind(fixed) for kind in kinds]  # type: ignore[misc]  # grpc-stubs: a list of interceptors must be cast
 
 
 def service_config(retry_services: Sequence[str] = ()) -> str:
@@ -127,7 +129,7 @@ class _BlockingCallMetadata(
     def __init__(self, fixed: Sequence[tuple[str, str]]) -> None:
         self.fixed = tuple(fixed)
 
-    def _details(self, details):  # type: ignore[no-untyped-def]
+    def _details(self, details: Any) -> Any:
         metadata = list(details.metadata or ())
         present = {key for key, _ in metadata}
         if REQUEST_ID_METADATA_KEY not in present:
@@ -138,21 +140,21 @@ class _BlockingCallMetadata(
             getattr(details, "compression", None),
         )
 
-    def intercept_unary_unary(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return continuation(self._details(client_call_details), request)
 
-    def intercept_unary_stream(self, continuation, client_call_details, request):  # type: ignore[no-untyped-def]
+    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return continuation(self._details(client_call_details), request)
 
-    def intercept_stream_unary(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+    def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
         return continuation(self._details(client_call_details), request_iterator)
 
-    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):  # type: ignore[no-untyped-def]
+    def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
         return continuation(self._details(client_call_details), request_iterator)
 
 
 class _BlockingDetails(grpc.ClientCallDetails):
-    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # type: ignore[no-untyped-def]
+    def __init__(self, method: Any, timeout: Any, metadata: Any, credentials: Any, wait_for_ready: Any, compression: Any) -> None:
         self.method, self.timeout, self.metadata = method, timeout, metadata
         self.credentials, self.wait_for_ready, self.compression = credentials, wait_for_ready, compression
 

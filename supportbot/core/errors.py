@@ -4,7 +4,8 @@ message as it is, so the caller reads what to fix."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 
@@ -43,6 +44,12 @@ class Unauthenticated(ServiceError):
 
 class FailedPrecondition(ServiceError):
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Aborted(ServiceError):
+    """A test-and-set that failed: what the caller saw changed meanwhile (AIP-154's etag rule)."""
+
+    code = grpc.StatusCode.ABORTED
 
 
 _COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -97,7 +104,11 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
         self.package = package
         self.translate = translate
 
-    async def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         if handler is None or not handler_call_details.method.startswith(self.package):
             return handler
@@ -105,7 +116,8 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             behavior = getattr(handler, kind)
             if behavior is not None:
                 streaming_requests = kind.startswith("stream_")
-                return make(
+                handler_for: Callable[..., grpc.RpcMethodHandler] = make
+                return handler_for(
                     wrap(behavior, streaming_requests, self.translate),
                     _tolerant(handler.request_deserializer),
                     handler.response_serializer,
@@ -127,11 +139,11 @@ class _Malformed:
         )
 
 
-def _tolerant(deserializer):  # type: ignore[no-untyped-def]
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
 
-    def parse(data: bytes):  # type: ignore[no-untyped-def]
+    def parse(data: bytes) -> Any:
         try:
             return deserializer(data)
         except Exception as error:  # noqa: BLE001 - any parse failure is the caller's bad data
@@ -140,14 +152,14 @@ def _tolerant(deserializer):  # type: ignore[no-untyped-def]
     return parse
 
 
-async def _checked_stream(requests):  # type: ignore[no-untyped-def]
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
     async for request in requests:
         if isinstance(request, _Malformed):
             raise request.refusal()
         yield request
 
 
-def _checked(request, streaming_requests: bool):  # type: ignore[no-untyped-def]
+def _checked(request: Any, streaming_requests: bool) -> Any:
     if streaming_requests:
         return _checked_stream(request)
     if isinstance(request, _Malformed):
@@ -155,7 +167,10 @@ def _checked(request, streaming_requests: bool):  # type: ignore[no-untyped-def]
     return request
 
 
-def _as_service_error(error: Exception, translate: Callable[[Exception], ServiceError | None]) -> ServiceError | None:
+Translate = Callable[[Exception], "ServiceError | None"]
+
+
+def _as_service_error(error: Exception, translate: Translate) -> ServiceError | None:
     if isinstance(error, ServiceError):
         return error
     if isinstance(error, grpc.aio.AbortError):  # the handler aborted with its own status
@@ -163,8 +178,8 @@ def _as_service_error(error: Exception, translate: Callable[[Exception], Service
     return translate(error)
 
 
-def _mapped_unary(behavior, streaming_requests: bool, translate):  # type: ignore[no-untyped-def]
-    async def call(request, context):  # type: ignore[no-untyped-def]
+def _mapped_unary(behavior: Any, streaming_requests: bool, translate: Translate) -> Callable[[Any, Any], Awaitable[Any]]:
+    async def call(request: Any, context: Any) -> Any:
         try:
             return await behavior(_checked(request, streaming_requests), context)
         except Exception as error:
@@ -176,8 +191,8 @@ def _mapped_unary(behavior, streaming_requests: bool, translate):  # type: ignor
     return call
 
 
-def _mapped_stream(behavior, streaming_requests: bool, translate):  # type: ignore[no-untyped-def]
-    async def call(request, context):  # type: ignore[no-untyped-def]
+def _mapped_stream(behavior: Any, streaming_requests: bool, translate: Translate) -> Callable[[Any, Any], AsyncIterator[Any]]:
+    async def call(request: Any, context: Any) -> AsyncIterator[Any]:
         try:
             async for response in behavior(_checked(request, streaming_requests), context):
                 yield response

@@ -24,7 +24,7 @@ def check(address: str, service: str = "", timeout_s: float = 3.0, root_certific
             )
         except grpc.RpcError:
             return False
-    return response.status == health_pb2.HealthCheckResponse.SERVING
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,11 @@ separately built dictionary) and splits compounds and colloquial endings better 
 
 from __future__ import annotations
 
+import re
 import threading
 import unicodedata
 from functools import lru_cache
+from typing import Any
 
 ENGLISH = "en"
 KOREAN = "ko"
@@ -65,7 +67,7 @@ def has_hangul(text: str) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _analyzer() -> tuple[object, threading.Lock]:
+def _analyzer() -> tuple[Any, threading.Lock]:
     from kiwipiepy import Kiwi
 
     kiwi = Kiwi()
@@ -82,7 +84,7 @@ def _tagged_terms(text: str) -> tuple[tuple[str, str, int, int], ...]:
     kiwi, lock = _analyzer()
     with lock:  # one analyzer per process; its calls are not meant to overlap
         # split_complex: "잊어버리다" is 잊 + 버리, so it meets "잊으셨나요" (잊다).
-        tokens = kiwi.tokenize(normalize(text), split_complex=True)  # type: ignore[attr-defined]
+        tokens = kiwi.tokenize(normalize(text), split_complex=True)
     terms = []
     for token in tokens:
         tag = token.tag.split("-")[0]  # "VV-R": a regular verb
@@ -130,3 +132,28 @@ def korean_search_terms(text: str) -> list[str]:
 def _only_jamo(word: str) -> bool:
     """Loose jamo ("ㅋㅋ", "ㅠㅠ") are laughter and tears, not words."""
     return all(any(low <= ord(c) <= high for low, high in _JAMO_RANGES) for c in word)
+
+
+@lru_cache(maxsize=16384)
+def korean_morphemes(text: str) -> tuple[tuple[str, str], ...]:
+    """Every morpheme of a text with its part-of-speech tag, particles and endings included
+    (("페이팔", "NNP"), ("은", "JX"), ...), for reading a sentence's grammar; a tag's
+    irregular-conjugation mark ("VA-I") is dropped."""
+    kiwi, lock = _analyzer()
+    with lock:
+        tokens = kiwi.tokenize(normalize(text))
+    return tuple((token.form, token.tag.split("-")[0]) for token in tokens)
+
+
+# "How do I ...", "how to", "where do I find", "...하려면", "어떻게 ...": the customer wants steps
+# (the retriever puts procedures first for them; the answer quotes a procedure whole).
+_HOW_TO_QUESTION = re.compile(
+    r"\b(?:how\s+(?:do|can|could|should|would|to)\b|how\s+(?:i|we)\b|where\s+(?:do|can)\s+i\b|steps?\s+to\b|"
+    r"is\s+(?:it|there\s+a\s+way)\s+possible\b|is\s+there\s+a\s+way\b|(?:can|may)\s+i\b|i\s+(?:want|need|would\s+like)\s+to\b)"
+    r"|어떻게|하려면|방법|싶어요|싶습니다|할\s*수\s*있나요|하나요\??$",
+    re.IGNORECASE,
+)
+
+
+def is_how_to(question: str) -> bool:
+    return bool(_HOW_TO_QUESTION.search(question.strip()))

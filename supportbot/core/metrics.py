@@ -37,7 +37,8 @@ def _split_method(full_method: str) -> tuple[str, str]:
 
 def _code_of(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
     if isinstance(error, grpc.aio.AbortError) or error is None:
-        code = context.code()
+        # None until a handler sets one (grpc-stubs declares a StatusCode).
+        code: grpc.StatusCode | None = context.code()
         if code is None:
             return "OK" if error is None else "UNKNOWN"
         return code.name if isinstance(code, grpc.StatusCode) else str(code)
@@ -67,7 +68,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             access_log.info("rpc", extra={"method": f"{service}/{method}", "code": code, "ms": round(seconds * 1000, 2)})
 
         if handler.response_streaming:
-            behaviour = handler.unary_stream or handler.stream_stream
+            behaviour: Any = handler.unary_stream or handler.stream_stream
 
             async def streaming(request_or_iterator: Any, context: Any) -> AsyncIterator[Any]:
                 started, error = time.perf_counter(), None
@@ -80,7 +81,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     observe(context, started, error)
 
-            wrapped = streaming
+            wrapped: Callable[[Any, Any], Any] = streaming
         else:
             behaviour = handler.unary_unary or handler.stream_unary
 
@@ -96,7 +97,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
 
             wrapped = unary
 
-        return handler._replace(
+        return handler._replace(  # type: ignore[attr-defined,no-any-return]  # a named tuple; grpc-stubs says a plain class
             unary_unary=wrapped if handler.unary_unary else None,
             unary_stream=wrapped if handler.unary_stream else None,
             stream_unary=wrapped if handler.stream_unary else None,

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,6 +18,8 @@ from supportbot.core.logging import REQUEST_ID_METADATA_KEY, configure_logging, 
 from supportbot.core.metrics import MetricsInterceptor, start_metrics_server
 from supportbot.core.settings import ServiceSettings
 from supportbot.core.telemetry import configure_tracing, server_interceptors
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,8 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         incoming = dict(handler_call_details.invocation_metadata or ())
-        set_request_id(incoming.get(REQUEST_ID_METADATA_KEY))
+        request_id = incoming.get(REQUEST_ID_METADATA_KEY)
+        set_request_id(request_id if isinstance(request_id, str) else None)
         return await continuation(handler_call_details)
 
 
@@ -81,7 +84,7 @@ class GrpcService:
         self.settings = settings
         self.register = register
         self.on_stop = on_stop
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]  # grpc-stubs has no grpc_health.v1.health.aio
         self.server: grpc.aio.Server | None = None
         self.bound_port = 0
         self.service_names: list[str] = []
@@ -143,8 +146,8 @@ class GrpcService:
 
 def run_service(
     name: str,
-    settings: ServiceSettings,
-    build: Callable[[ServiceSettings], Awaitable[GrpcService]],
+    settings: SettingsT,
+    build: Callable[[SettingsT], Awaitable[GrpcService]],
 ) -> None:
     """Entry point body of each service's `main`: logging, then serve until stopped."""
     configure_logging(name, settings.log_level, settings.log_json)

@@ -104,10 +104,11 @@ def bounded_schema(schema: dict[str, Any], *, max_string: int, max_items: int) -
             return [bound(value) for value in node]
         return node
 
-    return bound(schema)
+    bounded: dict[str, Any] = bound(schema)
+    return bounded
 
 
-class _AsyncJudge(DeepEvalBaseLLM):
+class _AsyncJudge(DeepEvalBaseLLM):  # type: ignore[misc]  # DeepEval is not analysed (see pyproject)
     """A judge that DeepEval calls in async mode only (every metric here runs with async_mode)."""
 
     def load_model(self) -> _AsyncJudge:
@@ -167,7 +168,7 @@ class OpenAICompatibleJudge(_AsyncJudge):
         super().__init__(model_name)
 
     def get_model_name(self) -> str:
-        return self.name
+        return str(self.name)
 
     async def a_generate(self, prompt: str, schema: type[BaseModel] | None = None) -> Any:
         extra: dict[str, Any] = {}

@@ -19,7 +19,8 @@ from deepeval.models import DeepEvalBaseLLM  # noqa: E402
 from deepeval.test_case import LLMTestCase, SingleTurnParams  # noqa: E402
 
 from supportbot.evaluation import judge as _judge  # noqa: F401 - sets DeepEval's offline switches first
-from supportbot.evaluation.records import GoldenItem, Summary, Turn  # noqa: E402
+from supportbot.evaluation.records import GoldenItem  # noqa: E402
+from supportbot.interactions import SummaryInteraction, TurnInteraction  # noqa: E402
 
 DEFAULT_RUBRIC = (
     "Judge the actual output as a reply from a customer-support assistant to the input. It should "
@@ -55,15 +56,25 @@ class JudgedMetric:
 
     name: str
     build: Callable[[DeepEvalBaseLLM, float], BaseMetric]
-    applies: Callable[[Turn, GoldenItem | None], bool]
+    applies: Callable[[TurnInteraction, GoldenItem | None], bool]
 
 
-def _has_context(turn: Turn, golden: GoldenItem | None) -> bool:
+def _has_context(turn: TurnInteraction, golden: GoldenItem | None) -> bool:
     return bool(turn.contexts)
 
 
-def _has_reference(turn: Turn, golden: GoldenItem | None) -> bool:
+def _has_reference(turn: TurnInteraction, golden: GoldenItem | None) -> bool:
     return bool(turn.contexts) and golden is not None and golden.answerable and bool(golden.reference_answer)
+
+
+def _geval(rubric: Rubric) -> Callable[[DeepEvalBaseLLM, float], BaseMetric]:
+    def build(model: DeepEvalBaseLLM, threshold: float) -> BaseMetric:
+        return GEval(
+            name=rubric.name, criteria=rubric.criteria, model=model, threshold=threshold, async_mode=True,
+            evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT],
+        )
+
+    return build
 
 
 def turn_metrics(rubrics: list[Rubric]) -> list[JudgedMetric]:
@@ -78,16 +89,13 @@ def turn_metrics(rubrics: list[Rubric]) -> list[JudgedMetric]:
     for rubric in rubrics:
         metrics.append(JudgedMetric(
             rubric.metric_name,
-            lambda m, t, rubric=rubric: GEval(
-                name=rubric.name, criteria=rubric.criteria, model=m, threshold=t, async_mode=True,
-                evaluation_params=[SingleTurnParams.INPUT, SingleTurnParams.ACTUAL_OUTPUT],
-            ),
+            _geval(rubric),
             lambda turn, g: True,
         ))
     return metrics
 
 
-def turn_test_case(turn: Turn, golden: GoldenItem | None) -> LLMTestCase:
+def turn_test_case(turn: TurnInteraction, golden: GoldenItem | None) -> LLMTestCase:
     return LLMTestCase(
         input=turn.question,
         actual_output=turn.answer,
@@ -100,7 +108,7 @@ def summary_metric(model: DeepEvalBaseLLM, threshold: float, questions: int) -> 
     return SummarizationMetric(threshold=threshold, n=questions, model=model, include_reason=True, async_mode=True)
 
 
-def summary_test_case(summary: Summary) -> LLMTestCase:
+def summary_test_case(summary: SummaryInteraction) -> LLMTestCase:
     return LLMTestCase(input=summary.transcript, actual_output=summary.summary)
 
 

@@ -1,4 +1,6 @@
-"""What evaluation reads: the gateway's interaction log (JSON Lines) and a golden set."""
+"""What evaluation reads: the gateway's interaction log (JSON Lines), as the gateway's own record
+types (`supportbot.interactions`: a turn with its customer's rating joined in, a summary), and a
+golden set."""
 
 from __future__ import annotations
 
@@ -8,71 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from supportbot.interactions import TurnInteraction
+from supportbot.actions.executor import ActionInteraction
+from supportbot.interactions import SummaryInteraction, TurnInteraction
 
 FEEDBACK_CHOICES = ("any", "up", "down", "rated", "unrated")
-
-
-@dataclass
-class Turn:
-    """One logged chat turn, with the customer's rating when there was one."""
-
-    turn_id: str
-    session_id: str
-    timestamp: float
-    collection: str
-    question: str
-    rewritten_question: str
-    retrieved_document_ids: list[str]
-    contexts: list[str]
-    answer: str
-    finish_reason: str
-    completion_tokens: int
-    latencies_ms: dict[str, float]
-    grounded: bool
-    handoff: bool
-    citations: list[dict[str, Any]] = field(default_factory=list)
-    rating: int = 0
-    answer_path: str = ""
-    sentences_dropped: int = 0
-    channel: str = ""
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Turn:
-        """From the gateway's record type (supportbot.interactions), which older logs also fit."""
-        logged = TurnInteraction.from_record(record)
-        return cls(
-            turn_id=logged.turn_id,
-            session_id=logged.session_id,
-            timestamp=float(logged.timestamp),
-            collection=logged.collection,
-            question=logged.question,
-            rewritten_question=logged.rewritten_question,
-            retrieved_document_ids=[r.document_id for r in logged.retrieved],
-            contexts=list(logged.contexts),
-            answer=logged.answer,
-            finish_reason=logged.finish_reason,
-            completion_tokens=int(logged.completion_tokens),
-            latencies_ms={k: float(v) for k, v in logged.latencies_ms.items()},
-            grounded=bool(logged.grounded),
-            handoff=bool(logged.handoff),
-            citations=list(logged.citations),
-            answer_path=logged.answer_path,
-            sentences_dropped=int(logged.sentences_dropped),
-            channel=logged.channel,
-        )
-
-
-@dataclass
-class Summary:
-    """A conversation summary that agent assist wrote, with the conversation it summarized."""
-
-    session_id: str
-    timestamp: float
-    transcript: str
-    summary: str
 
 
 @dataclass
@@ -90,7 +32,7 @@ class LogFilter:
             return False
         return self.session_ids is None or session_id in self.session_ids
 
-    def keeps(self, turn: Turn) -> bool:
+    def keeps(self, turn: TurnInteraction) -> bool:
         if not self._keeps_record(turn.timestamp, turn.session_id):
             return False
         if self.collection and turn.collection != self.collection:
@@ -103,8 +45,11 @@ class LogFilter:
             "unrated": turn.rating == 0,
         }[self.feedback]
 
-    def keeps_summary(self, summary: Summary) -> bool:
+    def keeps_summary(self, summary: SummaryInteraction) -> bool:
         return self._keeps_record(summary.timestamp, summary.session_id)
+
+    def keeps_action(self, run: ActionInteraction) -> bool:
+        return self._keeps_record(run.timestamp, run.session_id)
 
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -133,13 +78,29 @@ def log_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def read_log(paths: Iterable[Path]) -> tuple[list[Turn], list[Summary], list[str]]:
+def read_action_runs(paths: Iterable[Path]) -> list[ActionInteraction]:
+    """The account actions' runs in the log (kind "action"), oldest first; lines that are not
+    action records are left to `read_log`, which warns about the ones that do not parse."""
+    known = set(ActionInteraction.__dataclass_fields__)
+    runs = []
+    for path in log_files(paths):
+        for line in _json_lines(path):
+            try:
+                record = json.loads(line) if line.strip() else None
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("kind") == "action" and "action" in record:
+                runs.append(ActionInteraction(**{k: v for k, v in record.items() if k in known}))
+    return sorted(runs, key=lambda run: run.timestamp)
+
+
+def read_log(paths: Iterable[Path]) -> tuple[list[TurnInteraction], list[SummaryInteraction], list[str]]:
     """Turns (with their latest rating), summaries, and a warning per line that did not parse.
     `paths` may name JSON Lines files or folders of them."""
     files = log_files(paths)
-    turns: dict[str, Turn] = {}
+    turns: dict[str, TurnInteraction] = {}
     ratings: dict[str, int] = {}
-    summaries: list[Summary] = []
+    summaries: list[SummaryInteraction] = []
     warnings: list[str] = []
     for path in files:
         for number, line in enumerate(_json_lines(path), start=1):
@@ -149,13 +110,13 @@ def read_log(paths: Iterable[Path]) -> tuple[list[Turn], list[Summary], list[str
                 record = json.loads(line)
                 kind = record.get("kind", "turn")
                 if kind == "turn":
-                    turns[record["turn_id"]] = Turn.from_record(record)
+                    turns[record["turn_id"]] = TurnInteraction.from_record(record)
                 elif kind == "feedback":
                     ratings[record["turn_id"]] = int(record.get("rating", 0))
                 elif kind == "summary":
-                    summaries.append(Summary(
+                    summaries.append(SummaryInteraction(
                         record.get("session_id", ""), float(record.get("timestamp", 0.0)),
-                        record["transcript"], record["summary"],
+                        record["transcript"], record["summary"], record.get("answer_path", ""),
                     ))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 warnings.append(f"{path.name}:{number}: skipped a line that is not a log record ({exc})")
@@ -208,7 +169,7 @@ def normalize_question(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-def match_golden(turns: list[Turn], golden: list[GoldenItem], by_turn_id: dict[str, str] | None = None) -> dict[str, GoldenItem]:
+def match_golden(turns: list[TurnInteraction], golden: list[GoldenItem], by_turn_id: dict[str, str] | None = None) -> dict[str, GoldenItem]:
     """turn id -> golden item: by the replay's own record when there is one, else by the
     question's words (case and punctuation aside)."""
     by_id = {item.id: item for item in golden}

@@ -6,6 +6,7 @@ bypass the answer cache: they measure how the pipeline answers, not what it answ
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -74,14 +75,14 @@ async def replay(
             session = await _with_retries(lambda: client.chat_stub.CreateSession(
                 chat_pb2.CreateSessionRequest(collection=collection, channel="eval")
             ))
-            session_id = session.session.session_id  # type: ignore[attr-defined]
+            session_id = session.session.session_id
             record.session_ids.append(session_id)
             for item in chat:
                 try:
-                    _, result, _ = await _with_retries(lambda item=item: client.ask(
-                        item.question, session_id=session_id, channel="eval", bypass_answer_cache=True
+                    _, result, _ = await _with_retries(functools.partial(
+                        client.ask, item.question, session_id=session_id, channel="eval", bypass_answer_cache=True
                     ))
-                    record.turn_golden_ids[result.turn_id] = item.id  # type: ignore[attr-defined]
+                    record.turn_golden_ids[result.turn_id] = item.id
                 except grpc.aio.AioRpcError as exc:
                     record.failures.append(f"{item.id}: {exc.code().name}: {exc.details()}")
                 advance()

@@ -8,9 +8,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from supportbot.evaluation.scoring import CURVE_KS, LATENCY_STAGES, RETRIEVAL_METRICS, Evaluation
+from supportbot.evaluation.scoring import (
+    BASE_MODEL,
+    CURVE_KS,
+    LATENCY_STAGES,
+    RETRIEVAL_METRICS,
+    Evaluation,
+)
 
 RESULTS_FILE = "results.json"
+
+# The judge-free scores every turn can have, shown per answer path and per adapter.
+GROUP_METRICS = ("key_fact_recall", "faithfulness_embedding", "answer_relevancy_embedding", "answer_token_f1", "abstention_accuracy")
 
 
 def results_document(evaluation: Evaluation, run: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, Any]:
@@ -32,7 +41,7 @@ def load_baseline(path: Path) -> dict[str, Any]:
     """A previous run's results.json, given as the file or its report folder."""
     file = path / RESULTS_FILE if path.is_dir() else path
     try:
-        document = json.loads(file.read_text())
+        document: dict[str, Any] = json.loads(file.read_text())
         document["aggregates"]  # noqa: B018 - the one part a comparison needs
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"{file} is not the results.json of an earlier `supportbot eval` run ({exc})") from exc
@@ -141,13 +150,22 @@ def write_report(folder: Path, document: dict[str, Any]) -> list[Path]:
         ["answer paths", ", ".join(f"{k}: {v}" for k, v in operational.get("answer_paths", {}).items()) or "–"],
         ["generated sentences dropped by verification", str(operational.get("generated_sentences_dropped", 0))],
     ])
-    by_path = operational.get("by_answer_path", {})
-    if by_path:
-        shown = [m for m in ("faithfulness_embedding", "answer_relevancy_embedding", "answer_token_f1", "abstention_accuracy")
-                 if any(m in p["scores"] for p in by_path.values())]
-        report.table(["answer path", "turns", "share", *shown], [
-            [path, str(p["turns"]), _number(p["share"]), *(_number(p["scores"].get(m)) for m in shown)]
-            for path, p in by_path.items()
+    for grouping, label in (("by_answer_path", "answer path"), ("by_adapter", "adapter")):
+        groups = operational.get(grouping, {})
+        # One row says nothing a reader has not seen in the aggregates above.
+        if grouping == "by_adapter" and len(groups) < 2 and BASE_MODEL in groups:
+            continue
+        shown = [m for m in GROUP_METRICS if any(m in g["scores"] for g in groups.values())]
+        report.table([label, "turns", "share", *shown], [
+            [name, str(g["turns"]), _number(g["share"]), *(_number(g["scores"].get(m)) for m in shown)]
+            for name, g in groups.items()
+        ])
+    actions = operational.get("actions", {})
+    if actions:
+        report.table(["account action", "runs", "success", "outcomes", "changes made", "API p50 / p95 ms"], [
+            [name, str(a["runs"]), _number(a["success_rate"]), ", ".join(f"{k}: {v}" for k, v in a["outcomes"].items()),
+             str(a["changes"]), f"{_number(a['latency_ms']['p50'], 1)} / {_number(a['latency_ms']['p95'], 1)}"]
+            for name, a in actions.items()
         ])
     report.table(["stage (ms)", "p50", "p90", "p99"], [
         [stage, *(_number(operational["latency_ms"][stage][p], 1) for p in ("p50", "p90", "p99"))] for stage in LATENCY_STAGES

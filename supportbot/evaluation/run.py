@@ -8,23 +8,38 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from supportbot.core.channels import create_channel
-from supportbot.evaluation.records import GoldenItem, LogFilter, load_golden, match_golden, read_log
+from supportbot.core.progress import progress_bar
+from supportbot.evaluation.records import (
+    GoldenItem,
+    LogFilter,
+    load_golden,
+    match_golden,
+    read_action_runs,
+    read_log,
+)
 from supportbot.evaluation.report import load_baseline, results_document, write_report
 from supportbot.evaluation.scoring import EvalSettings, Evaluation, count_judge_jobs, evaluate
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Sequence
+
+    import numpy as np
+
+    from supportbot.evaluation.judge import GeneratorJudge, OpenAICompatibleJudge
+
+
+class DocumentEmbedder(Protocol):
+    """What scoring needs of an embedding model (the retriever's DenseEmbedder is one)."""
+
+    model_name: str
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -45,15 +60,8 @@ class NothingToScore(RuntimeError):
     pass
 
 
-def progress_bar(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=False,
-    )
-
-
 @contextlib.asynccontextmanager
-async def _judge(settings: EvalSettings):  # type: ignore[no-untyped-def]
+async def _judge(settings: EvalSettings) -> AsyncIterator[GeneratorJudge | OpenAICompatibleJudge | None]:
     """The configured judge model, or None for judge-free scoring."""
     if settings.judge == "none":
         yield None
@@ -82,33 +90,38 @@ async def _judge(settings: EvalSettings):  # type: ignore[no-untyped-def]
         yield GeneratorJudge(stub, settings.judge_model or info.model, max_tokens=settings.judge_max_tokens,
                              timeout_s=settings.judge_timeout_s)
     finally:
-        await channel.close()
+        await channel.close(None)
 
 
-async def run_evaluation(options: RunOptions, settings: EvalSettings, console: Console) -> tuple[Evaluation, Path]:
+async def run_evaluation(
+    options: RunOptions, settings: EvalSettings, console: Console, load_embedder: Callable[[str], DocumentEmbedder]
+) -> tuple[Evaluation, Path]:
+    """`load_embedder(settings.embedding_model)` is called once there is something to score (it
+    loads the retriever's embedding model: the caller brings it, the library does not import the
+    retriever)."""
     turns, summaries, warnings = read_log(options.log_paths)
     for warning in warnings[:20]:
         console.print(f"[yellow]{warning}[/yellow]")
     turns = [t for t in turns if options.log_filter.keeps(t)]
     summaries = [s for s in summaries if options.log_filter.keeps_summary(s)]
+    actions = [run for run in read_action_runs(options.log_paths) if options.log_filter.keeps_action(run)]
     if not turns and not summaries:
         raise NothingToScore("no logged turns or summaries match; check the log path and the filters")
     golden: list[GoldenItem] = load_golden(options.golden_path) if options.golden_path else []
     matched = match_golden(turns, golden, options.turn_golden_ids)
     baseline = load_baseline(options.baseline) if options.baseline else None
 
-    from services.retriever.embedding import DenseEmbedder
-
-    embedder = DenseEmbedder(settings.embedding_model)
+    embedder = load_embedder(settings.embedding_model)
     started = datetime.now(UTC)
     clock = time.perf_counter()
     async with _judge(settings) as judge:
         total = len(turns) + len(summaries) + (count_judge_jobs(turns, summaries, matched, options.rubrics) if judge else 0)
-        with progress_bar(console) as progress:
+        with progress_bar(console=console) as progress:
             task = progress.add_task("scoring", total=total)
             evaluation = await evaluate(
                 turns, summaries, matched, settings=settings, embed=embedder.embed_documents, judge=judge,
                 rubrics=options.rubrics, thresholds=options.thresholds, advance=lambda: progress.advance(task),
+                actions=actions,
             )
         judge_model = judge.get_model_name() if judge else ""
     run = {
@@ -134,7 +147,7 @@ async def run_evaluation(options: RunOptions, settings: EvalSettings, console: C
         "warnings": warnings,
         "replay": options.replay,
     }
-    folder = options.out_dir / run["id"]
+    folder = options.out_dir / str(run["id"])
     write_report(folder, results_document(evaluation, run, baseline))
     _print_summary(console, evaluation, folder)
     return evaluation, folder

@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from supportbot.actions.executor import ActionInteraction
 from supportbot.evaluation import heuristic
-from supportbot.evaluation.records import GoldenItem, Summary, Turn
+from supportbot.evaluation.records import GoldenItem
 from supportbot.evaluation.retrieval import score_ranking, unique_documents
+from supportbot.interactions import SummaryInteraction, TurnInteraction
+
+if TYPE_CHECKING:
+    from supportbot.evaluation.judged import JudgedMetric
 
 CURVE_KS = tuple(range(1, 11))
 RETRIEVAL_METRICS = ("hit_rate", "mrr", "precision", "recall", "ndcg")
@@ -130,11 +135,11 @@ class Evaluation:
         return [name for name, a in self.aggregates.items() if a.passed is False]
 
 
-def _percentile(values: list[float], q: float) -> float | None:
+def _percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q * 100)) if values else None
 
 
-def operational_metrics(turns: list[Turn]) -> dict[str, Any]:
+def operational_metrics(turns: list[TurnInteraction]) -> dict[str, Any]:
     """Rates, latency percentiles per stage, tokens and finish reasons, straight from the log."""
     count = len(turns)
     rated = [t for t in turns if t.rating]
@@ -164,14 +169,48 @@ def operational_metrics(turns: list[Turn]) -> dict[str, Any]:
     }
 
 
-def scores_by_answer_path(items: list[ItemScores], turns: list[Turn]) -> dict[str, dict[str, Any]]:
-    """Each answer path's share of the turns and its mean scores, so a path that fails (say, the
-    extractive fallback) shows up on its own instead of inside the average."""
-    path_of = {t.turn_id: t.answer_path or "unknown" for t in turns}
+def action_metrics(runs: Sequence[ActionInteraction]) -> dict[str, dict[str, Any]]:
+    """Per account action: its runs, the share that succeeded (the company's API answered and the
+    customer was told the result), each outcome counted (not_found, refused, unavailable, ...),
+    the changes made and the API call's latency."""
+    grouped: dict[str, list[ActionInteraction]] = {}
+    for run in runs:
+        grouped.setdefault(run.action, []).append(run)
+    report = {}
+    for action, group in sorted(grouped.items()):
+        latencies = [run.latency_ms for run in group]
+        report[action] = {
+            "runs": len(group),
+            "success_rate": sum(run.outcome == "ok" for run in group) / len(group),
+            "outcomes": dict(Counter(run.outcome for run in group).most_common()),
+            "changes": sum(run.changes and run.outcome == "ok" for run in group),
+            "latency_ms": {"p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95))},
+        }
+    return report
+
+
+BASE_MODEL = "base model"
+
+
+def answer_path_of(turn: TurnInteraction) -> str:
+    return turn.answer_path or "unknown"
+
+
+def adapter_of(turn: TurnInteraction) -> str:
+    """The LoRA adapter that wrote the answer ("helpcenter@v2"), or the base model: what
+    `supportbot tune` registered for the collection, compared on the traffic it answered."""
+    return turn.adapter or BASE_MODEL
+
+
+def scores_by(items: list[ItemScores], turns: list[TurnInteraction], group_of: Callable[[TurnInteraction], str]) -> dict[str, dict[str, Any]]:
+    """Each group's share of the turns and its mean scores, so a group that fails (the extractive
+    fallback among answer paths, a worse adapter among adapters) shows up on its own instead of
+    inside the average."""
+    group_by_turn = {t.turn_id: group_of(t) for t in turns}
     grouped: dict[str, list[ItemScores]] = {}
     for item in items:
         if item.kind == "turn":
-            grouped.setdefault(path_of.get(item.id, "unknown"), []).append(item)
+            grouped.setdefault(group_by_turn.get(item.id, "unknown"), []).append(item)
     total = sum(len(group) for group in grouped.values())
     report = {}
     for path, group in sorted(grouped.items()):
@@ -189,7 +228,7 @@ def scores_by_answer_path(items: list[ItemScores], turns: list[Turn]) -> dict[st
 
 
 def judge_free_scores(
-    turn: Turn, golden: GoldenItem | None, embed: heuristic.Embed, settings: EvalSettings
+    turn: TurnInteraction, golden: GoldenItem | None, embed: heuristic.Embed, settings: EvalSettings
 ) -> dict[str, float]:
     support, relevance = settings.support_similarity, settings.relevance_similarity
     scores = {
@@ -218,7 +257,7 @@ def judge_free_scores(
     return scores
 
 
-def retrieval_curve(turns: list[Turn], golden: dict[str, GoldenItem]) -> dict[str, list[float | None]]:
+def retrieval_curve(turns: list[TurnInteraction], golden: dict[str, GoldenItem]) -> dict[str, list[float | None]]:
     """Each retrieval metric averaged over the golden-matched turns at k = 1..10."""
     judged = [(t, golden[t.turn_id]) for t in turns if t.turn_id in golden and golden[t.turn_id].relevant_document_ids]
     curve: dict[str, list[float | None]] = {name: [] for name in RETRIEVAL_METRICS}
@@ -230,14 +269,14 @@ def retrieval_curve(turns: list[Turn], golden: dict[str, GoldenItem]) -> dict[st
 
 
 def _judged_cases(
-    turns: list[Turn], summaries: list[Summary], golden: dict[str, GoldenItem], rubrics: list[Any]
-) -> list[tuple[int, Any, Any]]:
+    turns: list[TurnInteraction], summaries: list[SummaryInteraction], golden: dict[str, GoldenItem], rubrics: list[Any]
+) -> list[tuple[int, JudgedMetric | None, Any]]:
     """(index into the items, judged metric or None for the summary metric, test case) for every
     judge call a run makes: turns first, then summaries, as `evaluate` lays out its items."""
     from supportbot.evaluation import judged
 
     metrics = judged.turn_metrics(rubrics)
-    cases = [
+    cases: list[tuple[int, judged.JudgedMetric | None, Any]] = [
         (index, metric, judged.turn_test_case(turn, golden.get(turn.turn_id)))
         for index, turn in enumerate(turns)
         for metric in metrics
@@ -249,8 +288,8 @@ def _judged_cases(
 
 async def judged_scores(
     items: list[ItemScores],
-    turns: list[Turn],
-    summaries: list[Summary],
+    turns: list[TurnInteraction],
+    summaries: list[SummaryInteraction],
     golden: dict[str, GoldenItem],
     judge: Any,
     rubrics: list[Any],
@@ -272,7 +311,7 @@ async def judged_scores(
             name, built = metric.name, metric.build(judge, threshold_for(metric.name, thresholds) or 0.5)
         async with limit:
             verdict = await judged.measure(built, case)
-        if verdict.error:
+        if verdict.score is None:  # the judge failed: an error, never a score
             item.errors[name] = verdict.error
         else:
             item.scores[name] = verdict.score
@@ -284,7 +323,7 @@ async def judged_scores(
     await asyncio.gather(*(run(*case) for case in _judged_cases(turns, summaries, golden, rubrics)))
 
 
-def count_judge_jobs(turns: list[Turn], summaries: list[Summary], golden: dict[str, GoldenItem], rubrics: list[Any]) -> int:
+def count_judge_jobs(turns: list[TurnInteraction], summaries: list[SummaryInteraction], golden: dict[str, GoldenItem], rubrics: list[Any]) -> int:
     return len(_judged_cases(turns, summaries, golden, rubrics))
 
 
@@ -301,16 +340,17 @@ def aggregate(items: list[ItemScores], thresholds: dict[str, float | None]) -> d
 
 
 async def evaluate(
-    turns: list[Turn],
-    summaries: list[Summary],
+    turns: list[TurnInteraction],
+    summaries: list[SummaryInteraction],
     golden: dict[str, GoldenItem],
     *,
     settings: EvalSettings,
     embed: heuristic.Embed,
     judge: Any = None,
-    rubrics: list[Any] = (),  # type: ignore[assignment]
+    rubrics: Sequence[Any] = (),
     thresholds: dict[str, float | None] | None = None,
     advance: Callable[[], None] = lambda: None,
+    actions: Sequence[ActionInteraction] = (),
 ) -> Evaluation:
     thresholds = {**DEFAULT_THRESHOLDS, **settings.thresholds, **(thresholds or {})}
     items = []
@@ -336,5 +376,7 @@ async def evaluate(
     if judge is not None:
         await judged_scores(items, turns, summaries, golden, judge, list(rubrics), settings, thresholds, advance)
     operational = operational_metrics(turns)
-    operational["by_answer_path"] = scores_by_answer_path(items, turns)
+    operational["by_answer_path"] = scores_by(items, turns, answer_path_of)
+    operational["by_adapter"] = scores_by(items, turns, adapter_of)
+    operational["actions"] = action_metrics(actions)
     return Evaluation(items, aggregate(items, thresholds), retrieval_curve(turns, golden), operational)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 HELPCENTER = Path(__file__).parent / "helpcenter"
 GOLDEN_SET = Path(__file__).parent / "golden.jsonl"
@@ -14,11 +15,11 @@ KOREAN_GOLDEN_SET = Path(__file__).parent / "golden-ko.jsonl"
 KOREAN_COLLECTION = "helpcenter-ko"
 
 
-def load_golden_set(path: Path = GOLDEN_SET) -> list[dict]:
+def load_golden_set(path: Path = GOLDEN_SET) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def conversational_query(item: dict, by_id: dict[str, dict]) -> str:
+def conversational_query(item: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:
     """A follow-up is asked after the question it follows, as a customer would."""
     previous = by_id.get(item.get("follow_up_of", ""))
     return f"{previous['question']} {item['question']}" if previous else item["question"]

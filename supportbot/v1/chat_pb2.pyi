@@ -35,6 +35,22 @@ class AnswerPath(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ANSWER_PATH_EXTRACTIVE: _ClassVar[AnswerPath]
     ANSWER_PATH_EXTRACTIVE_FALLBACK: _ClassVar[AnswerPath]
     ANSWER_PATH_FIXED_REPLY: _ClassVar[AnswerPath]
+    ANSWER_PATH_ACTION: _ClassVar[AnswerPath]
+
+class ActionReplyKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACTION_REPLY_KIND_UNSPECIFIED: _ClassVar[ActionReplyKind]
+    ACTION_REPLY_KIND_CLARIFY: _ClassVar[ActionReplyKind]
+    ACTION_REPLY_KIND_CONFIRM: _ClassVar[ActionReplyKind]
+    ACTION_REPLY_KIND_RESULT: _ClassVar[ActionReplyKind]
+    ACTION_REPLY_KIND_ERROR: _ClassVar[ActionReplyKind]
+
+class ProposalState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROPOSAL_STATE_UNSPECIFIED: _ClassVar[ProposalState]
+    PROPOSAL_STATE_WAITING: _ClassVar[ProposalState]
+    PROPOSAL_STATE_EXPIRED: _ClassVar[ProposalState]
+    PROPOSAL_STATE_CONFIRMED: _ClassVar[ProposalState]
 SESSION_STATUS_UNSPECIFIED: SessionStatus
 SESSION_STATUS_BOT: SessionStatus
 SESSION_STATUS_WAITING_FOR_AGENT: SessionStatus
@@ -50,9 +66,19 @@ ANSWER_PATH_VERIFIED: AnswerPath
 ANSWER_PATH_EXTRACTIVE: AnswerPath
 ANSWER_PATH_EXTRACTIVE_FALLBACK: AnswerPath
 ANSWER_PATH_FIXED_REPLY: AnswerPath
+ANSWER_PATH_ACTION: AnswerPath
+ACTION_REPLY_KIND_UNSPECIFIED: ActionReplyKind
+ACTION_REPLY_KIND_CLARIFY: ActionReplyKind
+ACTION_REPLY_KIND_CONFIRM: ActionReplyKind
+ACTION_REPLY_KIND_RESULT: ActionReplyKind
+ACTION_REPLY_KIND_ERROR: ActionReplyKind
+PROPOSAL_STATE_UNSPECIFIED: ProposalState
+PROPOSAL_STATE_WAITING: ProposalState
+PROPOSAL_STATE_EXPIRED: ProposalState
+PROPOSAL_STATE_CONFIRMED: ProposalState
 
 class Turn(_message.Message):
-    __slots__ = ("turn_id", "role", "content", "citations", "create_time", "grounded", "feedback")
+    __slots__ = ("turn_id", "role", "content", "citations", "create_time", "grounded", "feedback", "approved_by")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +86,7 @@ class Turn(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     GROUNDED_FIELD_NUMBER: _ClassVar[int]
     FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     role: _common_pb2.Role
     content: str
@@ -67,7 +94,8 @@ class Turn(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     grounded: bool
     feedback: int
-    def __init__(self, turn_id: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grounded: _Optional[bool] = ..., feedback: _Optional[int] = ...) -> None: ...
+    approved_by: str
+    def __init__(self, turn_id: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grounded: _Optional[bool] = ..., feedback: _Optional[int] = ..., approved_by: _Optional[str] = ...) -> None: ...
 
 class Session(_message.Message):
     __slots__ = ("session_id", "status", "customer_id", "collection", "channel", "turns", "create_time", "update_time", "assigned_agent", "handoff_reason")
@@ -94,20 +122,24 @@ class Session(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., customer_id: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_agent: _Optional[str] = ..., handoff_reason: _Optional[str] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("session_id", "message", "collection", "channel", "answer_mode", "bypass_answer_cache")
+    __slots__ = ("session_id", "message", "collection", "channel", "answer_mode", "bypass_answer_cache", "history", "identity_token")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ANSWER_MODE_FIELD_NUMBER: _ClassVar[int]
     BYPASS_ANSWER_CACHE_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_TOKEN_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     message: str
     collection: str
     channel: str
     answer_mode: AnswerMode
     bypass_answer_cache: bool
-    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ..., bypass_answer_cache: _Optional[bool] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[_common_pb2.ConversationMessage]
+    identity_token: str
+    def __init__(self, session_id: _Optional[str] = ..., message: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ..., bypass_answer_cache: _Optional[bool] = ..., history: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., identity_token: _Optional[str] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
     __slots__ = ("session", "sources", "delta", "result")
@@ -158,7 +190,7 @@ class StageLatencies(_message.Message):
     def __init__(self, session_ms: _Optional[float] = ..., rewrite_ms: _Optional[float] = ..., retrieval_ms: _Optional[float] = ..., first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class ChatResult(_message.Message):
-    __slots__ = ("turn_id", "answer", "citations", "finish_reason", "latencies", "handoff", "grounded", "completion_tokens", "rewritten_question", "answer_mode", "answer_path", "sentences_kept", "sentences_dropped", "fallback_reason", "cached", "cached_from_turn_id")
+    __slots__ = ("turn_id", "answer", "citations", "finish_reason", "latencies", "handoff", "grounded", "completion_tokens", "rewritten_question", "answer_mode", "answer_path", "sentences_kept", "sentences_dropped", "fallback_reason", "cached", "cached_from_turn_id", "adapter", "action")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +207,8 @@ class ChatResult(_message.Message):
     FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     CACHED_FROM_TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]
@@ -191,7 +225,41 @@ class ChatResult(_message.Message):
     fallback_reason: str
     cached: bool
     cached_from_turn_id: str
-    def __init__(self, turn_id: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., latencies: _Optional[_Union[StageLatencies, _Mapping]] = ..., handoff: _Optional[bool] = ..., grounded: _Optional[bool] = ..., completion_tokens: _Optional[int] = ..., rewritten_question: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ..., answer_path: _Optional[_Union[AnswerPath, str]] = ..., sentences_kept: _Optional[int] = ..., sentences_dropped: _Optional[int] = ..., fallback_reason: _Optional[str] = ..., cached: _Optional[bool] = ..., cached_from_turn_id: _Optional[str] = ...) -> None: ...
+    adapter: str
+    action: ActionReply
+    def __init__(self, turn_id: _Optional[str] = ..., answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., latencies: _Optional[_Union[StageLatencies, _Mapping]] = ..., handoff: _Optional[bool] = ..., grounded: _Optional[bool] = ..., completion_tokens: _Optional[int] = ..., rewritten_question: _Optional[str] = ..., answer_mode: _Optional[_Union[AnswerMode, str]] = ..., answer_path: _Optional[_Union[AnswerPath, str]] = ..., sentences_kept: _Optional[int] = ..., sentences_dropped: _Optional[int] = ..., fallback_reason: _Optional[str] = ..., cached: _Optional[bool] = ..., cached_from_turn_id: _Optional[str] = ..., adapter: _Optional[str] = ..., action: _Optional[_Union[ActionReply, _Mapping]] = ...) -> None: ...
+
+class ActionReply(_message.Message):
+    __slots__ = ("action", "kind", "options", "records")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    kind: ActionReplyKind
+    options: _containers.RepeatedCompositeFieldContainer[ActionOption]
+    records: _containers.RepeatedCompositeFieldContainer[RecordCitation]
+    def __init__(self, action: _Optional[str] = ..., kind: _Optional[_Union[ActionReplyKind, str]] = ..., options: _Optional[_Iterable[_Union[ActionOption, _Mapping]]] = ..., records: _Optional[_Iterable[_Union[RecordCitation, _Mapping]]] = ...) -> None: ...
+
+class ActionOption(_message.Message):
+    __slots__ = ("value", "label")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    label: str
+    def __init__(self, value: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
+
+class RecordCitation(_message.Message):
+    __slots__ = ("action", "record", "record_id", "marker")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    MARKER_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    record: str
+    record_id: str
+    marker: str
+    def __init__(self, action: _Optional[str] = ..., record: _Optional[str] = ..., record_id: _Optional[str] = ..., marker: _Optional[str] = ...) -> None: ...
 
 class CreateSessionRequest(_message.Message):
     __slots__ = ("collection", "channel", "customer_id")
@@ -380,3 +448,84 @@ class SummarizeSessionResponse(_message.Message):
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     summary: str
     def __init__(self, summary: _Optional[str] = ...) -> None: ...
+
+class GetSessionCaseRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetSessionCaseResponse(_message.Message):
+    __slots__ = ("records", "proposed_action")
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_ACTION_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedCompositeFieldContainer[CaseRecord]
+    proposed_action: ProposedAction
+    def __init__(self, records: _Optional[_Iterable[_Union[CaseRecord, _Mapping]]] = ..., proposed_action: _Optional[_Union[ProposedAction, _Mapping]] = ...) -> None: ...
+
+class CaseRecord(_message.Message):
+    __slots__ = ("action", "record", "record_id", "marker", "fields", "read_time")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    MARKER_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    READ_TIME_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    record: str
+    record_id: str
+    marker: str
+    fields: _containers.RepeatedCompositeFieldContainer[CaseField]
+    read_time: _timestamp_pb2.Timestamp
+    def __init__(self, action: _Optional[str] = ..., record: _Optional[str] = ..., record_id: _Optional[str] = ..., marker: _Optional[str] = ..., fields: _Optional[_Iterable[_Union[CaseField, _Mapping]]] = ..., read_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CaseField(_message.Message):
+    __slots__ = ("name", "values")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ProposedAction(_message.Message):
+    __slots__ = ("proposal_id", "action", "description", "parameters", "state", "expire_time", "confirmed_by")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONFIRMED_BY_FIELD_NUMBER: _ClassVar[int]
+    proposal_id: str
+    action: str
+    description: str
+    parameters: _containers.ScalarMap[str, str]
+    state: ProposalState
+    expire_time: _timestamp_pb2.Timestamp
+    confirmed_by: str
+    def __init__(self, proposal_id: _Optional[str] = ..., action: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., state: _Optional[_Union[ProposalState, str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed_by: _Optional[str] = ...) -> None: ...
+
+class ApproveActionRequest(_message.Message):
+    __slots__ = ("session_id", "proposal_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROPOSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    proposal_id: str
+    def __init__(self, session_id: _Optional[str] = ..., proposal_id: _Optional[str] = ...) -> None: ...
+
+class ApproveActionResponse(_message.Message):
+    __slots__ = ("turn", "action", "answer")
+    TURN_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    turn: Turn
+    action: ActionReply
+    answer: str
+    def __init__(self, turn: _Optional[_Union[Turn, _Mapping]] = ..., action: _Optional[_Union[ActionReply, _Mapping]] = ..., answer: _Optional[str] = ...) -> None: ...

@@ -101,6 +101,16 @@ class ChatServiceStub:
                 request_serializer=supportbot_dot_v1_dot_chat__pb2.SummarizeSessionRequest.SerializeToString,
                 response_deserializer=supportbot_dot_v1_dot_chat__pb2.SummarizeSessionResponse.FromString,
                 _registered_method=True)
+        self.GetSessionCase = channel.unary_unary(
+                '/supportbot.v1.ChatService/GetSessionCase',
+                request_serializer=supportbot_dot_v1_dot_chat__pb2.GetSessionCaseRequest.SerializeToString,
+                response_deserializer=supportbot_dot_v1_dot_chat__pb2.GetSessionCaseResponse.FromString,
+                _registered_method=True)
+        self.ApproveAction = channel.unary_unary(
+                '/supportbot.v1.ChatService/ApproveAction',
+                request_serializer=supportbot_dot_v1_dot_chat__pb2.ApproveActionRequest.SerializeToString,
+                response_deserializer=supportbot_dot_v1_dot_chat__pb2.ApproveActionResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -190,6 +200,23 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSessionCase(self, request, context):
+        """The customer's case as the conversation's account actions read it: the records, cited, and
+        the change the bot proposed and is waiting on. Agents and admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveAction(self, request, context):
+        """An agent approves the change the bot proposed, in the customer's place: it runs once, for
+        the conversation's customer (never one the request names), and is recorded in the
+        conversation as approved by the agent. Agents and admins only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -257,6 +284,16 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.SummarizeSession,
                     request_deserializer=supportbot_dot_v1_dot_chat__pb2.SummarizeSessionRequest.FromString,
                     response_serializer=supportbot_dot_v1_dot_chat__pb2.SummarizeSessionResponse.SerializeToString,
+            ),
+            'GetSessionCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSessionCase,
+                    request_deserializer=supportbot_dot_v1_dot_chat__pb2.GetSessionCaseRequest.FromString,
+                    response_serializer=supportbot_dot_v1_dot_chat__pb2.GetSessionCaseResponse.SerializeToString,
+            ),
+            'ApproveAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveAction,
+                    request_deserializer=supportbot_dot_v1_dot_chat__pb2.ApproveActionRequest.FromString,
+                    response_serializer=supportbot_dot_v1_dot_chat__pb2.ApproveActionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -612,6 +649,60 @@ class ChatService:
             '/supportbot.v1.ChatService/SummarizeSession',
             supportbot_dot_v1_dot_chat__pb2.SummarizeSessionRequest.SerializeToString,
             supportbot_dot_v1_dot_chat__pb2.SummarizeSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSessionCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/supportbot.v1.ChatService/GetSessionCase',
+            supportbot_dot_v1_dot_chat__pb2.GetSessionCaseRequest.SerializeToString,
+            supportbot_dot_v1_dot_chat__pb2.GetSessionCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/supportbot.v1.ChatService/ApproveAction',
+            supportbot_dot_v1_dot_chat__pb2.ApproveActionRequest.SerializeToString,
+            supportbot_dot_v1_dot_chat__pb2.ApproveActionResponse.FromString,
             options,
             channel_credentials,
             insecure,

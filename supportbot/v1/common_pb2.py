@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asupportbot/v1/common.proto\x12\rsupportbot.v1\"\xd5\x02\n\x06Source\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x14\n\x0cheading_path\x18\x04 \x03(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x12\n\ncollection\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\r\n\x05score\x18\x08 \x01(\x02\x12\x13\n\x0b\x64\x65nse_score\x18\t \x01(\x02\x12\x14\n\x0csparse_score\x18\n \x01(\x02\x12\x35\n\x08metadata\x18\x0b \x03(\x0b\x32#.supportbot.v1.Source.MetadataEntry\x12\x14\n\x0c\x63ontent_hash\x18\x0c \x01(\t\x12\x18\n\x10\x64ocument_version\x18\r \x01(\x05\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\x13\x43onversationMessage\x12!\n\x04role\x18\x01 \x01(\x0e\x32\x13.supportbot.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\\\n\x08\x43itation\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t*d\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\x11\n\rROLE_CUSTOMER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\x0e\n\nROLE_AGENT\x10\x04*\xdf\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x46INISH_REASON_END_OF_TURN\x10\x01\x12\x1d\n\x19\x46INISH_REASON_STOP_STRING\x10\x02\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x03\x12\x19\n\x15\x46INISH_REASON_ABORTED\x10\x04\x12\x1f\n\x1b\x46INISH_REASON_NOT_GENERATED\x10\x05\x12\x1c\n\x18\x46INISH_REASON_REPETITION\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asupportbot/v1/common.proto\x12\rsupportbot.v1\"\x95\x03\n\x06Source\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x14\n\x0cheading_path\x18\x04 \x03(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x12\n\ncollection\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\r\n\x05score\x18\x08 \x01(\x02\x12\x13\n\x0b\x64\x65nse_score\x18\t \x01(\x02\x12\x14\n\x0csparse_score\x18\n \x01(\x02\x12\x35\n\x08metadata\x18\x0b \x03(\x0b\x32#.supportbot.v1.Source.MetadataEntry\x12\x14\n\x0c\x63ontent_hash\x18\x0c \x01(\t\x12\x18\n\x10\x64ocument_version\x18\r \x01(\x05\x12\x10\n\x08language\x18\x0e \x01(\t\x12,\n\nhighlights\x18\x0f \x03(\x0b\x32\x18.supportbot.v1.Highlight\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"D\n\tHighlight\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05start\x18\x03 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x04 \x01(\x05\"I\n\x13\x43onversationMessage\x12!\n\x04role\x18\x01 \x01(\x0e\x32\x13.supportbot.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"n\n\x08\x43itation\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0b\n\x03url\x18\x05 \x01(\t\x12\x10\n\x08sections\x18\x06 \x03(\t*d\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\x11\n\rROLE_CUSTOMER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\x0e\n\nROLE_AGENT\x10\x04*\xdf\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x46INISH_REASON_END_OF_TURN\x10\x01\x12\x1d\n\x19\x46INISH_REASON_STOP_STRING\x10\x02\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x03\x12\x19\n\x15\x46INISH_REASON_ABORTED\x10\x04\x12\x1f\n\x1b\x46INISH_REASON_NOT_GENERATED\x10\x05\x12\x1c\n\x18\x46INISH_REASON_REPETITION\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,16 +33,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SOURCE_METADATAENTRY']._loaded_options = None
   _globals['_SOURCE_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=558
-  _globals['_ROLE']._serialized_end=658
-  _globals['_FINISHREASON']._serialized_start=661
-  _globals['_FINISHREASON']._serialized_end=884
+  _globals['_ROLE']._serialized_start=710
+  _globals['_ROLE']._serialized_end=810
+  _globals['_FINISHREASON']._serialized_start=813
+  _globals['_FINISHREASON']._serialized_end=1036
   _globals['_SOURCE']._serialized_start=46
-  _globals['_SOURCE']._serialized_end=387
-  _globals['_SOURCE_METADATAENTRY']._serialized_start=340
-  _globals['_SOURCE_METADATAENTRY']._serialized_end=387
-  _globals['_CONVERSATIONMESSAGE']._serialized_start=389
-  _globals['_CONVERSATIONMESSAGE']._serialized_end=462
-  _globals['_CITATION']._serialized_start=464
-  _globals['_CITATION']._serialized_end=556
+  _globals['_SOURCE']._serialized_end=451
+  _globals['_SOURCE_METADATAENTRY']._serialized_start=404
+  _globals['_SOURCE_METADATAENTRY']._serialized_end=451
+  _globals['_HIGHLIGHT']._serialized_start=453
+  _globals['_HIGHLIGHT']._serialized_end=521
+  _globals['_CONVERSATIONMESSAGE']._serialized_start=523
+  _globals['_CONVERSATIONMESSAGE']._serialized_end=596
+  _globals['_CITATION']._serialized_start=598
+  _globals['_CITATION']._serialized_end=708
 # @@protoc_insertion_point(module_scope)

@@ -38,7 +38,7 @@ FINISH_REASON_NOT_GENERATED: FinishReason
 FINISH_REASON_REPETITION: FinishReason
 
 class Source(_message.Message):
-    __slots__ = ("chunk_id", "document_id", "title", "heading_path", "url", "collection", "text", "score", "dense_score", "sparse_score", "metadata", "content_hash", "document_version")
+    __slots__ = ("chunk_id", "document_id", "title", "heading_path", "url", "collection", "text", "score", "dense_score", "sparse_score", "metadata", "content_hash", "document_version", "language", "highlights")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,8 @@ class Source(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    HIGHLIGHTS_FIELD_NUMBER: _ClassVar[int]
     chunk_id: str
     document_id: str
     title: str
@@ -72,7 +74,21 @@ class Source(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     content_hash: str
     document_version: int
-    def __init__(self, chunk_id: _Optional[str] = ..., document_id: _Optional[str] = ..., title: _Optional[str] = ..., heading_path: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., collection: _Optional[str] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., dense_score: _Optional[float] = ..., sparse_score: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ..., document_version: _Optional[int] = ...) -> None: ...
+    language: str
+    highlights: _containers.RepeatedCompositeFieldContainer[Highlight]
+    def __init__(self, chunk_id: _Optional[str] = ..., document_id: _Optional[str] = ..., title: _Optional[str] = ..., heading_path: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., collection: _Optional[str] = ..., text: _Optional[str] = ..., score: _Optional[float] = ..., dense_score: _Optional[float] = ..., sparse_score: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ..., document_version: _Optional[int] = ..., language: _Optional[str] = ..., highlights: _Optional[_Iterable[_Union[Highlight, _Mapping]]] = ...) -> None: ...
+
+class Highlight(_message.Message):
+    __slots__ = ("text", "score", "start", "end")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    score: float
+    start: int
+    end: int
+    def __init__(self, text: _Optional[str] = ..., score: _Optional[float] = ..., start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class ConversationMessage(_message.Message):
     __slots__ = ("role", "content")
@@ -83,15 +99,17 @@ class ConversationMessage(_message.Message):
     def __init__(self, role: _Optional[_Union[Role, str]] = ..., content: _Optional[str] = ...) -> None: ...
 
 class Citation(_message.Message):
-    __slots__ = ("index", "chunk_id", "document_id", "title", "url")
+    __slots__ = ("index", "chunk_id", "document_id", "title", "url", "sections")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
+    SECTIONS_FIELD_NUMBER: _ClassVar[int]
     index: int
     chunk_id: str
     document_id: str
     title: str
     url: str
-    def __init__(self, index: _Optional[int] = ..., chunk_id: _Optional[str] = ..., document_id: _Optional[str] = ..., title: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
+    sections: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, index: _Optional[int] = ..., chunk_id: _Optional[str] = ..., document_id: _Optional[str] = ..., title: _Optional[str] = ..., url: _Optional[str] = ..., sections: _Optional[_Iterable[str]] = ...) -> None: ...

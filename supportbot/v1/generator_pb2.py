@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from supportbot.v1 import common_pb2 as supportbot_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsupportbot/v1/generator.proto\x12\rsupportbot.v1\x1a\x1asupportbot/v1/common.proto\"\xff\x02\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12&\n\x07sources\x18\x02 \x03(\x0b\x32\x15.supportbot.v1.Source\x12\x33\n\x07history\x18\x03 \x03(\x0b\x32\".supportbot.v1.ConversationMessage\x12\x34\n\x08messages\x18\x04 \x03(\x0b\x32\".supportbot.v1.ConversationMessage\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x13\n\x0btemperature\x18\x06 \x01(\x02\x12\x13\n\x0bjson_schema\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x08 \x01(\t\x12\x1c\n\x14\x64isable_stop_strings\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x1a\n\x12repetition_penalty\x18\x0b \x01(\x02\x12\x18\n\x10\x61llow_repetition\x18\x0c \x01(\x08\x12\x10\n\x08language\x18\r \x01(\t\"w\n\x10GenerateResponse\x12)\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x18.supportbot.v1.TextDeltaH\x00\x12/\n\x06result\x18\x02 \x01(\x0b\x32\x1d.supportbot.v1.GenerateResultH\x00\x42\x07\n\x05\x65vent\"\x19\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\x97\x02\n\x0eGenerateResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\tcitations\x18\x02 \x03(\x0b\x32\x17.supportbot.v1.Citation\x12\x32\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1b.supportbot.v1.FinishReason\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x05\x12\x1e\n\x16time_to_first_token_ms\x18\x06 \x01(\x01\x12\x10\n\x08total_ms\x18\x07 \x01(\x01\x12\x14\n\x0csources_used\x18\x08 \x01(\x05\x12\x1d\n\x15history_messages_used\x18\t \x01(\x05\"\r\n\x0bInfoRequest\"\xbb\x02\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x02 \x01(\t\x12\x16\n\x0e\x65ngine_version\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\r\n\x05\x64type\x18\x05 \x01(\t\x12\x15\n\rmax_model_len\x18\x06 \x01(\x05\x12.\n\x07kernels\x18\x07 \x01(\x0b\x32\x1d.supportbot.v1.KernelSettings\x12-\n\x08stopping\x18\x08 \x01(\x0b\x32\x1b.supportbot.v1.StopSettings\x12\x18\n\x10max_tokens_limit\x18\t \x01(\x05\x12\x1b\n\x13max_queued_requests\x18\n \x01(\x05\x12\x10\n\x08\x61\x64\x61pters\x18\x0b \x03(\t\x12\x16\n\x0ekv_cache_bytes\x18\x0c \x01(\x03\"\x9f\x01\n\x0eKernelSettings\x12\x15\n\renforce_eager\x18\x01 \x01(\x08\x12\x18\n\x10\x63ompilation_mode\x18\x02 \x01(\t\x12\x16\n\x0e\x63udagraph_mode\x18\x03 \x01(\t\x12\x15\n\rfusion_passes\x18\x04 \x03(\t\x12\x19\n\x11\x61ttention_backend\x18\x05 \x01(\t\x12\x12\n\ncustom_ops\x18\x06 \x03(\t\"X\n\x0cStopSettings\x12\x14\n\x0cstop_strings\x18\x01 \x03(\t\x12\x16\n\x0estop_token_ids\x18\x02 \x03(\x05\x12\x1a\n\x12\x64\x65\x66\x61ult_max_tokens\x18\x03 \x01(\x05\x32\xa2\x01\n\x10GeneratorService\x12M\n\x08Generate\x12\x1e.supportbot.v1.GenerateRequest\x1a\x1f.supportbot.v1.GenerateResponse0\x01\x12?\n\x04Info\x12\x1a.supportbot.v1.InfoRequest\x1a\x1b.supportbot.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dsupportbot/v1/generator.proto\x12\rsupportbot.v1\x1a\x1asupportbot/v1/common.proto\"\x93\x03\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12&\n\x07sources\x18\x02 \x03(\x0b\x32\x15.supportbot.v1.Source\x12\x33\n\x07history\x18\x03 \x03(\x0b\x32\".supportbot.v1.ConversationMessage\x12\x34\n\x08messages\x18\x04 \x03(\x0b\x32\".supportbot.v1.ConversationMessage\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x13\n\x0btemperature\x18\x06 \x01(\x02\x12\x13\n\x0bjson_schema\x18\x07 \x01(\t\x12\x0f\n\x07\x61\x64\x61pter\x18\x08 \x01(\t\x12\x1c\n\x14\x64isable_stop_strings\x18\t \x01(\x08\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x1a\n\x12repetition_penalty\x18\x0b \x01(\x02\x12\x18\n\x10\x61llow_repetition\x18\x0c \x01(\x08\x12\x10\n\x08language\x18\r \x01(\t\x12\x12\n\ncollection\x18\x0e \x01(\t\"w\n\x10GenerateResponse\x12)\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x18.supportbot.v1.TextDeltaH\x00\x12/\n\x06result\x18\x02 \x01(\x0b\x32\x1d.supportbot.v1.GenerateResultH\x00\x42\x07\n\x05\x65vent\"\x19\n\tTextDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xa8\x02\n\x0eGenerateResult\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\tcitations\x18\x02 \x03(\x0b\x32\x17.supportbot.v1.Citation\x12\x32\n\rfinish_reason\x18\x03 \x01(\x0e\x32\x1b.supportbot.v1.FinishReason\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x05\x12\x1e\n\x16time_to_first_token_ms\x18\x06 \x01(\x01\x12\x10\n\x08total_ms\x18\x07 \x01(\x01\x12\x14\n\x0csources_used\x18\x08 \x01(\x05\x12\x1d\n\x15history_messages_used\x18\t \x01(\x05\x12\x0f\n\x07\x61\x64\x61pter\x18\n \x01(\t\"\r\n\x0bInfoRequest\"\xee\x02\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x02 \x01(\t\x12\x16\n\x0e\x65ngine_version\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\r\n\x05\x64type\x18\x05 \x01(\t\x12\x15\n\rmax_model_len\x18\x06 \x01(\x05\x12.\n\x07kernels\x18\x07 \x01(\x0b\x32\x1d.supportbot.v1.KernelSettings\x12-\n\x08stopping\x18\x08 \x01(\x0b\x32\x1b.supportbot.v1.StopSettings\x12\x18\n\x10max_tokens_limit\x18\t \x01(\x05\x12\x1b\n\x13max_queued_requests\x18\n \x01(\x05\x12\x10\n\x08\x61\x64\x61pters\x18\x0b \x03(\t\x12\x16\n\x0ekv_cache_bytes\x18\x0c \x01(\x03\x12\x1b\n\x13\x63ollection_adapters\x18\r \x03(\t\x12\x14\n\x0clora_enabled\x18\x0e \x01(\x08\"\x9f\x01\n\x0eKernelSettings\x12\x15\n\renforce_eager\x18\x01 \x01(\x08\x12\x18\n\x10\x63ompilation_mode\x18\x02 \x01(\t\x12\x16\n\x0e\x63udagraph_mode\x18\x03 \x01(\t\x12\x15\n\rfusion_passes\x18\x04 \x03(\t\x12\x19\n\x11\x61ttention_backend\x18\x05 \x01(\t\x12\x12\n\ncustom_ops\x18\x06 \x03(\t\"X\n\x0cStopSettings\x12\x14\n\x0cstop_strings\x18\x01 \x03(\t\x12\x16\n\x0estop_token_ids\x18\x02 \x03(\x05\x12\x1a\n\x12\x64\x65\x66\x61ult_max_tokens\x18\x03 \x01(\x05\x32\xa2\x01\n\x10GeneratorService\x12M\n\x08Generate\x12\x1e.supportbot.v1.GenerateRequest\x1a\x1f.supportbot.v1.GenerateResponse0\x01\x12?\n\x04Info\x12\x1a.supportbot.v1.InfoRequest\x1a\x1b.supportbot.v1.InfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'supportbot.v1.generator_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GENERATEREQUEST']._serialized_start=77
-  _globals['_GENERATEREQUEST']._serialized_end=460
-  _globals['_GENERATERESPONSE']._serialized_start=462
-  _globals['_GENERATERESPONSE']._serialized_end=581
-  _globals['_TEXTDELTA']._serialized_start=583
-  _globals['_TEXTDELTA']._serialized_end=608
-  _globals['_GENERATERESULT']._serialized_start=611
-  _globals['_GENERATERESULT']._serialized_end=890
-  _globals['_INFOREQUEST']._serialized_start=892
-  _globals['_INFOREQUEST']._serialized_end=905
-  _globals['_INFORESPONSE']._serialized_start=908
-  _globals['_INFORESPONSE']._serialized_end=1223
-  _globals['_KERNELSETTINGS']._serialized_start=1226
-  _globals['_KERNELSETTINGS']._serialized_end=1385
-  _globals['_STOPSETTINGS']._serialized_start=1387
-  _globals['_STOPSETTINGS']._serialized_end=1475
-  _globals['_GENERATORSERVICE']._serialized_start=1478
-  _globals['_GENERATORSERVICE']._serialized_end=1640
+  _globals['_GENERATEREQUEST']._serialized_end=480
+  _globals['_GENERATERESPONSE']._serialized_start=482
+  _globals['_GENERATERESPONSE']._serialized_end=601
+  _globals['_TEXTDELTA']._serialized_start=603
+  _globals['_TEXTDELTA']._serialized_end=628
+  _globals['_GENERATERESULT']._serialized_start=631
+  _globals['_GENERATERESULT']._serialized_end=927
+  _globals['_INFOREQUEST']._serialized_start=929
+  _globals['_INFOREQUEST']._serialized_end=942
+  _globals['_INFORESPONSE']._serialized_start=945
+  _globals['_INFORESPONSE']._serialized_end=1311
+  _globals['_KERNELSETTINGS']._serialized_start=1314
+  _globals['_KERNELSETTINGS']._serialized_end=1473
+  _globals['_STOPSETTINGS']._serialized_start=1475
+  _globals['_STOPSETTINGS']._serialized_end=1563
+  _globals['_GENERATORSERVICE']._serialized_start=1566
+  _globals['_GENERATORSERVICE']._serialized_end=1728
 # @@protoc_insertion_point(module_scope)

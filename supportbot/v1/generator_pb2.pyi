@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("question", "sources", "history", "messages", "max_tokens", "temperature", "json_schema", "adapter", "disable_stop_strings", "request_id", "repetition_penalty", "allow_repetition", "language")
+    __slots__ = ("question", "sources", "history", "messages", "max_tokens", "temperature", "json_schema", "adapter", "disable_stop_strings", "request_id", "repetition_penalty", "allow_repetition", "language", "collection")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class GenerateRequest(_message.Message):
     REPETITION_PENALTY_FIELD_NUMBER: _ClassVar[int]
     ALLOW_REPETITION_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
     question: str
     sources: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
     history: _containers.RepeatedCompositeFieldContainer[_common_pb2.ConversationMessage]
@@ -35,7 +36,8 @@ class GenerateRequest(_message.Message):
     repetition_penalty: float
     allow_repetition: bool
     language: str
-    def __init__(self, question: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., json_schema: _Optional[str] = ..., adapter: _Optional[str] = ..., disable_stop_strings: _Optional[bool] = ..., request_id: _Optional[str] = ..., repetition_penalty: _Optional[float] = ..., allow_repetition: _Optional[bool] = ..., language: _Optional[str] = ...) -> None: ...
+    collection: str
+    def __init__(self, question: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., messages: _Optional[_Iterable[_Union[_common_pb2.ConversationMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., json_schema: _Optional[str] = ..., adapter: _Optional[str] = ..., disable_stop_strings: _Optional[bool] = ..., request_id: _Optional[str] = ..., repetition_penalty: _Optional[float] = ..., allow_repetition: _Optional[bool] = ..., language: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("delta", "result")
@@ -52,7 +54,7 @@ class TextDelta(_message.Message):
     def __init__(self, text: _Optional[str] = ...) -> None: ...
 
 class GenerateResult(_message.Message):
-    __slots__ = ("text", "citations", "finish_reason", "prompt_tokens", "completion_tokens", "time_to_first_token_ms", "total_ms", "sources_used", "history_messages_used")
+    __slots__ = ("text", "citations", "finish_reason", "prompt_tokens", "completion_tokens", "time_to_first_token_ms", "total_ms", "sources_used", "history_messages_used", "adapter")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +64,7 @@ class GenerateResult(_message.Message):
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
     SOURCES_USED_FIELD_NUMBER: _ClassVar[int]
     HISTORY_MESSAGES_USED_FIELD_NUMBER: _ClassVar[int]
+    ADAPTER_FIELD_NUMBER: _ClassVar[int]
     text: str
     citations: _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]
     finish_reason: _common_pb2.FinishReason
@@ -71,14 +74,15 @@ class GenerateResult(_message.Message):
     total_ms: float
     sources_used: int
     history_messages_used: int
-    def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., time_to_first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., sources_used: _Optional[int] = ..., history_messages_used: _Optional[int] = ...) -> None: ...
+    adapter: str
+    def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., finish_reason: _Optional[_Union[_common_pb2.FinishReason, str]] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., time_to_first_token_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., sources_used: _Optional[int] = ..., history_messages_used: _Optional[int] = ..., adapter: _Optional[str] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model", "engine", "engine_version", "device", "dtype", "max_model_len", "kernels", "stopping", "max_tokens_limit", "max_queued_requests", "adapters", "kv_cache_bytes")
+    __slots__ = ("model", "engine", "engine_version", "device", "dtype", "max_model_len", "kernels", "stopping", "max_tokens_limit", "max_queued_requests", "adapters", "kv_cache_bytes", "collection_adapters", "lora_enabled")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     ENGINE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +95,8 @@ class InfoResponse(_message.Message):
     MAX_QUEUED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     ADAPTERS_FIELD_NUMBER: _ClassVar[int]
     KV_CACHE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_ADAPTERS_FIELD_NUMBER: _ClassVar[int]
+    LORA_ENABLED_FIELD_NUMBER: _ClassVar[int]
     model: str
     engine: str
     engine_version: str
@@ -103,7 +109,9 @@ class InfoResponse(_message.Message):
     max_queued_requests: int
     adapters: _containers.RepeatedScalarFieldContainer[str]
     kv_cache_bytes: int
-    def __init__(self, model: _Optional[str] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., max_model_len: _Optional[int] = ..., kernels: _Optional[_Union[KernelSettings, _Mapping]] = ..., stopping: _Optional[_Union[StopSettings, _Mapping]] = ..., max_tokens_limit: _Optional[int] = ..., max_queued_requests: _Optional[int] = ..., adapters: _Optional[_Iterable[str]] = ..., kv_cache_bytes: _Optional[int] = ...) -> None: ...
+    collection_adapters: _containers.RepeatedScalarFieldContainer[str]
+    lora_enabled: bool
+    def __init__(self, model: _Optional[str] = ..., engine: _Optional[str] = ..., engine_version: _Optional[str] = ..., device: _Optional[str] = ..., dtype: _Optional[str] = ..., max_model_len: _Optional[int] = ..., kernels: _Optional[_Union[KernelSettings, _Mapping]] = ..., stopping: _Optional[_Union[StopSettings, _Mapping]] = ..., max_tokens_limit: _Optional[int] = ..., max_queued_requests: _Optional[int] = ..., adapters: _Optional[_Iterable[str]] = ..., kv_cache_bytes: _Optional[int] = ..., collection_adapters: _Optional[_Iterable[str]] = ..., lora_enabled: _Optional[bool] = ...) -> None: ...
 
 class KernelSettings(_message.Message):
     __slots__ = ("enforce_eager", "compilation_mode", "cudagraph_mode", "fusion_passes", "attention_backend", "custom_ops")

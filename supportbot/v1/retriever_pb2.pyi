@@ -22,6 +22,12 @@ class IngestStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INGEST_STATUS_UPDATED: _ClassVar[IngestStatus]
     INGEST_STATUS_UNCHANGED: _ClassVar[IngestStatus]
     INGEST_STATUS_FAILED: _ClassVar[IngestStatus]
+
+class Embedder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBEDDER_UNSPECIFIED: _ClassVar[Embedder]
+    EMBEDDER_PRIMARY: _ClassVar[Embedder]
+    EMBEDDER_MULTILINGUAL: _ClassVar[Embedder]
 SEARCH_MODE_UNSPECIFIED: SearchMode
 SEARCH_MODE_HYBRID: SearchMode
 SEARCH_MODE_DENSE: SearchMode
@@ -31,9 +37,12 @@ INGEST_STATUS_ADDED: IngestStatus
 INGEST_STATUS_UPDATED: IngestStatus
 INGEST_STATUS_UNCHANGED: IngestStatus
 INGEST_STATUS_FAILED: IngestStatus
+EMBEDDER_UNSPECIFIED: Embedder
+EMBEDDER_PRIMARY: Embedder
+EMBEDDER_MULTILINGUAL: Embedder
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "collection", "top_k", "score_threshold", "filter", "mode", "mmr", "mmr_lambda", "include_query_embedding")
+    __slots__ = ("query", "collection", "top_k", "score_threshold", "filter", "mode", "mmr", "mmr_lambda", "include_query_embedding", "include_highlights")
     class FilterEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +59,7 @@ class SearchRequest(_message.Message):
     MMR_FIELD_NUMBER: _ClassVar[int]
     MMR_LAMBDA_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_QUERY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_HIGHLIGHTS_FIELD_NUMBER: _ClassVar[int]
     query: str
     collection: str
     top_k: int
@@ -59,23 +69,36 @@ class SearchRequest(_message.Message):
     mmr: bool
     mmr_lambda: float
     include_query_embedding: bool
-    def __init__(self, query: _Optional[str] = ..., collection: _Optional[str] = ..., top_k: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Mapping[str, str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., mmr: _Optional[bool] = ..., mmr_lambda: _Optional[float] = ..., include_query_embedding: _Optional[bool] = ...) -> None: ...
+    include_highlights: bool
+    def __init__(self, query: _Optional[str] = ..., collection: _Optional[str] = ..., top_k: _Optional[int] = ..., score_threshold: _Optional[float] = ..., filter: _Optional[_Mapping[str, str]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., mmr: _Optional[bool] = ..., mmr_lambda: _Optional[float] = ..., include_query_embedding: _Optional[bool] = ..., include_highlights: _Optional[bool] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results", "embed_ms", "search_ms", "collection", "query_embedding", "embedding_model")
+    __slots__ = ("results", "embed_ms", "search_ms", "collection", "query_embedding", "embedding_model", "unknown_terms")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     EMBED_MS_FIELD_NUMBER: _ClassVar[int]
     SEARCH_MS_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_TERMS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
     embed_ms: float
     search_ms: float
     collection: str
     query_embedding: _containers.RepeatedScalarFieldContainer[float]
     embedding_model: str
-    def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., embed_ms: _Optional[float] = ..., search_ms: _Optional[float] = ..., collection: _Optional[str] = ..., query_embedding: _Optional[_Iterable[float]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
+    unknown_terms: _containers.RepeatedCompositeFieldContainer[UnknownTerm]
+    def __init__(self, results: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., embed_ms: _Optional[float] = ..., search_ms: _Optional[float] = ..., collection: _Optional[str] = ..., query_embedding: _Optional[_Iterable[float]] = ..., embedding_model: _Optional[str] = ..., unknown_terms: _Optional[_Iterable[_Union[UnknownTerm, _Mapping]]] = ...) -> None: ...
+
+class UnknownTerm(_message.Message):
+    __slots__ = ("term", "nearest_word", "nearest_similarity")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_WORD_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    term: str
+    nearest_word: str
+    nearest_similarity: float
+    def __init__(self, term: _Optional[str] = ..., nearest_word: _Optional[str] = ..., nearest_similarity: _Optional[float] = ...) -> None: ...
 
 class Document(_message.Message):
     __slots__ = ("document_id", "source_path", "mime_type", "content", "title", "metadata", "url")
@@ -103,15 +126,24 @@ class Document(_message.Message):
     def __init__(self, document_id: _Optional[str] = ..., source_path: _Optional[str] = ..., mime_type: _Optional[str] = ..., content: _Optional[bytes] = ..., title: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., url: _Optional[str] = ...) -> None: ...
 
 class IngestRequest(_message.Message):
-    __slots__ = ("collection", "document")
+    __slots__ = ("collection", "document", "more_batches")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    MORE_BATCHES_FIELD_NUMBER: _ClassVar[int]
     collection: str
     document: Document
-    def __init__(self, collection: _Optional[str] = ..., document: _Optional[_Union[Document, _Mapping]] = ...) -> None: ...
+    more_batches: bool
+    def __init__(self, collection: _Optional[str] = ..., document: _Optional[_Union[Document, _Mapping]] = ..., more_batches: _Optional[bool] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
-    __slots__ = ("document_id", "source_path", "status", "chunks", "error", "collection", "version")
+    __slots__ = ("document_id", "source_path", "status", "chunks", "error", "collection", "version", "migrated_from", "stage_seconds")
+    class StageSecondsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PATH_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +151,8 @@ class IngestResponse(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    MIGRATED_FROM_FIELD_NUMBER: _ClassVar[int]
+    STAGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     source_path: str
     status: IngestStatus
@@ -126,7 +160,9 @@ class IngestResponse(_message.Message):
     error: str
     collection: str
     version: int
-    def __init__(self, document_id: _Optional[str] = ..., source_path: _Optional[str] = ..., status: _Optional[_Union[IngestStatus, str]] = ..., chunks: _Optional[int] = ..., error: _Optional[str] = ..., collection: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    migrated_from: str
+    stage_seconds: _containers.ScalarMap[str, float]
+    def __init__(self, document_id: _Optional[str] = ..., source_path: _Optional[str] = ..., status: _Optional[_Union[IngestStatus, str]] = ..., chunks: _Optional[int] = ..., error: _Optional[str] = ..., collection: _Optional[str] = ..., version: _Optional[int] = ..., migrated_from: _Optional[str] = ..., stage_seconds: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class DeleteDocumentsRequest(_message.Message):
     __slots__ = ("collection", "document_ids")
@@ -143,6 +179,28 @@ class DeleteDocumentsResponse(_message.Message):
     deleted_documents: int
     deleted_chunks: int
     def __init__(self, deleted_documents: _Optional[int] = ..., deleted_chunks: _Optional[int] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("texts", "embedder")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDER_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    embedder: Embedder
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., embedder: _Optional[_Union[Embedder, str]] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("vectors", "model")
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    vectors: _containers.RepeatedCompositeFieldContainer[Vector]
+    model: str
+    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class Vector(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ("collection",)

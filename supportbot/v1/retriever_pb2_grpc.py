@@ -55,6 +55,11 @@ class RetrieverServiceStub:
                 request_serializer=supportbot_dot_v1_dot_retriever__pb2.StatsRequest.SerializeToString,
                 response_deserializer=supportbot_dot_v1_dot_retriever__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/supportbot.v1.RetrieverService/Embed',
+                request_serializer=supportbot_dot_v1_dot_retriever__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=supportbot_dot_v1_dot_retriever__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class RetrieverServiceServicer:
@@ -69,8 +74,11 @@ class RetrieverServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Ingest(self, request_iterator, context):
-        """Streams documents in and a result per document back. A document that
-        cannot be parsed is reported and the rest still go in.
+        """Streams documents in and a result per document back, as each is committed.
+        A document that cannot be parsed is reported and the rest still go in.
+        Clients send long ingests as bounded batches, one call each (a call need
+        not outlive the server's max connection age); a document answered is
+        stored, so a batch that broke off is sent again without those.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,6 +93,14 @@ class RetrieverServiceServicer:
 
     def Stats(self, request, context):
         """Counts per collection and the settings in force.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Embed(self, request, context):
+        """Dense vectors of short texts from one of the retriever's models, so other services (the
+        gateway's account-action routing) use the loaded models instead of loading their own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -112,6 +128,11 @@ def add_RetrieverServiceServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=supportbot_dot_v1_dot_retriever__pb2.StatsRequest.FromString,
                     response_serializer=supportbot_dot_v1_dot_retriever__pb2.StatsResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=supportbot_dot_v1_dot_retriever__pb2.EmbedRequest.FromString,
+                    response_serializer=supportbot_dot_v1_dot_retriever__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +244,33 @@ class RetrieverService:
             '/supportbot.v1.RetrieverService/Stats',
             supportbot_dot_v1_dot_retriever__pb2.StatsRequest.SerializeToString,
             supportbot_dot_v1_dot_retriever__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/supportbot.v1.RetrieverService/Embed',
+            supportbot_dot_v1_dot_retriever__pb2.EmbedRequest.SerializeToString,
+            supportbot_dot_v1_dot_retriever__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,7 +1,11 @@
-"""Agent assist: the queue, the live conversation, suggested replies with their sources, a
-summary, take over / hand back / close, and a reply box."""
+"""Agent assist: the queue, the live conversation, the customer's case (the records account
+actions read, and the change the bot proposed, with Approve), suggested replies with their
+sources, a summary, take over / hand back / close, and a reply box."""
 
 from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import grpc
 import streamlit as st
@@ -19,7 +23,7 @@ STATUS_LABELS = {
 SPEAKERS = {common_pb2.ROLE_CUSTOMER: "speaker_customer", common_pb2.ROLE_ASSISTANT: "speaker_bot", common_pb2.ROLE_AGENT: "speaker_agent"}
 
 
-def call(method: str, request, **kwargs):  # type: ignore[no-untyped-def]
+def call(method: str, request: Any, **kwargs: Any) -> Any:
     try:
         return getattr(stub(), method)(request, metadata=agent_metadata(), timeout=kwargs.get("timeout", 30))
     except grpc.RpcError as error:
@@ -45,8 +49,10 @@ def queue() -> None:
         if st.button(label, key=f"open-{session.session_id}", help=session.handoff_reason, use_container_width=True):
             st.session_state.selected = session.session_id
             st.session_state.suggestions = None
+            st.session_state.drafting = None
             st.session_state.summary = ""
             st.session_state.draft_used = ""
+            st.session_state.approval = None
             st.rerun()
 
 
@@ -88,18 +94,86 @@ def last_answer_sources(session_id: str) -> None:
             st.markdown(f"[{citation.index}] [{citation.title}]({citation.url})" if citation.url else f"[{citation.index}] {citation.title}")
 
 
+@st.fragment(run_every=3)
+def case(session_id: str) -> None:
+    """The records the conversation's account actions read, cited as the bot's answers cite them,
+    and the change the bot proposed: Approve runs it for the conversation's customer (the
+    gateway takes the customer from the session, never from this page), recorded as this agent's."""
+    response = call("GetSessionCase", chat_pb2.GetSessionCaseRequest(session_id=session_id), timeout=5)
+    if response is None or not (response.records or response.HasField("proposed_action")):
+        return
+    st.subheader(text("case"))
+    st.caption(text("case_caption"))
+    for record in reversed(response.records):
+        with st.expander(record.marker):
+            # The company's API wrote these values: shown as plain text, never as markdown.
+            st.text("\n".join(f"{field.name}: {', '.join(field.values)}" for field in record.fields))
+    done = st.session_state.get("approval")
+    if done and done[0] == session_id:
+        (st.success if done[1] else st.warning)(done[2])
+    if not response.HasField("proposed_action"):
+        return
+    proposal = response.proposed_action
+    with st.container(border=True):
+        st.markdown(text("proposed"))
+        st.text(proposal.description)
+        if proposal.state == chat_pb2.PROPOSAL_STATE_WAITING:
+            st.caption(text("waiting_for_yes"))
+            if st.button(text("approve"), key=f"approve-{proposal.proposal_id}", type="primary", help=text("approve_help")):
+                request = chat_pb2.ApproveActionRequest(session_id=session_id, proposal_id=proposal.proposal_id)
+                approved = call("ApproveAction", request)
+                if approved is not None:
+                    ran = approved.HasField("turn")
+                    st.session_state.approval = (session_id, ran, text("approved" if ran else "not_done", answer=approved.answer))
+                st.rerun()
+        elif proposal.state == chat_pb2.PROPOSAL_STATE_EXPIRED:
+            st.caption(text("proposal_expired"))
+        else:
+            st.caption(text("proposal_done", by=proposal.confirmed_by))
+
+
+class Drafting(NamedTuple):
+    session_id: str
+    customer_turn_id: str
+    future: Future[chat_pb2.SuggestRepliesResponse]
+
+
 PATH_LABELS = {chat_pb2.ANSWER_PATH_VERIFIED: "draft_verified", chat_pb2.ANSWER_PATH_EXTRACTIVE: "draft_quoted"}
 
 
-def draft_suggestions(session_id: str, customer_turn_id: str) -> None:
-    with st.spinner(text("drafting")):
-        st.session_state.suggestions = call(
-            "SuggestReplies", chat_pb2.SuggestRepliesRequest(session_id=session_id, count=3), timeout=180
-        )
-    st.session_state.drafted_for = (session_id, customer_turn_id)
+@st.cache_resource
+def drafting_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="drafts")
 
 
-@st.fragment(run_every=5)
+def start_drafting(session_id: str, customer_turn_id: str) -> None:
+    """Drafts are asked for off the page's run: a Streamlit page runs one fragment at a time, so
+    a blocking call (minutes on a busy 2-core machine) would freeze the queue, and the previous
+    conversation's drafts would stay on screen as stale elements until it returned."""
+    request = chat_pb2.SuggestRepliesRequest(session_id=session_id, count=3)
+    future = drafting_pool().submit(stub().SuggestReplies, request, metadata=agent_metadata(), timeout=180)
+    st.session_state.drafting = Drafting(session_id, customer_turn_id, future)
+    st.session_state.suggestions = None
+
+
+def collect_drafts(session_id: str) -> bool:
+    """Takes the drafts in once they are ready; says whether some are still being written."""
+    drafting: Drafting | None = st.session_state.get("drafting")
+    if drafting is None or drafting.session_id != session_id:
+        return False
+    if not drafting.future.done():
+        return True
+    st.session_state.drafting = None
+    st.session_state.drafted_for = (drafting.session_id, drafting.customer_turn_id)
+    try:
+        st.session_state.suggestions = drafting.future.result()
+    except grpc.RpcError as error:
+        st.error(friendly(error))
+        st.session_state.suggestions = None
+    return False
+
+
+@st.fragment(run_every=2)
 def assist(session_id: str) -> None:
     """Drafts appear by themselves when a conversation is opened and after each new customer
     message; each shows the sources it rests on."""
@@ -108,17 +182,22 @@ def assist(session_id: str) -> None:
     response = call("GetSession", chat_pb2.GetSessionRequest(session_id=session_id), timeout=5)
     customer_turns = [t for t in response.session.turns if t.role == common_pb2.ROLE_CUSTOMER] if response else []
     latest = customer_turns[-1].turn_id if customer_turns else ""
-    if latest and st.session_state.get("drafted_for") != (session_id, latest):
-        draft_suggestions(session_id, latest)
+    drafting = collect_drafts(session_id)
+    if latest and not drafting and st.session_state.get("drafted_for") != (session_id, latest):
+        start_drafting(session_id, latest)
+        drafting = True
     summarize, again = st.columns(2)
     if summarize.button(text("summarize"), use_container_width=True):
         with st.spinner(text("summarizing")):
             summary = call("SummarizeSession", chat_pb2.SummarizeSessionRequest(session_id=session_id), timeout=120)
         st.session_state.summary = summary.summary if summary else ""
-    if again.button(text("draft_again"), use_container_width=True) and latest:
-        draft_suggestions(session_id, latest)
+    if again.button(text("draft_again"), use_container_width=True, disabled=drafting) and latest:
+        start_drafting(session_id, latest)
+        drafting = True
     if st.session_state.get("summary"):
         st.info(st.session_state.summary)
+    if drafting:
+        st.caption(f":material/progress_activity: {text('drafting')}")
     suggestions = st.session_state.get("suggestions")
     if not suggestions:
         return
@@ -180,6 +259,7 @@ def page() -> None:
         actions(session_id)
         reply_box(session_id)
     with right:
+        case(session_id)
         assist(session_id)
 
 

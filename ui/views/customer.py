@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import streamlit as st
 
@@ -14,6 +16,7 @@ PATH_NOTES = {
     chat_pb2.ANSWER_PATH_VERIFIED: "path_verified",
     chat_pb2.ANSWER_PATH_EXTRACTIVE: "path_quoted",
     chat_pb2.ANSWER_PATH_EXTRACTIVE_FALLBACK: "path_quoted",
+    chat_pb2.ANSWER_PATH_ACTION: "path_account",
 }
 
 
@@ -24,7 +27,7 @@ def fetch_session(session_id: str) -> chat_pb2.Session | None:
         return None
 
 
-def show_sources(sources: list[dict]) -> None:
+def show_sources(sources: list[dict[str, Any]]) -> None:
     for source in sources:
         section = f" › {source['section']}" if source.get("section") else ""
         with st.expander(f"[{source['index']}] {source['title']}{section}"):
@@ -55,7 +58,7 @@ def send_feedback(session_id: str, turn_id: str, rating: int) -> None:
         st.session_state.notice = friendly(error)
 
 
-def cited_sources(result: chat_pb2.ChatResult, sources: list) -> list[dict]:
+def cited_sources(result: chat_pb2.ChatResult, sources: list[Any]) -> list[dict[str, Any]]:
     """The sources the answer cites, numbered as in the answer; the top three if it cites none."""
     if not result.grounded:
         return []
@@ -65,6 +68,38 @@ def cited_sources(result: chat_pb2.ChatResult, sources: list) -> list[dict]:
         {"index": n, "title": s.title, "section": " › ".join(s.heading_path), "url": s.url, "text": s.text}
         for n, s in chosen
     ]
+
+
+def record_sources(action: chat_pb2.ActionReply) -> list[dict[str, Any]]:
+    """The account records an action's answer rests on ("[order L-104233]"), shown as sources are."""
+    return [
+        # "[1] order L-104233": the answer's own marker without its brackets.
+        {"index": n, "title": f"{r.record} {r.record_id}" if r.record_id else r.marker, "section": "", "url": "",
+         "text": text("record_from_account", record=r.record, record_id=r.record_id)}
+        for n, r in enumerate(action.records, start=1)
+    ]
+
+
+def action_options(action: chat_pb2.ActionReply) -> list[tuple[str, str]]:
+    """(value, label) of an action's choices; a confirmation comes without any, so Yes and No,
+    sent as "yes" and "no", which the action stage reads in any language."""
+    if action.options:
+        return [(o.value, o.label) for o in action.options]
+    if action.kind == chat_pb2.ACTION_REPLY_KIND_CONFIRM:
+        return [("yes", text("confirm_yes")), ("no", text("confirm_no"))]
+    return []
+
+
+def option_buttons(turn_id: str) -> None:
+    """An action's choices (the customer's own orders, yes and no) as buttons; one pressed is
+    sent as the customer's next message, as if typed."""
+    options = st.session_state.options.get(turn_id)
+    if not options:
+        return
+    for column, (value, label) in zip(st.columns(len(options)), options, strict=True):
+        if column.button(label or value, key=f"option-{turn_id}-{value}"):
+            st.session_state.chosen_option = value
+            st.rerun(scope="app")
 
 
 def ask(session_id: str, question: str) -> None:
@@ -96,7 +131,11 @@ def ask(session_id: str, question: str) -> None:
                         st.session_state.notice = text("person_taking_over")
                     if result.answer:
                         placeholder.markdown(result.answer)
-                    st.session_state.sources[result.turn_id] = cited_sources(result, sources)
+                    if result.HasField("action"):
+                        st.session_state.sources[result.turn_id] = record_sources(result.action)
+                        st.session_state.options[result.turn_id] = action_options(result.action)
+                    else:
+                        st.session_state.sources[result.turn_id] = cited_sources(result, sources)
                     note = PATH_NOTES.get(result.answer_path)
                     st.session_state.paths[result.turn_id] = text(note) if note else ""
         except grpc.RpcError as error:
@@ -111,12 +150,13 @@ def page() -> None:
     st.session_state.setdefault("sources", {})
     st.session_state.setdefault("feedback", {})
     st.session_state.setdefault("paths", {})
+    st.session_state.setdefault("options", {})
     session_id = st.query_params.get("session", "")
 
     new, person, _ = st.columns([2, 2, 4])
     if new.button(text("new_conversation")):
         st.query_params.clear()
-        st.session_state.sources, st.session_state.feedback = {}, {}
+        st.session_state.sources, st.session_state.feedback, st.session_state.options = {}, {}, {}
         st.rerun()
     if person.button(text("talk_to_person"), disabled=not session_id):
         try:
@@ -126,8 +166,15 @@ def page() -> None:
             st.session_state.notice = friendly(error)
 
     transcript(session_id)
-    if question := st.chat_input(text("ask_placeholder")):
-        ask(st.query_params.get("session", ""), question)
+    typed = st.chat_input(text("ask_placeholder"))
+    if question := typed or st.session_state.pop("chosen_option", None):
+        # The turn streams into a slot that is emptied before the rerun: the transcript shows the
+        # stored turn next, and Streamlit would otherwise keep the streamed copy beside it as a
+        # stale element (streamlit#9239, #2820), so the answer reads twice.
+        live = st.empty()
+        with live.container():
+            ask(st.query_params.get("session", ""), question)
+        live.empty()
         st.rerun()
 
 
@@ -137,11 +184,13 @@ def transcript(session_id: str) -> None:
     session = fetch_session(session_id) if session_id else None
     if session_id and session is None:
         st.warning(text("load_failed"))
-    for turn in session.turns if session else []:
+    turns = list(session.turns) if session else []
+    for position, turn in enumerate(turns):
         is_customer, is_agent = turn.role == common_pb2.ROLE_CUSTOMER, turn.role == common_pb2.ROLE_AGENT
         with st.chat_message("user" if is_customer else "assistant", avatar=":material/support_agent:" if is_agent else None):
             if is_agent:
-                st.caption(text("support_agent"))
+                # An account change an agent approved in the customer's place says so.
+                st.caption(text("support_agent") + (f" · {text('approved_for_you')}" if turn.approved_by else ""))
             st.markdown(turn.content or "_…_")
             if not is_customer and not is_agent and turn.content:
                 if note := st.session_state.paths.get(turn.turn_id):
@@ -149,6 +198,8 @@ def transcript(session_id: str) -> None:
                 show_sources(st.session_state.sources.get(turn.turn_id) or [
                     {"index": c.index, "title": c.title, "url": c.url, "text": ""} for c in turn.citations
                 ])
+                if position == len(turns) - 1:  # only the open question's choices can still be picked
+                    option_buttons(turn.turn_id)
                 feedback_buttons(session_id, turn.turn_id)
     if notice := st.session_state.get("notice"):
         st.info(notice)

@@ -5,8 +5,12 @@
  *
  * Attributes: data-key (a publishable key, required), data-api (the HTTP API's origin; default:
  * where this script came from), data-collection (the knowledge base; default: the key's),
- * data-title (the panel's title), data-lang ("en" or "ko"; default: the browser's language). Answers stream in as they are written, with their sources as
- * links; each answer can be rated; "Talk to a person" hands the conversation to the support team,
+ * data-title (the panel's title), data-lang ("en" or "ko"; default: the browser's language),
+ * data-identity-token (the signed-in customer, as the company's server vouches for them; also
+ * settable later: window.supportbotWidget.setIdentityToken(token), e.g. after sign-in). Answers
+ * stream in as they are written, with their sources as links; an account action's answer shows
+ * the records it rests on, and its choices (the customer's orders, yes and no) as buttons that
+ * send the choice as the next message; each answer can be rated; "Talk to a person" hands the conversation to the support team,
  * whose replies appear live. The conversation survives page loads (its id is kept in
  * localStorage). Everything is reachable by keyboard: Enter sends, Shift+Enter starts a new line,
  * Escape closes the panel.
@@ -19,6 +23,11 @@
   var key = script.getAttribute("data-key") || "";
   var api = (script.getAttribute("data-api") || new URL(script.src, location.href).origin).replace(/\/$/, "");
   var collection = script.getAttribute("data-collection") || "";
+  // Who the visitor is, signed by the company's server (account actions); empty: anonymous.
+  var identityToken = script.getAttribute("data-identity-token") || "";
+  window.supportbotWidget = {
+    setIdentityToken: function (token) { identityToken = token || ""; }
+  };
   // The widget's own words in English and Korean; the answers come in the customer's language anyway.
   var STRINGS = {
     en: {
@@ -27,7 +36,8 @@
       helped: "This answer helped", unhelpful: "This answer did not help", team: "Support team",
       sorry: "Sorry about that. A person from our support team will join you here.",
       joining: "A person from our support team will join this conversation shortly.",
-      failed: "Something went wrong ({status}). Please try again.", reason: "asked from the chat widget"
+      failed: "Something went wrong ({status}). Please try again.", reason: "asked from the chat widget",
+      yes: "Yes", no: "No"
     },
     ko: {
       title: "궁금한 점을 물어보세요", bubble: "채팅 상담", close: "채팅 닫기", conversation: "대화",
@@ -35,7 +45,8 @@
       helped: "도움이 됐어요", unhelpful: "도움이 안 됐어요", team: "상담팀",
       sorry: "불편을 드려 죄송합니다. 상담원이 곧 이 대화에 참여합니다.",
       joining: "상담원이 곧 이 대화에 참여합니다.",
-      failed: "문제가 생겼습니다 ({status}). 다시 시도해 주세요.", reason: "채팅 위젯에서 상담원 연결 요청"
+      failed: "문제가 생겼습니다 ({status}). 다시 시도해 주세요.", reason: "채팅 위젯에서 상담원 연결 요청",
+      yes: "예", no: "아니요"
     }
   };
   var language = (script.getAttribute("data-lang") || navigator.language || "en").slice(0, 2).toLowerCase();
@@ -67,6 +78,8 @@
     ".who{display:block;font-size:12px;color:#2e8b57;font-weight:600}.sources{margin-top:6px;font-size:13px}" +
     ".sources a{color:#1f4fd1;display:block}.rate{margin-top:4px}.rate button{background:none;border:1px solid #dde1e8;" +
     "border-radius:6px;cursor:pointer;margin-right:4px;padding:1px 7px}.rate button[aria-pressed=true]{background:#e6edff}" +
+    ".options{margin-top:6px;display:flex;flex-wrap:wrap;gap:6px}.options button{border:1px solid #1f4fd1;border-radius:14px;" +
+    "background:#fff;color:#1f4fd1;cursor:pointer;padding:3px 11px}.options button:disabled{opacity:.5;cursor:default}" +
     "form{display:flex;gap:6px;padding:10px;border-top:1px solid #dde1e8}textarea{flex:1;resize:none;height:40px;" +
     "padding:8px;border:1px solid #c5cad3;border-radius:8px}form button,.person{border:0;border-radius:8px;" +
     "background:#1f4fd1;color:#fff;padding:0 14px;cursor:pointer}.person{margin:0 10px 10px;padding:8px;" +
@@ -175,6 +188,45 @@
     item.appendChild(list);
   }
 
+  // The account records an action's answer rests on ("[order L-104233]"), listed as sources are.
+  function showRecords(item, records) {
+    if (!records || !records.length) return;
+    var list = document.createElement("div");
+    list.className = "sources";
+    records.forEach(function (r) {
+      var line = document.createElement("span");
+      line.style.display = "block";
+      line.textContent = r.marker || (r.record + " " + r.recordId);
+      list.appendChild(line);
+    });
+    item.appendChild(list);
+  }
+
+  // An action's choices as buttons; one pressed is sent as the next message. Any other message
+  // sent meanwhile retires them (the question they answered is gone).
+  function showOptions(item, action) {
+    var options = action.options || [];
+    // A confirmation comes without options: Yes and No, sent as "yes" and "no" (read in any language).
+    if (!options.length && action.kind === "ACTION_REPLY_KIND_CONFIRM") {
+      options = [{ value: "yes", label: words.yes }, { value: "no", label: words.no }];
+    }
+    if (!options.length) return;
+    var row = document.createElement("div");
+    row.className = "options";
+    options.forEach(function (option) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = option.label || option.value;
+      button.addEventListener("click", function () { ask(option.value, option.label || option.value); });
+      row.appendChild(button);
+    });
+    item.appendChild(row);
+  }
+
+  function retireOptions() {
+    root.querySelectorAll(".options button").forEach(function (b) { b.disabled = true; });
+  }
+
   function showRating(item, turnId) {
     var rate = document.createElement("div");
     rate.className = "rate";
@@ -217,20 +269,27 @@
     }).catch(function () {}).then(function () { watching = false; });
   }
 
-  function ask(question) {
+  function ask(question, shown) {
     if (busy || !question.trim()) return;
     busy = true;
-    add("customer", question);
+    retireOptions();
+    add("customer", shown || question);
     var answer = add("assistant", "\u2026"), text = answer.querySelector(".text"), started = false;
-    stream("POST", "/v1/chat", { sessionId: sessionId, message: question, collection: collection, channel: "widget" }, function (kind, data) {
+    var request = { sessionId: sessionId, message: question, collection: collection, channel: "widget" };
+    if (identityToken) request.identityToken = identityToken;
+    stream("POST", "/v1/chat", request, function (kind, data) {
       if (kind === "session") remember(data.session.sessionId);
       else if (kind === "delta") { text.textContent = (started ? text.textContent : "") + data.delta.text; started = true; log.scrollTop = log.scrollHeight; }
       else if (kind === "result") {
         var result = data.result;
         if (result.answer) text.textContent = result.answer;
         answer.setAttribute("data-turn", result.turnId);
-        showSources(answer, result.citations);
+        if (result.action) {
+          showRecords(answer, result.action.records);
+          showOptions(answer, result.action);
+        } else showSources(answer, result.citations);
         if (result.answer) showRating(answer, result.turnId);
+        log.scrollTop = log.scrollHeight;  // the records and choices below the answer in view
         if (result.handoff) watch();
       } else if (kind === "error") text.textContent = data.error.message;
     }).catch(function (error) {

@@ -1,0 +1,245 @@
+"""The pending action of a session: its parameters so far, whether it awaits the customer's
+confirmation, and when it expires. A plain object with to_dict/from_dict, so the Redis session
+holds it between turns, and a state machine (`advance`) that decides what the next message does
+to it:
+
+    collecting --all parameters--> awaiting_confirmation --explicit yes--> confirmed (runs once)
+    awaiting_confirmation --no--> cancelled
+    awaiting_confirmation --a new value ("no, L-104240")--> awaiting_confirmation (re-proposed)
+    awaiting_confirmation --another action asked--> cancelled, the new one starts
+    awaiting_confirmation --unrelated question--> suspended (a later "yes" re-asks, never runs)
+    any --past expires_at--> expired;  confirmed --yes again--> error, nothing changes
+    no pending action --yes--> error "never proposed"
+
+A change runs only on an explicit yes in the turn right after it was proposed (or re-proposed),
+and carries one idempotency key from the proposal on, so a retried turn or a second tab cannot
+run it twice."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+from supportbot.actions.declarations import Action
+from supportbot.actions.slots import answer_to_question, fill_by_pattern
+
+# Ten minutes: long enough to look up an order number, short enough that a "yes" tomorrow does
+# not cancel a subscription.
+DEFAULT_TTL_S = 600.0
+STATE_VERSION = 1
+
+
+class Status(StrEnum):
+    COLLECTING = "collecting"
+    AWAITING = "awaiting_confirmation"
+    SUSPENDED = "suspended"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class ConfirmationError(Exception):
+    """A confirmation that cannot be honoured; `code` is stable, the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class PendingAction:
+    action: str
+    customer_id: str
+    language: str
+    status: Status
+    created_at: float
+    expires_at: float
+    slots: dict[str, Any] = field(default_factory=dict)
+    # The parameter the last question asked for, and the values it offered.
+    asking: str = ""
+    offered: list[str] = field(default_factory=list)
+    idempotency_key: str = field(default_factory=lambda: f"sb-{secrets.token_urlsafe(18)}")
+    confirmed_by: str = ""
+    confirmed_at: float = 0.0
+    # How the customer was identified when it was asked ("customer_key", "widget_token"): an
+    # agent's approval runs for this same customer and records how they were identified.
+    identity_source: str = ""
+    version: int = STATE_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PendingAction:
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            raise ValueError("not a pending action of this version")
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["status"] = Status(values["status"])
+        return cls(**values)
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+
+def restore(state: dict[str, Any] | None) -> PendingAction | None:
+    """The pending action a session keeps (`PendingAction.to_dict`); None when there is none or
+    it was written by another version: nothing is acted on, or approved, from a state not read
+    whole."""
+    if not state:
+        return None
+    try:
+        return PendingAction.from_dict(state)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def start(action: Action, customer_id: str, language: str, now: float, *, ttl_s: float = DEFAULT_TTL_S,
+          slots: dict[str, Any] | None = None, identity_source: str = "") -> PendingAction:
+    return PendingAction(action=action.name, customer_id=customer_id, language=language, status=Status.COLLECTING,
+                         created_at=now, expires_at=now + ttl_s, slots=dict(slots or {}), identity_source=identity_source)
+
+
+def propose(pending: PendingAction, now: float, *, ttl_s: float = DEFAULT_TTL_S) -> PendingAction:
+    """All parameters are known: read the change back and wait for a yes (the clock restarts)."""
+    pending.status = Status.AWAITING
+    pending.asking, pending.offered = "", []
+    pending.expires_at = now + ttl_s
+    return pending
+
+
+def confirm(pending: PendingAction | None, customer_id: str, now: float, *, by: str = "customer") -> PendingAction:
+    """The explicit yes. Raises ConfirmationError, changing nothing, for an action never
+    proposed, expired, cancelled, of another customer, or confirmed already."""
+    if pending is None or pending.status in (Status.COLLECTING, Status.SUSPENDED):
+        raise ConfirmationError("never_proposed", "There is nothing waiting for your confirmation.")
+    if pending.customer_id != customer_id:
+        raise ConfirmationError("never_proposed", "There is nothing waiting for your confirmation.")
+    if pending.status == Status.CONFIRMED:
+        raise ConfirmationError("already_confirmed", "This was already confirmed; it is not done a second time.")
+    if pending.status == Status.CANCELLED:
+        raise ConfirmationError("cancelled", "That request was cancelled, so nothing was changed.")
+    if pending.status == Status.EXPIRED or pending.expired(now):
+        pending.status = Status.EXPIRED
+        raise ConfirmationError("expired", "That request expired before it was confirmed, so nothing was changed. Please ask again.")
+    pending.status = Status.CONFIRMED
+    pending.confirmed_by = by
+    pending.confirmed_at = now
+    return pending
+
+
+# --- the customer's reply ------------------------------------------------------------------------
+
+_YES = (
+    r"yes|yeah|yep|yup|y|sure|ok|okay|confirm|confirmed|i confirm|go ahead|do it|please do|correct|"
+    r"that'?s right|proceed|"
+    r"네|예|응|넵|네네|좋아요|좋아|확인|확인했어요|진행|진행해|진행해요|진행해\s?주세요|해\s?주세요|해줘|그래|그래요|맞아요|맞아|부탁해요|부탁드려요"
+)
+_NO = (
+    r"no|nope|nah|n|cancel|stop|don'?t|do not|never mind|nevermind|keep it|no thanks|not now|"
+    r"아니요|아니|아뇨|아니에요|취소|취소해|취소해\s?주세요|하지\s?마|하지\s?마세요|그만|괜찮아요|됐어요|안\s?할래요"
+)
+# Courtesy may follow a yes ("yes please", "네 감사합니다"); it is never a yes on its own.
+_COURTESY = r"please|thanks|thank you|감사합니다|고마워요"
+_YES_ONLY = re.compile(rf"^(?:{_YES})(?:\s+(?:{_YES}|{_COURTESY}))*$")
+_NO_START = re.compile(rf"^(?:{_NO})(?:\s|$)")
+
+
+def _plain(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[!.,~…\s]+", " ", text).strip()
+    return text
+
+
+def reply_intent(message: str) -> str:
+    """"yes" only for an explicit, unconditional yes (a question or a "yes, but" is not one),
+    "no" for a refusal (possibly followed by a correction), else "other". English and Korean."""
+    if "?" in message:
+        return "other"
+    plain = _plain(message)
+    if _YES_ONLY.match(plain):
+        return "yes"
+    if _NO_START.match(plain):
+        return "no"
+    return "other"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a message did to the pending action: `kind` says what the turn does next."""
+
+    kind: str  # run | cancelled | changed | switched | unrelated | reproposed | filled | still_missing | expired | error
+    pending: PendingAction | None
+    error: ConfirmationError | None = None
+
+
+def advance(pending: PendingAction | None, message: str, *, action: Action | None, customer_id: str, now: float,
+            routed_action: str | None = None) -> Transition:
+    """The pending action after the customer's message. `action` is the pending one's
+    declaration; `routed_action` is what routing made of the message on its own."""
+    intent = reply_intent(message)
+    if pending is None or pending.customer_id != customer_id or pending.status in (Status.CANCELLED, Status.EXPIRED):
+        if intent == "yes":
+            error = ConfirmationError("never_proposed", "There is nothing waiting for your confirmation.")
+            return Transition("error", None, error)
+        return Transition("unrelated", None)
+    if pending.status == Status.CONFIRMED:
+        if intent == "yes":
+            return Transition("error", pending, ConfirmationError("already_confirmed", "This was already confirmed; it is not done a second time."))
+        return Transition("unrelated", pending)
+    if pending.expired(now):
+        pending.status = Status.EXPIRED
+        return Transition("expired", pending, ConfirmationError("expired", "That request expired, so nothing was changed. Please ask again."))
+    assert action is not None and action.name == pending.action
+    switched = routed_action is not None and routed_action != pending.action and intent != "yes"
+    if pending.status == Status.COLLECTING:
+        # An answer to the question asked ("L-104240") continues it, whatever routing made of it.
+        collected = _collect(pending, message, action, intent)
+        if collected.kind == "unrelated" and switched:
+            pending.status = Status.CANCELLED
+            return Transition("switched", pending)
+        return collected
+    new_values = {name: value for name, value in fill_by_pattern(action, message).values.items()
+                  if pending.slots.get(name) != value}
+    if new_values and (intent == "no" or (intent == "other" and not switched)):
+        # "No, the other one: L-104240": the customer changed their mind about a value.
+        pending.slots.update(new_values)
+        return Transition("changed", propose(pending, now))
+    if switched:
+        pending.status = Status.CANCELLED
+        return Transition("switched", pending)
+    if intent == "no":
+        pending.status = Status.CANCELLED
+        return Transition("cancelled", pending)
+    if pending.status == Status.SUSPENDED:
+        if intent == "yes":
+            # A yes after something else was said in between is not taken as the confirmation:
+            # the change is read back again and needs a yes right after it.
+            return Transition("reproposed", propose(pending, now))
+        return Transition("unrelated", pending)
+    if intent == "yes":
+        return Transition("run", confirm(pending, customer_id, now))
+    pending.status = Status.SUSPENDED
+    return Transition("unrelated", pending)
+
+
+def _collect(pending: PendingAction, message: str, action: Action, intent: str) -> Transition:
+    if intent == "no":
+        pending.status = Status.CANCELLED
+        return Transition("cancelled", pending)
+    found = fill_by_pattern(action, message).values
+    if pending.asking and pending.asking not in found:
+        value = answer_to_question(action.parameters[pending.asking], message)
+        if value is not None:
+            found[pending.asking] = value
+    if not found:
+        return Transition("unrelated", pending)
+    pending.slots.update(found)
+    missing = [name for name, parameter in action.parameters.items() if parameter.required and name not in pending.slots]
+    return Transition("filled" if not missing else "still_missing", pending)

@@ -1,0 +1,304 @@
+"""Which action a message asks for, if any: the message's embedding against each action's example
+requests and against a "neither" class (help-center questions, which must stay help-center
+answers). An action is chosen only when its best example is close enough (`threshold`) and closer
+than the best "neither" example by `margin`; otherwise the turn answers from the help center.
+
+Record numbers ("L-104233", "S-2001": values of the actions' pattern parameters) carry no intent,
+so they are masked before embedding, in the examples and in the message alike; otherwise any
+message with an order number resembles whichever example holds one. A message that names one of
+the customer's records is about their case, not about policy: it is routed among the actions
+taking such a record, at `anchored_threshold` and without the "neither" margin.
+
+The embedder is injected (`embed(texts) -> unit vectors`), so tests use a real small model or a
+deterministic one, and the turn passes the retriever's. The defaults were measured by
+`python -m bench.actions` (see README "Actions (foundation)")."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from supportbot.actions.declarations import Action, Parameter
+from supportbot.actions.slots import bounded_pattern
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class RoutingThresholds:
+    """threshold: how close the best example must be; margin: how much closer than the best
+    "neither" example; anchored: how close, among the actions taking it, when the message names
+    one of the customer's records (no margin then)."""
+
+    threshold: float
+    margin: float
+    anchored: float
+    # The threshold for a message that neither names a record nor speaks of the customer's own
+    # case (speaks_of_own_case); above 1: such a message never starts an action.
+    general: float = 1.01
+    # How far a change must be ahead of the best lookup of a record the message names.
+    change: float = 0.0
+
+    def as_kwargs(self) -> dict[str, float]:
+        return {"threshold": self.threshold, "margin": self.margin, "anchored_threshold": self.anchored,
+                "general_threshold": self.general, "change_margin": self.change}
+
+
+# Chosen by `python -m bench.actions --split tune --sweep` on the tune split only (the 50 tune
+# conversations' first turns and every other question of the sample golden, off-topic, Python FAQ
+# and LibreOffice sets: bench/data/action_*-tune.jsonl), with all-MiniLM-L6-v2 for English and
+# USE-multilingual for Korean. On the tune split: 49/50 conversations, 0/77 and 0/44 false
+# triggers. Reported once, never swept, on the report split (`python -m bench.actions`): task
+# success 35/41, false triggers 1/93 English and 1/63 Korean (2026-11-30).
+DEFAULT_ROUTING: dict[str, RoutingThresholds] = {
+    "en": RoutingThresholds(threshold=0.6, margin=0.0, anchored=0.2, general=0.8, change=0.05),
+    "ko": RoutingThresholds(threshold=0.4, margin=0.1, anchored=0.2, general=0.9, change=0.1),
+}
+DEFAULT_THRESHOLD, DEFAULT_MARGIN, DEFAULT_ANCHORED_THRESHOLD, DEFAULT_GENERAL_THRESHOLD, DEFAULT_CHANGE_MARGIN = (
+    DEFAULT_ROUTING["en"].threshold, DEFAULT_ROUTING["en"].margin, DEFAULT_ROUTING["en"].anchored,
+    DEFAULT_ROUTING["en"].general, DEFAULT_ROUTING["en"].change)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    action: str | None
+    score: float
+    neither_score: float
+    runner_up: str | None
+    runner_up_score: float
+    reason: str
+
+    @property
+    def is_action(self) -> bool:
+        return self.action is not None
+
+
+@dataclass(frozen=True)
+class _Example:
+    label: str  # an action's name, or "" for the neither class
+    text: str
+
+
+def mask_records(text: str, patterns: Sequence[re.Pattern[str]]) -> str:
+    """The text with record numbers removed (they say which record, not what is asked)."""
+    for pattern in patterns:
+        text = pattern.sub(" ", text)
+    return " ".join(text.split())
+
+
+class ActionRouter:
+    def __init__(
+        self,
+        actions: Iterable[Action],
+        embed: Embed,
+        neither_examples: Sequence[str] = (),
+        *,
+        languages: Sequence[str] | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        margin: float = DEFAULT_MARGIN,
+        anchored_threshold: float = DEFAULT_ANCHORED_THRESHOLD,
+        general_threshold: float = DEFAULT_GENERAL_THRESHOLD,
+        change_margin: float = DEFAULT_CHANGE_MARGIN,
+    ) -> None:
+        self.embed = embed
+        self.threshold = threshold
+        self.margin = margin
+        self.anchored_threshold = anchored_threshold
+        self.general_threshold = general_threshold
+        self.change_margin = change_margin
+        actions = list(actions)
+        self._changes = {action.name for action in actions if action.changes}
+        # Each distinct record pattern, and which actions take a value of it.
+        self._record_patterns: dict[str, tuple[re.Pattern[str], set[str]]] = {}
+        for action in actions:
+            for parameter in action.parameters.values():
+                if _is_record(parameter):
+                    assert parameter.pattern is not None
+                    compiled, names = self._record_patterns.setdefault(parameter.pattern, (bounded_pattern(parameter.pattern), set()))
+                    names.add(action.name)
+        self._masks = [compiled for compiled, _ in self._record_patterns.values()]
+        examples = [
+            _Example(action.name, text)
+            for action in actions
+            for language, texts in action.examples.items()
+            if languages is None or language in languages
+            for text in texts
+        ]
+        examples += [_Example("", text) for text in neither_examples]
+        if not any(example.label for example in examples):
+            raise ValueError("no action has example requests in these languages")
+        self._labels = [example.label for example in examples]
+        self._texts = [example.text for example in examples]
+        self._vectors = _unit(np.asarray(embed([mask_records(text, self._masks) for text in self._texts]), dtype=np.float32))
+
+    def _lookup_unless_clearly_a_change(self, decision: RouteDecision, scores: dict[str, float],
+                                        change_margin: float) -> RouteDecision:
+        """A message naming a record ("L-200101 ... 확인해 주세요") is read, not changed, unless
+        the change is ahead of the best lookup of it by `change_margin`: a wrong lookup costs a
+        reply, a wrong change proposal costs the customer's trust (and a "no")."""
+        if decision.action not in self._changes:
+            return decision
+        lookups = sorted(((score, label) for label, score in scores.items() if label and label not in self._changes), reverse=True)
+        if lookups and decision.score - lookups[0][0] < change_margin:
+            score, label = lookups[0]
+            return RouteDecision(label, score, decision.neither_score, decision.action, decision.score,
+                                 "matched a named record; a lookup rather than a change")
+        return decision
+
+    def records_named(self, message: str) -> set[str]:
+        """The actions that take a record the message names by its number (empty: none named)."""
+        return {name for compiled, names in self._record_patterns.values() if compiled.search(message) for name in names}
+
+    def query_text(self, message: str) -> str:
+        """What `scores` embeds for a message: its record numbers masked (an embedder that fetches
+        vectors ahead, the gateway's, fetches this text)."""
+        return mask_records(message, self._masks) or message
+
+    def scores(self, message: str) -> dict[str, float]:
+        """The best similarity per label ("" is the neither class), record numbers masked."""
+        vector = _unit(np.asarray(self.embed([self.query_text(message)]), dtype=np.float32))[0]
+        similarities = self._vectors @ vector
+        best: dict[str, float] = {}
+        for label, score in zip(self._labels, similarities, strict=True):
+            best[label] = max(best.get(label, -1.0), float(score))
+        return best
+
+    def route(self, message: str, **overrides: float) -> RouteDecision:
+        return self.decide(message, self.scores(message), **overrides)
+
+    def decide(self, message: str, scores: dict[str, float], **overrides: float | None) -> RouteDecision:
+        """The decision for scores already computed (the benchmark's sweep reuses them). A
+        question about what a change would do never proposes it, whichever way the change was
+        chosen: "If I cancel Lumio Plus, do I get money back?" asks about the policy, and
+        proposing the cancellation there is the worst wrong trigger (held-out conversation
+        h-en-help-cancel-refund, bench/actions.py)."""
+        decision = self._decide(message, scores, **overrides)
+        if decision.action in self._changes and asks_what_a_change_would_do(message):
+            return RouteDecision(None, decision.score, decision.neither_score, decision.action, decision.score,
+                                 "a question about what the change would do: the help center answers it")
+        return decision
+
+    def _decide(self, message: str, scores: dict[str, float], *, threshold: float | None = None,
+                margin: float | None = None, anchored_threshold: float | None = None,
+                general_threshold: float | None = None, change_margin: float | None = None) -> RouteDecision:
+        threshold = self.threshold if threshold is None else threshold
+        margin = self.margin if margin is None else margin
+        named = self.records_named(message)
+        if named:
+            anchored = {label: score for label, score in scores.items() if label in named}
+            decision = decide(anchored, self.anchored_threshold if anchored_threshold is None else anchored_threshold, None)
+            if decision.is_action:
+                return self._lookup_unless_clearly_a_change(decision, anchored,
+                                                           self.change_margin if change_margin is None else change_margin)
+        if not speaks_of_own_case(message):
+            # "How do I cancel Lumio Plus?", "일반 배송은 며칠 걸려요?": a general question needs
+            # more evidence to be an account action than one about the customer's own things.
+            general = self.general_threshold if general_threshold is None else general_threshold
+            threshold = max(threshold, general)
+        return decide(scores, threshold, margin)
+
+
+# What marks a message as about the customer's own case rather than a general question: the
+# customer speaking of themselves, or asking for something to be done. Closed word classes, as
+# the follow-up detector uses (services/gateway/followups.py), not words of any action.
+_OWN_CASE_EN = re.compile(
+    r"\b(?:i|i'm|i've|i'd|i'll|im|me|my|mine|myself|please|can you|could you|would you|will you)\b", re.IGNORECASE)
+# 제/내/저/나 as words (제 주문, 내가, 저는, 제가); Korean drops the pronoun, so also "what I
+# ordered/bought" (주문한, 구매한, 시킨); and request endings (해 주세요, 해줘, 싶어요, 할게요,
+# 할래요, 부탁, 요청).
+_OWN_CASE_KO = re.compile(
+    r"(?:^|\s)(?:제|내|저|나|제가|내가|저는|나는|저의|나의|저희)(?=\s|$)|주문한|구매한|시킨|"
+    r"주세요|주시겠어요|줘|싶어요|싶습니다|싶은데|할게요|할래요|부탁|요청")
+
+
+def speaks_of_own_case(message: str) -> bool:
+    return bool(_OWN_CASE_EN.search(message) or _OWN_CASE_KO.search(message))
+
+
+# A hypothetical about the customer's own doing ("if I cancel", "what happens if", "would I
+# lose", "해지하면 ... 나요?", "만약"): a question about consequences, which the help center answers.
+# Conditions on the record itself ("cancel my order if it hasn't shipped") are requests, not
+# hypotheticals, and are left alone. Closed word classes, like _OWN_CASE_*.
+_HYPOTHETICAL_EN = re.compile(
+    r"\b(?:if i|if we|what happens if|what if|would i|would my|do i (?:still )?(?:get|lose|keep|have to|need to)|"
+    r"will i (?:still )?(?:get|lose|keep|be charged|have to))\b", re.IGNORECASE)
+_HYPOTHETICAL_KO = re.compile(r"만약|(?:하|되|으|시|다)면(?=\s|[,?]|$)")
+
+
+def asks_what_a_change_would_do(message: str) -> bool:
+    return bool(_HYPOTHETICAL_EN.search(message) or _HYPOTHETICAL_KO.search(message))
+
+
+def help_center_examples(folder: Path) -> list[str]:
+    """The "neither" class from a help center's files (Markdown and HTML): titles, headings and
+    every sentence. Sentences matter as much as titles: "how much is Lumio Plus per month" is
+    near a sentence of the pricing article, not near its title ("Lumio Plus plans")."""
+    texts: list[str] = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".md":
+            raw = path.read_text(encoding="utf-8")
+            texts += re.findall(r"^title:\s*(.+)$", raw, re.M)
+            body = raw.split("---", 2)[-1] if raw.startswith("---") else raw
+        elif path.suffix in (".html", ".htm"):
+            raw = path.read_text(encoding="utf-8", errors="replace")
+            texts += re.findall(r"<title>(.*?)</title>", raw, re.S | re.I)
+            body = re.sub(r"<(script|style)\b.*?</\1>", " ", raw, flags=re.S | re.I)
+            body = re.sub(r"</(p|li|h\d|div|tr|br)\s*>|<br\s*/?>", "\n", body, flags=re.I)
+            body = re.sub(r"<[^>]+>", " ", body)
+        else:
+            continue
+        for line in body.splitlines():
+            line = re.sub(r"[*#>`|_]+", " ", line)
+            texts += [part for part in _SENTENCE_END.split(line)]
+    cleaned = (" ".join(text.split()) for text in texts)
+    return list(dict.fromkeys(text for text in cleaned if len(text) > 8))
+
+
+# After a full stop, question or exclamation mark, or a Korean sentence ending (다/요).
+_SENTENCE_END = re.compile(r"(?<=[.!?다요])\s+")
+
+
+def _is_record(parameter: Parameter) -> bool:
+    return parameter.extract == "pattern" and parameter.pattern is not None
+
+
+def decide(scores: dict[str, float], threshold: float, margin: float | None) -> RouteDecision:
+    """`margin` None: the neither class does not count (the message names the customer's record)."""
+    neither = scores.get("", -1.0)
+    ranked = sorted(((score, label) for label, score in scores.items() if label), reverse=True)
+    best_score, best = ranked[0]
+    runner_score, runner = ranked[1] if len(ranked) > 1 else (-1.0, None)
+    if best_score < threshold:
+        return RouteDecision(None, best_score, neither, best, best_score, f"best action {best} {best_score:.2f} < threshold {threshold:.2f}")
+    if margin is not None and best_score - neither < margin:
+        return RouteDecision(None, best_score, neither, best, best_score, f"a help-center question is as close ({neither:.2f})")
+    return RouteDecision(best, best_score, neither, runner, runner_score, "matched" if margin is not None else "matched a named record")
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    unit: np.ndarray = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return unit
+
+
+class HashingEmbedder:
+    """A deterministic embedder without a model (character trigrams hashed into a vector), for
+    tests of the routing logic; real routing uses the retriever's models."""
+
+    def __init__(self, dimension: int = 512) -> None:
+        self.dimension = dimension
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        import zlib
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            padded = f"  {text.lower()}  "
+            for index in range(len(padded) - 2):
+                out[row, zlib.crc32(padded[index : index + 3].encode()) % self.dimension] += 1.0
+        return _unit(out)

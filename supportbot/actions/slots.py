@@ -1,0 +1,196 @@
+"""Filling an action's parameters from the customer's words: by pattern first (order and
+subscription numbers), then by the generator with JSON-schema constrained decoding (free text,
+such as a new address), and, for what is still missing or ambiguous, a clarifying question that
+offers the customer's own records ("Which order: L-104233, Lumio Hub, or L-104240, ...?").
+
+The generator may only copy from the message: a value it returns that the message does not hold,
+or that breaks the parameter's pattern, is dropped, so the customer is asked instead."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from supportbot.actions.declarations import Action, Parameter
+from supportbot.actions.replies import fill
+from supportbot.v1 import common_pb2, generator_pb2
+
+
+def bounded_pattern(pattern: str) -> re.Pattern[str]:
+    # "L-104233" but not inside "XL-1042334" or "L-104233-9"; customers type "l-104233" too.
+    # Korean particles attach to the number ("L-200101이"): only Latin letters and digits count.
+    return re.compile(rf"(?<![A-Za-z0-9_-])(?:{pattern})(?![A-Za-z0-9_-])", re.IGNORECASE)
+
+
+def pattern_values(parameter: Parameter, message: str) -> list[str]:
+    """Distinct values of a pattern parameter in the message, in order, written as the pattern
+    spells them ("l-104233" becomes "L-104233")."""
+    if parameter.extract != "pattern" or parameter.pattern is None:
+        return []
+    found = []
+    for match in bounded_pattern(parameter.pattern).finditer(message):
+        value = match.group(0)
+        if not parameter.matches(value) and parameter.matches(value.upper()):
+            value = value.upper()
+        if parameter.matches(value):
+            found.append(value)
+    return list(dict.fromkeys(found))
+
+
+@dataclass
+class SlotFill:
+    values: dict[str, Any] = field(default_factory=dict)
+    # Parameters the message names more than one value for (they need a choice).
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)
+
+    def missing(self, action: Action) -> list[str]:
+        return [name for name, parameter in action.parameters.items()
+                if parameter.required and name not in self.values]
+
+
+def fill_by_pattern(action: Action, message: str, known: dict[str, Any] | None = None) -> SlotFill:
+    result = SlotFill(values=dict(known or {}))
+    for name, parameter in action.parameters.items():
+        values = pattern_values(parameter, message)
+        if len(values) == 1:
+            result.values[name] = values[0]
+        elif len(values) > 1:
+            result.ambiguous[name] = values
+            result.values.pop(name, None)
+    return result
+
+
+def answer_to_question(parameter: Parameter, answer: str) -> str | None:
+    """The customer's reply to "What is the new address?" is the value, if it fits the pattern."""
+    text = " ".join(answer.split())
+    if parameter.extract == "pattern":
+        values = pattern_values(parameter, text)
+        return values[0] if len(values) == 1 else None
+    return text if text and parameter.matches(text) else None
+
+
+# --- the generator adapter ---------------------------------------------------------------------
+
+_INSTRUCTION = (
+    "Extract the values of these fields from the customer's message for the action '{action}' "
+    "({description}). Copy each value exactly as the customer wrote it; use null for a field the "
+    "message does not state. Never invent a value.\nFields:\n{fields}"
+)
+
+
+def slot_request(action: Action, message: str, names: list[str], *, max_tokens: int = 160) -> generator_pb2.GenerateRequest:
+    """The GenerateRequest that asks the generator for `names` as JSON, constrained by the
+    parameters' schema (raw mode: our messages, no retrieval sources)."""
+    fields = "\n".join(f"- {name}: {action.parameters[name].description}" for name in names)
+    return generator_pb2.GenerateRequest(
+        messages=[
+            common_pb2.ConversationMessage(
+                role=common_pb2.ROLE_SYSTEM,
+                content=_INSTRUCTION.format(action=action.name, description=action.description, fields=fields),
+            ),
+            common_pb2.ConversationMessage(role=common_pb2.ROLE_CUSTOMER, content=message),
+        ],
+        json_schema=json.dumps(action.json_schema(names)),
+        max_tokens=max_tokens,
+        temperature=0.0,
+    )
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def accept_generated(action: Action, message: str, names: list[str], text: str) -> dict[str, Any]:
+    """The generated values that the message holds and that fit their patterns."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    accepted: dict[str, Any] = {}
+    for name in names:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        value = " ".join(value.split())
+        if _normalised(value) not in _normalised(message) or not action.parameters[name].matches(value):
+            continue
+        accepted[name] = value
+    return accepted
+
+
+GenerateText = Callable[[generator_pb2.GenerateRequest], Awaitable[str]]
+
+
+def stub_caller(stub: Any, *, timeout_s: float = 20.0) -> GenerateText:
+    """Calls GeneratorService.Generate on a stub and returns the final text."""
+
+    async def call(request: generator_pb2.GenerateRequest) -> str:
+        text = ""
+        async for event in stub.Generate(request, timeout=timeout_s):
+            if event.HasField("result"):
+                text = event.result.text
+        return text
+
+    return call
+
+
+async def fill_by_generator(action: Action, message: str, slots: SlotFill, generate: GenerateText | None) -> SlotFill:
+    """Ask the generator for the generator-extracted parameters still missing."""
+    names = [name for name, parameter in action.parameters.items()
+             if parameter.extract == "generator" and name not in slots.values]
+    if not names or generate is None:
+        return slots
+    text = await generate(slot_request(action, message, names))
+    slots.values.update(accept_generated(action, message, names, text))
+    return slots
+
+
+# --- clarifying questions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Clarification:
+    parameter: str
+    text: str
+    options: tuple[Option, ...]
+
+
+def candidates(parameter: Parameter, records: list[dict[str, Any]], id_field: str, language: str) -> list[Option]:
+    """The customer's own records that qualify for a parameter (e.g. their processing orders)."""
+    options = []
+    for record in records:
+        if any(not set(map(str, record.get(key, []))) & set(allowed) for key, allowed in parameter.candidate_filter.items()):
+            continue
+        ids = record.get(id_field) or []
+        if ids:
+            label = fill(parameter.candidate_label, record, language) if parameter.candidate_label else str(ids[0])
+            options.append(Option(str(ids[0]), label))
+    return options
+
+
+def clarifying_question(name: str, parameter: Parameter, options: list[Option], language: str) -> Clarification:
+    noun = parameter.description
+    if options:
+        if language == "ko":
+            listed = ", ".join(option.label for option in options)
+            text = f"어느 것을 말씀하시나요? {listed}"
+        else:
+            labels = [option.label for option in options]
+            listed = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + ", or " + labels[-1]
+            text = f"Which one do you mean: {listed}?"
+    elif language in parameter.ask:
+        text = parameter.ask[language]
+    else:
+        text = f"{noun}을(를) 알려 주세요." if language == "ko" else f"Could you tell me {noun[0].lower() + noun[1:]}?"
+    return Clarification(parameter=name, text=text, options=tuple(options))

@@ -1,0 +1,275 @@
+"""Account actions in the gateway's chat turn (services/gateway/pipeline/act.py), through the Chat
+RPC of a gateway built by `build_chat`, against the real demo shop on a temporary SQLite file, a
+real Valkey for sessions and the interaction log, and a deterministic embedder for routing: the
+customer's own order cited, a change confirmed before it runs, anonymous visitors told to sign
+in, the pending action kept in the session, action runs in the interaction log, and a gateway
+without actions exactly as before."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from redis.asyncio import Redis
+
+from services.gateway.backends import Embeddings
+from services.gateway.interaction_log import InteractionLog
+from services.gateway.pipeline.act import Act
+from services.gateway.server import ChatServicer, build_chat
+from services.gateway.sessions import SessionStore
+from services.gateway.settings import GatewaySettings
+from services.retriever.server import MAX_EMBED_TEXTS, RetrieverServicer
+from services.shop.server import ShopServer
+from services.shop.settings import ShopSettings
+from supportbot.actions.declarations import load_actions, sample_actions_path
+from supportbot.actions.executor import ActionExecutor
+from supportbot.actions.identity import IdentitySettings, issue_identity_token
+from supportbot.actions.routing import ActionRouter, HashingEmbedder
+from supportbot.actions.stage import ActionStage
+from supportbot.actions.wiring import ActionSettings
+from supportbot.core import auth
+from supportbot.core.auth import Principal
+from supportbot.core.errors import InvalidArgument, PermissionDenied
+from supportbot.v1 import chat_pb2, retriever_pb2
+from tests.fakes import FakeGenerator, FakeRetriever
+
+SHOP_TOKEN = "turn-test-token-" + "t" * 24
+IDENTITY_SECRET = "identity-secret-" + "i" * 32
+STREAM = "test:actions-turn"
+HELP = ["What is your return policy?", "How do I reset my Lumio bulb?", "Which payment methods do you accept?"]
+ANA = Principal("ana-key", "customer", customer_id="c-ana")
+WIDGET = Principal("widget", "publishable")
+
+
+@pytest.fixture()
+def shop(tmp_path) -> Iterator[ShopServer]:  # type: ignore[no-untyped-def]
+    with ShopServer(ShopSettings(database=str(tmp_path / "shop.sqlite3"), port=0, service_token=SHOP_TOKEN)) as server:
+        yield server
+
+
+def act_stage(shop: ShopServer) -> Act:
+    actions = load_actions(sample_actions_path())
+    executor = ActionExecutor(load_actions(sample_actions_path(), base_url=shop.url),
+                              environ={"SUPPORTBOT_SHOP_SERVICE_TOKEN": SHOP_TOKEN})
+    routers = {language: ActionRouter(actions.actions, HashingEmbedder(), HELP, languages=[language], threshold=0.6, margin=0.05)
+               for language in ("en", "ko")}
+    return Act.of(ActionStage(actions, executor, routers), IdentitySettings(identity_secret=IDENTITY_SECRET))
+
+
+def gateway(redis: Redis, tmp_path, act: Act | None) -> ChatServicer:  # type: ignore[no-untyped-def]
+    settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="extractive")
+    return build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), FakeRetriever(), FakeGenerator(),
+                      act=act)
+
+
+@pytest.fixture()
+def servicer(redis: Redis, tmp_path, shop: ShopServer) -> ChatServicer:  # type: ignore[no-untyped-def]
+    return gateway(redis, tmp_path, act_stage(shop))
+
+
+async def chat(servicer: ChatServicer, message: str, session_id: str = "", *, principal: Principal | None = ANA,
+               identity_token: str = "") -> tuple[str, chat_pb2.ChatResult]:
+    """One turn as the AuthInterceptor would run it: with the key's principal set."""
+    found, result = session_id, None
+    request = chat_pb2.ChatRequest(message=message, session_id=session_id, identity_token=identity_token)
+    token = auth._principal.set(principal)
+    try:
+        async for response in servicer.Chat(request, None):
+            if response.HasField("session"):
+                found = response.session.session_id
+            if response.HasField("result"):
+                result = response.result
+    finally:
+        auth._principal.reset(token)
+    assert result is not None
+    return found, result
+
+
+async def action_records(redis: Redis) -> list[dict]:
+    entries = await redis.xrange(STREAM)
+    return [json.loads(fields[b"record"]) for _, fields in entries if fields[b"kind"] == b"action"]
+
+
+async def test_where_is_my_order_answers_from_the_customers_own_record_and_cites_it(servicer, shop, redis) -> None:  # type: ignore[no-untyped-def]
+    session_id, result = await chat(servicer, "What's the status of order L-104233?")
+    order = shop.store.order("c-ana", "L-104233")
+    assert result.answer_path == chat_pb2.ANSWER_PATH_ACTION and result.grounded
+    assert "[order L-104233]" in result.answer and order["status"] in result.answer
+    assert result.action.kind == chat_pb2.ACTION_REPLY_KIND_RESULT and result.action.action == "order_status"
+    assert [r.marker for r in result.action.records] == ["[order L-104233]"]
+    assert [c.title for c in result.citations] == ["[order L-104233]"]
+    # Stored as the assistant's turn, with the record it rests on.
+    stored = await servicer.sessions.get(session_id)
+    assert stored.turns[-1].content == result.answer and stored.turns[-1].citations[0]["title"] == "[order L-104233]"
+    [record] = await action_records(redis)
+    assert (record["action"], record["outcome"], record["session_id"]) == ("order_status", "ok", session_id)
+    assert record["turn_id"] == result.turn_id and record["identity_source"] == "customer_key"
+
+
+async def test_a_change_asks_first_and_runs_only_on_yes_with_the_state_kept_in_the_session(servicer, shop, redis) -> None:  # type: ignore[no-untyped-def]
+    session_id, proposal = await chat(servicer, "Cancel my Lumio Plus subscription")
+    assert proposal.action.kind == chat_pb2.ACTION_REPLY_KIND_CONFIRM and "S-2001" in proposal.answer
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "active"
+    assert (await servicer.sessions.get(session_id)).pending_action["status"] == "awaiting_confirmation"
+    assert await action_records(redis) == []  # nothing ran
+    _, done = await chat(servicer, "yes", session_id)
+    assert done.action.kind == chat_pb2.ACTION_REPLY_KIND_RESULT and "[subscription S-2001]" in done.answer
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
+    [record] = await action_records(redis)
+    assert record["action"] == "cancel_subscription" and record["changes"] and record["idempotency_key"]
+
+
+async def test_a_yes_sent_from_two_tabs_at_once_changes_the_account_once(servicer, shop, redis) -> None:  # type: ignore[no-untyped-def]
+    session_id, _ = await chat(servicer, "Cancel my Lumio Plus subscription")
+    first, second = await asyncio.gather(chat(servicer, "yes", session_id), chat(servicer, "yes", session_id))
+    # The turns of one session take turns (its lock): the second reads the state the first left,
+    # a change confirmed already, and is told so.
+    replies = sorted(((result.action.kind, result.answer) for _, result in (first, second)), key=lambda reply: reply[0])
+    assert [kind for kind, _ in replies] == [chat_pb2.ACTION_REPLY_KIND_RESULT, chat_pb2.ACTION_REPLY_KIND_ERROR], replies
+    assert "already confirmed" in replies[1][1]
+    assert [record["action"] for record in await action_records(redis) if record["changes"]] == ["cancel_subscription"]
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
+    assert (await servicer.sessions.get(session_id)).pending_action["status"] == "confirmed"
+
+
+async def test_the_same_change_confirmed_in_two_conversations_at_once_runs_once_and_the_other_fails_honestly(servicer, shop, redis) -> None:  # type: ignore[no-untyped-def]
+    one, _ = await chat(servicer, "Cancel my Lumio Plus subscription")
+    other, _ = await chat(servicer, "Cancel my Lumio Plus subscription")
+    replies = await asyncio.gather(chat(servicer, "yes", one), chat(servicer, "yes", other))
+    kinds = sorted(result.action.kind for _, result in replies)
+    assert kinds == [chat_pb2.ACTION_REPLY_KIND_RESULT, chat_pb2.ACTION_REPLY_KIND_ERROR], replies
+    [failed] = [result for _, result in replies if result.action.kind == chat_pb2.ACTION_REPLY_KIND_ERROR]
+    assert not failed.grounded and not failed.citations and "already cancelled" in failed.answer, failed.answer
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
+
+
+async def test_a_question_in_between_is_a_help_center_turn_and_the_proposal_waits(servicer, shop) -> None:  # type: ignore[no-untyped-def]
+    session_id, _ = await chat(servicer, "Cancel my Lumio Plus subscription")
+    _, policy = await chat(servicer, "What is your return policy?", session_id)
+    assert policy.answer_path != chat_pb2.ANSWER_PATH_ACTION and not policy.HasField("action")
+    assert (await servicer.sessions.get(session_id)).pending_action["status"] == "suspended"
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "active"
+
+
+async def test_a_missing_order_number_is_asked_with_the_customers_own_orders_as_options(servicer) -> None:  # type: ignore[no-untyped-def]
+    session_id, question = await chat(servicer, "Where is my order?")
+    assert question.action.kind == chat_pb2.ACTION_REPLY_KIND_CLARIFY and not question.grounded
+    assert [o.value for o in question.action.options] == ["L-104240", "L-104233", "L-104198"]
+    _, answer = await chat(servicer, "L-104240", session_id)
+    assert answer.action.kind == chat_pb2.ACTION_REPLY_KIND_RESULT and "[order L-104240]" in answer.answer
+    assert (await servicer.sessions.get(session_id)).pending_action is None
+
+
+async def test_anonymous_visitors_are_asked_to_sign_in_and_shown_no_ones_data(servicer, shop, redis) -> None:  # type: ignore[no-untyped-def]
+    _, anonymous = await chat(servicer, "What's the status of order L-100001?", principal=WIDGET)
+    assert anonymous.action.kind == chat_pb2.ACTION_REPLY_KIND_ERROR and "signed in" in anonymous.answer
+    assert "L-100001" not in anonymous.answer and shop.store.order("c-ben", "L-100001")["tracking_number"] not in anonymous.answer
+    assert not anonymous.citations and not anonymous.grounded
+
+
+async def test_another_customers_order_reads_as_not_found(servicer, shop) -> None:  # type: ignore[no-untyped-def]
+    _, other = await chat(servicer, "What's the status of order L-100001?")
+    assert other.action.kind == chat_pb2.ACTION_REPLY_KIND_ERROR and not other.citations
+    assert shop.store.order("c-ben", "L-100001")["tracking_number"] not in other.answer
+
+
+async def test_the_widgets_signed_token_names_the_customer_and_a_forged_one_is_refused(servicer) -> None:  # type: ignore[no-untyped-def]
+    token = issue_identity_token("c-ana", IDENTITY_SECRET)
+    session_id, signed = await chat(servicer, "What's the status of order L-104233?", principal=WIDGET, identity_token=token)
+    assert "[order L-104233]" in signed.answer
+    forged = issue_identity_token("c-ana", "another-secret-" + "x" * 32)
+    with pytest.raises(PermissionDenied, match="signature"):
+        await chat(servicer, "What's the status of order L-104233?", session_id, principal=WIDGET, identity_token=forged)
+    # Refused before anything of the turn is stored: no customer message, no empty reply.
+    assert len((await servicer.sessions.get(session_id)).turns) == 2
+
+
+async def test_without_actions_configured_the_turn_is_a_help_center_turn(redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]
+    plain = gateway(redis, tmp_path, None)
+    assert "act" not in [step.stage.name for step in plain.turns.steps]
+    session_id, result = await chat(plain, "What's the status of order L-104233?")
+    assert result.answer_path != chat_pb2.ANSWER_PATH_ACTION and not result.HasField("action")
+    assert "[order L-104233]" not in result.answer and await action_records(redis) == []
+    assert (await plain.sessions.get(session_id)).pending_action is None
+
+
+def test_act_is_not_built_without_an_actions_file() -> None:
+    assert Act.configured(ActionSettings(file=None), IdentitySettings(), Embeddings(InProcessRetriever(), 5.0)) is None
+
+
+class HashingModel:
+    """A retriever 'model' without weights: the routing tests' hashing embedder."""
+
+    model_name = "hashing-trigrams"
+
+    def __init__(self) -> None:
+        self.embed = HashingEmbedder()
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return self.embed(texts)
+
+
+class HashingKnowledgeBase:
+    """What the retriever's Embed RPC reads of its knowledge base: the primary and the
+    multilingual model."""
+
+    def __init__(self) -> None:
+        self.dense, self.companion = HashingModel(), HashingModel()
+
+    def multilingual(self) -> HashingModel:
+        return self.companion
+
+
+class InProcessRetriever:
+    """The retriever's real servicer, called as the gateway's stub would call it; `fail` makes
+    every call fail as an unreachable retriever does."""
+
+    def __init__(self) -> None:
+        self.servicer = RetrieverServicer(HashingKnowledgeBase())  # type: ignore[arg-type]
+        self.calls: list[tuple[int, int]] = []
+        self.fail = False
+
+    async def Embed(self, request: retriever_pb2.EmbedRequest, timeout: float) -> retriever_pb2.EmbedResponse:  # noqa: N802
+        if self.fail:
+            raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down")
+        self.calls.append((len(request.texts), request.embedder))
+        return await self.servicer.Embed(request, None)
+
+
+async def test_routing_embeds_with_the_retrievers_models_over_its_embed_rpc(redis, tmp_path, shop, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SUPPORTBOT_SHOP_SERVICE_TOKEN", SHOP_TOKEN)
+    retriever = InProcessRetriever()
+    act = Act.configured(ActionSettings(file=sample_actions_path(), base_url=shop.url), IdentitySettings(),
+                         Embeddings(retriever, 5.0))
+    assert act is not None and retriever.calls == []  # built at the first turn, not at start
+    servicer = gateway(redis, tmp_path, act)
+    _, result = await chat(servicer, "What's the status of order L-104233?")
+    assert "[order L-104233]" in result.answer and result.action.action == "order_status"
+    # The examples embedded in batches when the routers were built (both models), then the one message.
+    examples, message = retriever.calls[:-1], retriever.calls[-1]
+    assert {which for _, which in examples} == {retriever_pb2.EMBEDDER_PRIMARY, retriever_pb2.EMBEDDER_MULTILINGUAL}
+    assert all(count > 1 for count, _ in examples) and message == (1, retriever_pb2.EMBEDDER_PRIMARY)
+
+
+async def test_an_unreachable_retriever_leaves_the_turn_to_the_help_center_and_the_pending_action_as_it_was(redis, tmp_path, shop, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SUPPORTBOT_SHOP_SERVICE_TOKEN", SHOP_TOKEN)
+    retriever = InProcessRetriever()
+    act = Act.configured(ActionSettings(file=sample_actions_path(), base_url=shop.url), IdentitySettings(),
+                         Embeddings(retriever, 5.0))
+    servicer = gateway(redis, tmp_path, act)
+    session_id, proposal = await chat(servicer, "Cancel my Lumio Plus subscription")
+    assert proposal.action.kind == chat_pb2.ACTION_REPLY_KIND_CONFIRM
+    retriever.fail = True
+    _, later = await chat(servicer, "yes", session_id)
+    assert later.answer_path != chat_pb2.ANSWER_PATH_ACTION and shop.store.subscriptions("c-ana")[0]["status"] == "active"
+    assert (await servicer.sessions.get(session_id)).pending_action["status"] == "awaiting_confirmation"
+
+
+async def test_the_embed_rpc_refuses_more_texts_than_it_takes() -> None:
+    with pytest.raises(InvalidArgument):
+        await RetrieverServicer(HashingKnowledgeBase()).Embed(  # type: ignore[arg-type]
+            retriever_pb2.EmbedRequest(texts=["x"] * (MAX_EMBED_TEXTS + 1)), None)
