@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
+import redis.asyncio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.gateway.redis_connection import connect_redis
@@ -93,17 +94,41 @@ async def test_sessions_survive_a_sentinel_failover(sentinel_group: dict) -> Non
     sentinel_group["master"].kill()
     sentinel_group["master"].wait(10)
     sentinel_client = redis.Redis(port=sentinel_group["sentinel_port"])
-    _wait_until(
-        lambda: int(sentinel_client.sentinel_get_master_addr_by_name(MASTER_NAME)[1]) == sentinel_group["replica_port"]
-    )
+    # redis-py refuses a master that Sentinel still flags as subjectively down: right after the
+    # promotion Sentinel pings the new master afresh, and on a busy machine its first reply can come
+    # later than down-after-milliseconds. Wait for the state redis-py itself accepts.
+    _wait_until(lambda: _promoted_and_answering(sentinel_client, sentinel_group["replica_port"]))
 
     # The same client object follows the new master: reads and writes go on.
     async with store.locked(session.session_id) as locked:
         locked.turns.append(TurnRecord("t2", "customer", "after the failover", 0))
     turns = (await store.get(session.session_id)).turns
     assert [turn.turn_id for turn in turns] == ["t1", "t2"]
-    assert (await client.connection_pool.get_master_address())[1] == sentinel_group["replica_port"]
+    assert (await _accepted_master(client))[1] == sentinel_group["replica_port"]
     await client.aclose()
+
+
+def _promoted_and_answering(sentinel_client: redis.Redis, replica_port: int) -> bool:
+    state = sentinel_client.sentinel_master(MASTER_NAME)
+    return (
+        int(state["port"]) == replica_port
+        and state["is_master"]
+        and not state["is_sdown"]
+        and not state["is_odown"]
+        and int(state["last-ok-ping-reply"]) < 500
+    )
+
+
+async def _accepted_master(client: redis.asyncio.Redis, timeout_s: float = 15.0) -> tuple[str, int]:
+    """The master redis-py accepts, asked until a passing down flag has cleared at Sentinel's next ping."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await client.connection_pool.get_master_address()  # type: ignore[attr-defined,no-any-return]
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 def test_sentinel_settings_are_checked() -> None:

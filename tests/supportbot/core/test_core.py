@@ -293,7 +293,9 @@ async def test_malformed_requests_are_invalid_argument(wire: bytes, what: str) -
         # Raw bytes on the wire, as a buggy or hostile client of any language could send them.
         stats = channel.unary_unary("/supportbot.v1.RetrieverService/Stats")
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await stats(wire)
+            # Waits for the connection: a channel an earlier test left backing off from a server on
+            # this port (subchannels are shared per address) would otherwise fail the first call.
+            await stats(wire, wait_for_ready=True, timeout=15)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, what
         assert "not a valid protobuf message" in error.value.details()
         assert "Traceback" not in error.value.details() and "Error" not in error.value.details()
