@@ -260,10 +260,13 @@ class InProcess:
         from supportbot.core.errors import NotFound
 
         try:
-            outcome = self.kb.search(query[-self.settings.backends.max_query_chars:], collection=collection, top_k=self.settings.backends.top_k)
+            # With highlights, as the gateway always asks (services/gateway/convert.py): the
+            # composer picks the sentences it quotes by them.
+            outcome = self.kb.search(query[-self.settings.backends.max_query_chars:], collection=collection,
+                                     top_k=self.settings.backends.top_k, highlights=True)
         except NotFound:
             return SearchResult()
-        sources = [source_message(h.chunk, h.score, h.dense_score) for h in outcome.hits]
+        sources = [source_message(h.chunk, h.score, h.dense_score, h.highlights) for h in outcome.hits]
         if self.highlights == "stand-in" and sources and not any(s.highlights for s in sources):
             stand_in_highlights(sources, query, self.kb.embedder_for(self.kb.existing_collection(collection)))
         return SearchResult(sources, [], outcome.embedding_model, outcome.unknown_terms)
