@@ -33,8 +33,8 @@ collection, each signal's AUC and what a threshold of the collection's own could
 answerable lost (the bound on any per-collection normalisation of that signal).
 
 Findings (rows: bench/data/answerability_candidates.json, 2026-12-01): no candidate declines
-more Korean off-topic questions at the same answerable loss on the checking half, with either
-split; inside each real Korean collection the raw cosine separates better (AUC 0.875-0.90) than
+more than one more Korean uncovered question at the same answerable loss on the checking half,
+with either split (README "Knowing when not to answer"); inside each real Korean collection the raw cosine separates better (AUC 0.875-0.90) than
 any collection-relative candidate (peak 0.38-0.88, z 0.28-0.83), and even a threshold of the
 collection's own declines at most 4 of gimp-ko's 8, 5 of libreoffice-wc-ko's 8 and 6 of
 libreoffice-dm-ko's 8 uncovered questions without losing an answerable one: the overlap is
