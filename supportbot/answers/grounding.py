@@ -241,11 +241,17 @@ class Evidence:
             passage = self.passages[number - 1]
             return float(getattr(passage, "dense_score", 0.0)) + overlap_weight * lexical[number] - 0.01 * number
 
-        ranked = sorted(best, key=section_score, reverse=True)
+        how_to = is_how_to(question)
+
+        def rank_score(number: int) -> float:
+            return section_score(number) + (PROCEDURE_PREFERENCE if how_to and self._has_steps(number) else 0.0)
+
+        ranked = sorted(best, key=rank_score, reverse=True)
         number = ranked[0]
         relevance = lexical[number]
-        if is_how_to(question) and self._has_steps(number):
-            # The customer asked how: the procedure whole, not the step that shares most words.
+        if (how_to and self._has_steps(number)) or self._in_procedure(number, best[number][1]):
+            # The customer asked how, or what answers is a step or what leads into the steps: the
+            # procedure whole, not the step that shares most words.
             max_units, max_chars = max(max_units, PROCEDURE_MAX_UNITS), max(max_chars, PROCEDURE_MAX_CHARS)
         scores = [self.unit_score(question_terms, number, i) for i in range(len(self.sources[number - 1].units))]
         quotes = self._select(number, scores, best[number][1] if best[number][0] > 0 else 0, max_units, max_chars)
@@ -282,9 +288,27 @@ class Evidence:
             break
         return Composition(self._reading_order(quotes), relevance)
 
+    def _steps(self, number: int) -> list[tuple[int, int]]:
+        """A source's lists of numbered steps ("1. Choose Format - Cells."), each as the first
+        and last unit of the list, its lead-in included (see _list_spans)."""
+        units = self.sources[number - 1].units
+        return [
+            (first, last) for first, last in sorted(set(_list_spans(units).values()))
+            if any(units[i].is_list_item and STEP.match(units[i].text) for i in range(first, last + 1))
+        ]
+
     def _has_steps(self, number: int) -> bool:
-        """Whether a source holds numbered steps ("1. Choose Format - Cells.")."""
-        return any(unit.is_list_item and STEP.match(unit.text) for unit in self.sources[number - 1].units)
+        return bool(self._steps(number))
+
+    def _in_procedure(self, number: int, index: int) -> bool:
+        """Whether a unit belongs to numbered steps: a step, or the paragraph leading into them
+        ("If you want the slide to follow the file, link it instead: ..." before "1. Choose ...")."""
+        units = self.sources[number - 1].units
+        for first, last in self._steps(number):
+            lead_in = units[first]
+            if first <= index <= last or (not lead_in.is_list_item and units[index].block == lead_in.block):
+                return True
+        return False
 
     def _reading_order(self, quotes: list[Quote]) -> list[Quote]:
         """Article by article in the order they were chosen (the most relevant first); within
@@ -362,6 +386,13 @@ class Evidence:
 # --sets libreoffice (a dev set): LibreOffice's longest guide procedures run 8-12 steps.
 PROCEDURE_MAX_CHARS = 1200
 PROCEDURE_MAX_UNITS = 14
+
+# A how-to question takes a section with numbered steps before one less than this much closer in
+# meaning (dense score): a description of layers went before the page with the steps for "how do
+# I add another layer to my drawing?" (libreoffice-id id20, 0.026 apart). 0.05 put a neighbouring
+# procedure first (libreoffice-wc-ko wc18, libreoffice-id id17); 0.02 changed nothing
+# (bench/answer_quality.py --in-process --modes extractive, dev sets).
+PROCEDURE_PREFERENCE = 0.03
 
 # Weight of word overlap next to the similarity in meaning when a unit's highlight is known
 # (bench/answer_quality.py --in-process, sample and python-faq sets).

@@ -109,9 +109,9 @@ def test_a_how_to_question_gets_the_procedure_whole() -> None:
     assert "To remove duplicate values" in text and "2. Go to Data - More Filters - Standard Filter" in text
     assert text.index("1. Select the range") < text.index("6. Click Options and select No duplications") < text.index("8. Click OK")
     assert not answer_form.list_without_lead_in(text)
-    # A question that does not ask how keeps the usual budget.
-    short = extractive_answer("duplicate entries in a column", Evidence([passage])).text
-    assert "8. Click OK" not in short
+    # Not asked how, yet what answers is the steps' lead-in: the procedure whole as well.
+    described = extractive_answer("duplicate entries in a column", Evidence([passage])).text
+    assert "1. Select the range" in described and "8. Click OK" in described
 
 
 def test_a_step_is_kept_although_other_steps_already_quoted_use_its_words() -> None:
@@ -210,3 +210,86 @@ def test_degeneration_is_counted_without_the_repetition_detector() -> None:
     assert degeneration.measure("Open the app and tap Reset.\nOpen the app and tap Reset.").degenerate
     assert degeneration.measure("you can return the item within thirty days " * 3).degenerate
     assert not degeneration.measure("1. Open the app. [1]\n2. Tap Account. [1]\n3. Tap Security. [1]").degenerate
+
+
+# LibreOffice 7.4 Help (Debian libreoffice-help-en-us), as the retriever parses it.
+SPREADSHEET_FROM_FILE = (
+    "When you insert an existing spreadsheet into your slide, changes that are made to the original spreadsheet "
+    "file are not updated on your slide. You can, however, make changes to the spreadsheet in your slide.\n"
+    "1. Go to the slide where you want to insert the spreadsheet.\n"
+    "2. Choose Insert - OLE Object - OLE Object.\n"
+    "3. Select Create from file, and click Search.\n"
+    "4. Locate the file you want to insert, and then click OK.\n"
+    "Enable the Link to file checkbox to insert the file as a live link.\n"
+    "The entire spreadsheet is inserted into your slide. If you want to change the sheet that is displayed, "
+    "double-click the spreadsheet, and then select a different sheet."
+)
+NATIVE_TABLE = (
+    "1. Go to the Impress slide or Draw page where you want to insert the table.\n"
+    "2. Choose Insert - Table or use the Table icon on the Standard toolbar to insert a table.\n"
+    "3. Double-click the table and enter or paste the data into the cells.\n"
+    "4. Select some cell contents and right-click to open the context menu. Choose commands to change the cell's "
+    "contents, like font size and line spacing.\n"
+    "5. Right-click the table border to open the table's context menu. Use the table's context menu to enter a name "
+    "and description for the table, or to distribute the rows or columns equally, among other commands.\n"
+    "6. Select some cells and right-click to open a context menu, where you can insert or delete rows and columns, "
+    "among other commands.\n"
+    "To select a rectangular area of cells, point to a cell in one corner of the rectangle, hold down the mouse "
+    "button, and drag the mouse to the opposite corner of the rectangle, then release the mouse button.\n"
+    "To select one cell, point to that cell, hold down the mouse button, and drag the mouse to the next cell and "
+    "back, then release the mouse button."
+)
+NEW_LAYER = (
+    "Drawings in LibreOffice Draw support layers.\n"
+    "1. Right-click the layer tab area at the bottom.\n"
+    "2. Choose Insert Layer.\n"
+    "3. Type a name for the layer in the Name box.\n"
+    "4. In the Properties area, set the options for the layer.\n"
+    "5. Click OK. The new layer automatically becomes the active layer.\n"
+    "To change the properties of a layer, click the name tab of the layer, and then choose Format - Layer.\n"
+    "You cannot change the name of or delete a predefined LibreOffice Draw layer."
+)
+ABOUT_LAYERS = (
+    "Layers allow you to assemble elements on a page that are related. Think of layers as individual workspaces "
+    "that you can hide from view, hide from printing, or lock.\n"
+    "LibreOffice Draw provides three default layers:\n- Layout\n- Controls\n- Dimension Lines\n"
+    "You cannot delete or rename the default layers. You can add your own layers by Insert - Layer.\n"
+    "You can lock a layer to protect its contents, or hide a layer and its contents from view or from printing. "
+    "When you add a new layer to a page, the layer is added to all of the pages in your document. However, when you "
+    "add an object to a layer, it is only added to the current page."
+)
+
+
+def test_a_procedure_is_quoted_whole_when_what_leads_into_it_answers() -> None:
+    """libreoffice-id id14: a problem described, not a "how" question; what answers it is the
+    procedure's lead-in, and the usual budget cut the step that matters (Link to file)."""
+    passage = Passage("Including Spreadsheets in Slides", SPREADSHEET_FROM_FILE,
+                      heading_path=("Including Spreadsheets in Slides", "Inserting a spreadsheet from a file"),
+                      document_id="table_insert")
+    question = "I inserted a spreadsheet into a slide but when I change the original file the numbers on the slide don't update"
+    text = extractive_answer(question, Evidence([passage])).text
+    assert "changes that are made to the original spreadsheet file are not updated" in text
+    assert text.index("1. Go to the slide") < text.index("4. Locate the file") < text.index("Enable the Link to file checkbox")
+
+
+def test_a_question_answered_outside_the_procedure_keeps_the_usual_budget() -> None:
+    passage = Passage("Including Spreadsheets in Slides", NATIVE_TABLE,
+                      heading_path=("Including Spreadsheets in Slides", "Inserting a native table"), document_id="table_insert")
+    text = extractive_answer("selecting a rectangular area of cells", Evidence([passage])).text
+    assert "To select a rectangular area of cells" in text
+    assert "1. Go to the Impress slide" not in text and "5. Right-click the table border" not in text
+
+
+def test_a_how_to_question_takes_the_steps_before_a_description_a_little_closer_in_meaning() -> None:
+    """libreoffice-id id20: the description of layers, a little closer to the question in meaning
+    than the page with the steps (and retrieved first), went first."""
+    about = Passage("About Layers", ABOUT_LAYERS, dense_score=0.615, document_id="layers")
+    steps = Passage("Inserting Layers", NEW_LAYER, dense_score=0.600, document_id="layer_new")
+    text = extractive_answer("how do I add another layer to my drawing?", Evidence([about, steps])).text
+    assert "2. Choose Insert Layer." in text
+    assert text.index("1. Right-click the layer tab area") < text.index("[1]")
+    # Further apart in meaning than the preference, the closer section still goes first.
+    farther = Passage("Inserting Layers", NEW_LAYER, dense_score=0.560, document_id="layer_new")
+    text = extractive_answer("how do I add another layer to my drawing?", Evidence([about, farther])).text
+    assert "You can add your own layers by Insert - Layer." in text.split("[1]")[0]
+
