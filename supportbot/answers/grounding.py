@@ -389,9 +389,10 @@ PROCEDURE_MAX_UNITS = 14
 
 # A how-to question takes a section with numbered steps before one less than this much closer in
 # meaning (dense score): a description of layers went before the page with the steps for "how do
-# I add another layer to my drawing?" (libreoffice-id id20, 0.026 apart). 0.05 put a neighbouring
-# procedure first (libreoffice-wc-ko wc18, libreoffice-id id17); 0.02 changed nothing
-# (bench/answer_quality.py --in-process --modes extractive, dev sets).
+# I add another layer to my drawing?" (libreoffice-id id20). Key facts by preference, dev sets
+# (bench/answer_quality.py --in-process --modes extractive): libreoffice 0.750 at 0 and 0.02,
+# 0.800 at 0.03 and 0.05; libreoffice-wc-ko 0.167 up to 0.03, 0.125 at 0.05 (a neighbouring
+# procedure put first); libreoffice-id the same at all four.
 PROCEDURE_PREFERENCE = 0.03
 
 # Weight of word overlap next to the similarity in meaning when a unit's highlight is known
