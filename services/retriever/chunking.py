@@ -153,13 +153,22 @@ def _split_long(unit: str, budget: int, count: TokenCounter) -> list[str]:
     return pieces
 
 
-def split_text(text: str, budget: int, overlap: int, count: TokenCounter) -> list[str]:
+def is_procedure(paragraph: str) -> bool:
+    """Whether a paragraph is mostly numbered steps (three or more; notes between them allowed)."""
+    lines = [line for line in paragraph.splitlines() if line.strip()]
+    steps = sum(1 for line in lines if STEP.match(line))
+    return steps >= 3 and steps * 2 >= len(lines)
+
+
+def split_text(text: str, budget: int, overlap: int, count: TokenCounter, procedure_budget: int = 0) -> list[str]:
+    """Chunks of about `budget` tokens, `overlap` carried over; a numbered procedure of up to
+    `procedure_budget` tokens stays whole in a chunk of its own."""
     # (text, tokens, separator before it when it follows another unit in the same chunk): the
     # pieces of one paragraph stay on consecutive lines, paragraphs are separated by a blank line.
     units: list[tuple[str, int, str]] = []
     for paragraph in _split_units(text):
         tokens = count(paragraph)
-        if tokens <= budget:
+        if tokens <= budget or (tokens <= procedure_budget and is_procedure(paragraph)):
             units.append((paragraph, tokens, "\n\n"))
             continue
         for index, piece in enumerate(_split_long(paragraph, budget, count)):
@@ -206,6 +215,7 @@ def chunk_document(
     budget: int,
     overlap: int,
     count: TokenCounter,
+    procedure_budget: int = 0,
 ) -> list[Chunk]:
     chunks: list[Chunk] = []
     headings = frozenset(_heading_key(h) for section in parsed.sections for h in section.heading_path)
@@ -213,7 +223,7 @@ def chunk_document(
         body = strip_navigation(section.text, headings)
         if not body:
             continue
-        for text in split_text(body, budget, overlap, count):
+        for text in split_text(body, budget, overlap, count, procedure_budget):
             ordinal = len(chunks)
             chunks.append(
                 Chunk(

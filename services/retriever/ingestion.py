@@ -317,6 +317,7 @@ class IngestPipeline:
             budget=min(self.settings.chunk_tokens, self.embedder.max_seq_length - 32),
             overlap=self.settings.chunk_overlap_tokens,
             count=self.embedder.count_tokens,
+            procedure_budget=self.settings.procedure_chunk_tokens,
         )
 
     # -- stages 2 and 3: embed a group together, commit it under the collection's lock -------

@@ -77,6 +77,25 @@ def test_oversized_sentence_is_split_into_windows() -> None:
     assert [words(c) for c in chunks] == [50, 50, 30]
 
 
+def test_a_numbered_procedure_stays_whole_up_to_its_own_budget() -> None:
+    """LibreOffice's photo album procedure (12 steps, notes between them) was split at step 9, and
+    its last step went to a chunk the question did not retrieve."""
+    steps = [f"{n}. Click the button number {n} on the toolbar." for n in range(1, 13)]
+    procedure = "\n".join([*steps[:5], "If several images are in one folder, select them together.", *steps[5:]])
+    text = "An introduction to albums.\n\n" + procedure + "\n\nClosing words about albums."
+    assert words(procedure) > 50
+    kept = split_text(text, budget=50, overlap=10, count=words, procedure_budget=150)
+    assert any(procedure in chunk for chunk in kept)
+    assert all(words(c) <= 50 for c in kept if procedure not in c)
+    # Over its own budget, or with it unset, a procedure is split like any text.
+    for split in (split_text(text, budget=50, overlap=10, count=words, procedure_budget=80),
+                  split_text(text, budget=50, overlap=10, count=words)):
+        assert not any(procedure in chunk for chunk in split) and all(words(c) <= 50 for c in split)
+    # A paragraph with a step or two among other lines is no procedure.
+    prose = "\n".join(["1. A first point.", *[f"Some sentence number {n} about albums and photos." for n in range(9)]])
+    assert not any(prose in chunk for chunk in split_text(prose, budget=50, overlap=10, count=words, procedure_budget=150))
+
+
 def test_chunks_carry_their_metadata() -> None:
     parsed = parse_document(b"# Title\n\n## A\nalpha\n\n## B\nbeta", "doc.md")
     chunks = chunk_document(
