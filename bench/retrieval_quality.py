@@ -114,6 +114,11 @@ def other_language_first(kb, golden: list[dict], own: str, other: str) -> tuple[
 CORPUS_METRICS = ("hit@1", "hit@5", "mrr@10", "key facts @1", "key facts @5", "off-topic declined")
 
 
+# Every format a help center folder may hold (the sample's is Markdown, HTML and PDF); only HTML
+# was read, so `--sets sample` measured 5 of its pages.
+PAGE_SUFFIXES = {".html", ".htm", ".md", ".markdown", ".txt", ".pdf"}
+
+
 def corpus_knowledge_base(corpus, cache: Path, embedders: Embedders):  # type: ignore[no-untyped-def]
     """The corpus in a collection of its own, each page under its relative path, sent as one
     stream as `supportbot ingest` sends a folder; the model is the one the product picks for a
@@ -132,7 +137,7 @@ def corpus_knowledge_base(corpus, cache: Path, embedders: Embedders):  # type: i
     failed: list[str] = []
     documents = (
         DocumentInput(content=path.read_bytes(), source_path=str(path), document_id=str(path.relative_to(folder).with_suffix("")))
-        for path in sorted(folder.rglob("*.html"))
+        for path in sorted(folder.rglob("*")) if path.suffix.lower() in PAGE_SUFFIXES
     )
     for outcome in kb.ingest_many(corpus.collection, documents):
         if outcome.status == "failed":
