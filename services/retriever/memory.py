@@ -1,11 +1,10 @@
 """The C allocator's settings for the retriever process (glibc's malloc), applied once at start.
 
-Measured on the LibreOffice help (README, "Benchmarks", ingest row): the retriever's growth
-during an ingest was anonymous heap (glibc's `[heap]`), not Qdrant's files or Python objects.
-glibc raises its mmap threshold, up to 32 MiB, each time a block above it is freed; after a
-few of the embedding model's large activations the model's 1-32 MiB blocks come from the heap
-instead of their own mappings, and the heap fragments more with every new batch shape instead
-of handing those blocks back to the system when they are freed.
+What grew during an ingest was the C allocator's anonymous memory (bench/ingest_bench.py prints
+the retriever's RSS by kind), not Qdrant's files. glibc raises its mmap threshold, up to 32 MiB,
+each time a block above it is freed; after that the embedding model's activations (1-32 MiB
+blocks, a new size for every batch shape) come from the heaps instead of mappings of their own,
+and those heaps fragment and keep what they grew to instead of handing it back when freed.
 """
 
 from __future__ import annotations
