@@ -99,6 +99,21 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def rss_by_kind_mb(pid: int) -> dict[str, float]:
+    """The process's resident memory now, by kind of mapping (/proc/PID/smaps): the C heap
+    (glibc's `[heap]`), other anonymous memory (mmapped blocks, thread stacks), files."""
+    kinds = {"heap": 0.0, "other anonymous": 0.0, "files": 0.0}
+    kind = "other anonymous"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header
+            path = fields[5] if len(fields) > 5 else ""
+            kind = "heap" if path == "[heap]" else "files" if path.startswith("/") else "other anonymous"
+        elif fields and fields[0] == "Rss:":
+            kinds[kind] += int(fields[1]) / 1024
+    return kinds
+
+
 def own_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -225,6 +240,8 @@ def main() -> None:
         retriever_pid = stack.process("retriever").popen.pid
         first = asyncio.run(ingest(folder, "lohelp", stack))
         show_run("first", first)
+        console.print(f"retriever peak RSS after it: {peak_rss_mb(retriever_pid):.0f} MB; RSS now by kind: " + ", ".join(
+            f"{kind} {mb:.0f} MB" for kind, mb in rss_by_kind_mb(retriever_pid).items()))
         hit_first = asyncio.run(hit_at_5("lohelp", stack))
         again = asyncio.run(ingest(folder, "lohelp", stack))
         show_run("again, nothing changed", again)

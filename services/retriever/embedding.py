@@ -7,7 +7,7 @@ import copy
 import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -38,15 +38,38 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> list[float]: ...
 
 
+def token_batches(token_counts: Sequence[int], max_texts: int, max_tokens: int) -> Iterator[list[int]]:
+    """The texts' indices in batches of at most `max_texts` texts and at most `max_tokens`
+    padded tokens (the batch's longest text times its number of texts; a text longer than that
+    makes a batch of its own). Longest first, as sentence-transformers orders them, so a batch
+    pads little; every index comes once, and the caller puts results back in its own order."""
+    if max_texts < 1 or max_tokens < 1:
+        raise ValueError("max_texts and max_tokens must be at least 1")
+    order = sorted(range(len(token_counts)), key=lambda i: -token_counts[i])
+    batch: list[int] = []
+    for index in order:
+        # The batch's first text is its longest.
+        if batch and (len(batch) == max_texts or token_counts[batch[0]] * (len(batch) + 1) > max_tokens):
+            yield batch
+            batch = []
+        batch.append(index)
+    if batch:
+        yield batch
+
+
 class DenseEmbedder:
     """A sentence-transformers model (default: the bundled all-MiniLM-L6-v2, English)."""
 
-    def __init__(self, model_name_or_path: str = "", batch_size: int = 64, cache_size: int = 4096):
+    def __init__(
+        self, model_name_or_path: str = "", batch_size: int = 64, cache_size: int = 4096, batch_tokens: int = 4096
+    ):
         from sentence_transformers import SentenceTransformer
 
         self.model_name = model_name_or_path or DEFAULT_MODEL
         self.model = SentenceTransformer(model_name_or_path or bundled_model_path(), device="cpu")
         self.batch_size = batch_size
+        # Padded tokens per batch (0: no bound); RetrieverSettings.embedding_batch_tokens says why.
+        self.batch_tokens = batch_tokens
         self.dimension = int(self.model.get_embedding_dimension())
         self.tokenizer = self.model.tokenizer
         # Chunking counts tokens in the ingest's parse threads while the model embeds: a copy of
@@ -56,20 +79,31 @@ class DenseEmbedder:
         self._counter.no_truncation()
         self._counter.no_padding()
         self.max_seq_length = int(self.model.max_seq_length)
+        self._special_tokens = int(self.tokenizer.num_special_tokens_to_add())
         self._embed_query_cached = functools.lru_cache(maxsize=cache_size)(self._embed_query)
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.batch_tokens:
+            return self._encode(texts, self.batch_size)
+        # The model's input length: the text's tokens and its special tokens, truncated.
+        lengths = [min(self.count_tokens(t) + self._special_tokens, self.max_seq_length) for t in texts]
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for batch in token_batches(lengths, self.batch_size, self.batch_tokens):
+            vectors[batch] = self._encode([texts[i] for i in batch], len(batch))
+        return vectors
+
+    def _encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         vectors: np.ndarray = self.model.encode(
             list(texts),
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         ).astype(np.float32)
-        return vectors
+        return vectors.reshape(len(texts), self.dimension)
 
     def _embed_query(self, text: str) -> tuple[float, ...]:
         vector = self.model.encode([text], normalize_embeddings=True, convert_to_numpy=True)[0]
@@ -129,19 +163,22 @@ def is_multilingual(model: str, multilingual_model: str = MULTILINGUAL_USE) -> b
     )
 
 
-def load_embedder(name: str = "", batch_size: int = 64, cache_size: int = 4096) -> Embedder:
+def load_embedder(name: str = "", batch_size: int = 64, cache_size: int = 4096, batch_tokens: int = 4096) -> Embedder:
     if name in (MULTILINGUAL_USE, "universal-sentence-encoder-multilingual"):
         return UniversalSentenceEncoder(batch_size, cache_size)
-    return DenseEmbedder(name, batch_size, cache_size)
+    return DenseEmbedder(name, batch_size, cache_size, batch_tokens)
 
 
 class Embedders:
     """The dense models this retriever serves collections with, loaded when first needed (a
     collection records the model that built it; see KnowledgeBase.model_of)."""
 
-    def __init__(self, batch_size: int = 64, cache_size: int = 4096, loaded: Sequence[Embedder] = ()) -> None:
+    def __init__(
+        self, batch_size: int = 64, cache_size: int = 4096, loaded: Sequence[Embedder] = (), batch_tokens: int = 4096
+    ) -> None:
         self.batch_size = batch_size
         self.cache_size = cache_size
+        self.batch_tokens = batch_tokens
         self._models: dict[str, Embedder] = {e.model_name: e for e in loaded}
         self._lock = threading.Lock()
 
@@ -150,7 +187,9 @@ class Embedders:
         name = name or DEFAULT_MODEL
         with self._lock:
             if name not in self._models:
-                embedder = load_embedder("" if name == DEFAULT_MODEL else name, self.batch_size, self.cache_size)
+                embedder = load_embedder(
+                    "" if name == DEFAULT_MODEL else name, self.batch_size, self.cache_size, self.batch_tokens
+                )
                 self._models[name] = self._models[embedder.model_name] = embedder
             return self._models[name]
 

@@ -148,7 +148,9 @@ class KnowledgeBase:
         self.store = store
         self.dense = dense  # the default model: English collections, and those built before models were recorded
         self.sparse = sparse
-        self.embedders = embedders or Embedders(settings.embedding_batch_size, settings.query_cache_size, [dense])
+        self.embedders = embedders or Embedders(
+            settings.embedding_batch_size, settings.query_cache_size, [dense], settings.embedding_batch_tokens
+        )
         self._models: dict[str, str] = {}
         self._multilingual: dict[str, bool] = {}
         # Collections written since their index was last built (finish_ingest).

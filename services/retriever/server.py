@@ -15,6 +15,7 @@ import grpc
 from services.retriever.embedding import SparseEmbedder, load_embedder
 from services.retriever.ingestion import DocumentInput, StageTimes
 from services.retriever.knowledge_base import KnowledgeBase
+from services.retriever.memory import set_mmap_threshold
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import DocumentVersion, EdgeStore, QdrantServerStore, VectorStore
 from supportbot.answers.grounding import Highlight
@@ -248,7 +249,9 @@ def build_store(settings: RetrieverSettings) -> VectorStore:
 
 
 def build_knowledge_base(settings: RetrieverSettings) -> KnowledgeBase:
-    dense = load_embedder(settings.embedding_model, settings.embedding_batch_size, settings.query_cache_size)
+    dense = load_embedder(
+        settings.embedding_model, settings.embedding_batch_size, settings.query_cache_size, settings.embedding_batch_tokens
+    )
     knowledge_base = KnowledgeBase(settings, build_store(settings), dense, SparseEmbedder())
     # Loaded before the service answers, not by the first ingest or the first Korean question.
     knowledge_base.multilingual_companion(dense)
@@ -256,6 +259,8 @@ def build_knowledge_base(settings: RetrieverSettings) -> KnowledgeBase:
 
 
 async def build_service(settings: RetrieverSettings) -> GrpcService:
+    # Before the models load, so their first blocks already follow it.
+    set_mmap_threshold(settings.malloc_mmap_threshold_bytes)
     knowledge_base = await asyncio.to_thread(build_knowledge_base, settings)
 
     def register(server: grpc.aio.Server) -> list[str]:

@@ -35,6 +35,15 @@ class RetrieverSettings(ServiceSettings):
     cross_lingual_feedback_passages: int = Field(default=3, ge=0, le=20)
     cross_lingual_feedback_weight: float = Field(default=0.2, ge=0, le=2)
     embedding_batch_size: int = Field(default=64, ge=1)
+    # A batch of the sentence-transformers model also stays under this many padded tokens (its
+    # longest text x its texts): the model's activations grow with the batch's padded size, and
+    # each size they take stays in the process's heap (services/retriever/memory.py; README,
+    # "Benchmarks", the ingest row). 0: batches of embedding_batch_size texts, whatever their length.
+    embedding_batch_tokens: int = Field(default=4096, ge=0)
+    # glibc's mmap threshold, fixed at start (services/retriever/memory.py): blocks of this size
+    # and more are mapped on their own and go back to the system when freed. 0 leaves glibc's
+    # dynamic threshold, which rises to 32 MiB and lets the heap keep the model's activations.
+    malloc_mmap_threshold_bytes: int = Field(default=128 * 1024, ge=0, le=32 * 1024 * 1024)
     # The ingest pipeline (services/retriever/ingestion.py): threads that parse and chunk while
     # the models embed, documents in flight through them, and chunks embedded and upserted as
     # one group (across documents; bench/ingest_bench.py).
