@@ -9,8 +9,9 @@ comma ("If I cancel, do I get a refund?" is one question), never at "plus" (Lumi
 product), never inside a record number ("L-104233"). Each part is then routed by the language's
 router, its gates included (`split`):
 
-- the case part must be a confident action (the router chooses it, at `case` or more), and a
-  change only when it is worded as a request ("cancel my subscription", "can you cancel ...",
+- the case part must be a confident action (the router chooses it, at `case` or more, which
+  also stands in for the router's higher threshold for messages without an own-case cue, as
+  Korean drops "my": "주문 어디쯤이에요?"), and a change only when it is worded as a request ("cancel my subscription", "can you cancel ...",
   not "can I cancel ...?", which asks about the policy);
 - the other part must be a question, closer to the help center than to any lookup by
   `question` or more (a second question about the same order, "when will it arrive?", is not a
@@ -32,7 +33,8 @@ from supportbot.actions.routing import ActionRouter, RouteDecision, asks_what_a_
 @dataclass(frozen=True)
 class CombinedThresholds:
     """case: the least score of the case part's action; question: how much closer to the help
-    center (the router's "neither" class) than to the best lookup the other part must be."""
+    center (the router's "neither" class) than to the best lookup the other part must be (below
+    0: how much farther it may be, when the router itself chooses no lookup for it)."""
 
     case: float
     question: float
@@ -148,7 +150,10 @@ def split(message: str, router: ActionRouter, thresholds: CombinedThresholds, la
     best: Combined | None = None
     for first, second in cuts(message):
         for case, question, case_first in ((first, second, True), (second, first, False)):
-            decision = router.route(case)
+            # Confident: at `case` or more, which stands in for the router's threshold for a
+            # general question ("주문 어디쯤이에요?" drops the "my" that marks the customer's own
+            # case); every other gate of the router holds.
+            decision = router.route(case, general_threshold=thresholds.case)
             if decision.action is None or decision.score < thresholds.case:
                 continue
             if decision.action in changing and not worded_as_request(case):
