@@ -88,8 +88,8 @@ MARGINS = [0.0, 0.05, 0.10, 0.15]
 ANCHORED = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 GENERAL = [0.6, 0.7, 0.8, 0.9, 1.01]
 CHANGE = [0.0, 0.05, 0.1, 0.15]
-CASE = [round(x, 2) for x in np.arange(0.30, 0.96, 0.05)]
-QUESTION = [round(x, 2) for x in np.arange(-0.30, 0.21, 0.05)]
+CASE = [round(float(x), 2) for x in np.arange(0.30, 0.96, 0.05)]
+QUESTION = [round(float(x), 2) for x in np.arange(-0.30, 0.21, 0.05)]
 SHOWN = 15  # rows of the sweep printed per language
 
 

@@ -40,11 +40,15 @@ class CombinedThresholds:
     question: float
 
 
-# Chosen by `python -m bench.actions --split combined --sweep` (the middle of the lowest-cost
-# plateau); see README "Actions: a case and a policy question in one message".
+# Chosen by `python -m bench.actions --split combined --sweep` (the combined split's first
+# messages and the tune negatives; the middle of the zero-cost plateau, 63 settings in English,
+# 40 in Korean), 2026-12-01; see README, "Actions", "A case question and a policy question in one
+# message". Below zero: the router choosing no lookup for the question part tells the parts
+# apart, not its being closer to the help center (Korean's model puts "배송비는 얼마예요?" nearer
+# the order-status examples).
 DEFAULT_COMBINED: dict[str, CombinedThresholds] = {
-    "en": CombinedThresholds(case=0.5, question=0.0),
-    "ko": CombinedThresholds(case=0.4, question=0.0),
+    "en": CombinedThresholds(case=0.5, question=-0.15),
+    "ko": CombinedThresholds(case=0.5, question=-0.25),
 }
 
 
