@@ -157,7 +157,12 @@ def split(message: str, router: ActionRouter, thresholds: CombinedThresholds, la
             # Confident: at `case` or more, which stands in for the router's threshold for a
             # general question ("주문 어디쯤이에요?" drops the "my" that marks the customer's own
             # case); every other gate of the router holds.
-            decision = router.route(case, general_threshold=thresholds.case)
+            # A statement ("택배가 아직 안 왔어요.") gets no such relief; a bare record number
+            # ("order L-100002") is no clause of its own.
+            if _words(router.query_text(case)) < _MIN_WORDS.get(language, 3) - 1:
+                continue
+            relief = is_question(case) or bool(_REQUEST_EN.search(case) or _REQUEST_KO.search(case))
+            decision = router.route(case, general_threshold=thresholds.case) if relief else router.route(case)
             if decision.action is None or decision.score < thresholds.case:
                 continue
             if decision.action in changing and not worded_as_request(case):

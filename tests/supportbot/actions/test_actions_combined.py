@@ -115,6 +115,8 @@ def test_a_case_part_and_a_policy_question_are_split(router: ActionRouter, messa
     "Where is my order L-104233 and can you cancel my Lumio Plus subscription?",
     # Two policy questions: no case part.
     "What is your return policy? And how do I reset my Lumio bulb?",
+    # A bare record number is no clause of its own (tune conversation en-lowercase).
+    "where is my package? order l-100002",
 ])
 def test_what_must_stay_one_message_is_not_split(router: ActionRouter, message: str) -> None:
     assert split(message, router, AT, "en", CHANGES) is None
