@@ -19,18 +19,28 @@ Three splits, so no figure is reported on what chose it:
   held-out GIMP en/ko sets of bench/corpora.py and general support questions), written by someone
   who had not read the routing code; run once, at the end, at the defaults in routing.py.
   Hand-written: --write-splits leaves them alone.
+- combined: bench/data/action_conversations-combined.jsonl (18 conversations, 7 Korean: 11 whose
+  first message holds a case question and a policy question, "where is my order and can I still
+  return it?", and 7 that look alike but must stay one request or one question), a dev split for
+  supportbot.actions.combined only: `--split combined --sweep` chooses its thresholds
+  (DEFAULT_COMBINED) on it. No negatives of its own (its must-stay-whole messages are in it).
+
+A turn whose expectation names a `question` must be cut (supportbot.actions.combined) with the
+help center answering that part; any other turn must not be cut, in every split.
 
 Prints: task success, wrong-action rate (a conversation that ran an action not asked for), false
 triggers per language on the split's negatives, changes made without confirmation, another
 customer's data shown, and the latency of each non-model path.
 
 What needs the turn integration and is not measured here: the generator filling free-text
-parameters (without a model the customer is asked instead), answers that combine a help-center
-answer with a case answer, whole-turn latency over gRPC with the help-center path, and the channels.
+parameters (without a model the customer is asked instead), the help center's answer to the policy
+part of a combined message (here only that the part is cut off for it), whole-turn latency over
+gRPC with the help-center path, and the channels.
 
     python -m bench.actions                      # the report split at the defaults in routing.py
     python -m bench.actions --split tune --sweep # choose thresholds on the tune split
     python -m bench.actions --split heldout      # once, at the end
+    python -m bench.actions --split combined --sweep  # choose the combined-message thresholds
 """
 
 from __future__ import annotations
@@ -56,6 +66,7 @@ from services.shop.server import ShopServer  # noqa: E402
 from services.shop.settings import ShopSettings  # noqa: E402
 from services.shop.store import seed_orders  # noqa: E402
 from supportbot.actions import pending as states  # noqa: E402
+from supportbot.actions.combined import DEFAULT_COMBINED, CombinedThresholds, split  # noqa: E402
 from supportbot.actions.declarations import load_actions, sample_actions_path  # noqa: E402
 from supportbot.actions.executor import ActionExecutor  # noqa: E402
 from supportbot.actions.identity import CustomerIdentity  # noqa: E402
@@ -69,7 +80,7 @@ from supportbot.actions.stage import ActionStage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
-SPLITS = ("tune", "report", "heldout")
+SPLITS = ("tune", "report", "heldout", "combined")
 SAMPLE = ROOT / "supportbot" / "sample"
 TOKEN = "bench-shop-token-" + "b" * 24
 THRESHOLDS = [round(x, 2) for x in np.arange(0.30, 0.86, 0.05)]
@@ -77,6 +88,8 @@ MARGINS = [0.0, 0.05, 0.10, 0.15]
 ANCHORED = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 GENERAL = [0.6, 0.7, 0.8, 0.9, 1.01]
 CHANGE = [0.0, 0.05, 0.1, 0.15]
+CASE = [round(float(x), 2) for x in np.arange(0.30, 0.96, 0.05)]
+QUESTION = [round(float(x), 2) for x in np.arange(-0.30, 0.21, 0.05)]
 SHOWN = 15  # rows of the sweep printed per language
 
 
@@ -91,7 +104,8 @@ def load_conversations(split: str) -> list[dict[str, Any]]:
 def load_negatives(split: str) -> list[dict[str, Any]]:
     """Real questions that must stay help-center answers (`action` null), and the few of those
     sets that ask about the customer's own case (`action` names the action that answers them)."""
-    return read_jsonl(DATA / f"action_negatives-{split}.jsonl")
+    path = DATA / f"action_negatives-{split}.jsonl"
+    return read_jsonl(path) if path.exists() else []
 
 
 # The sets the negatives come from: (corpus name in bench/corpora.py, language, golden file).
@@ -217,11 +231,83 @@ def plateau_middle(costs: dict[RoutingThresholds, int]) -> RoutingThresholds:
     return tied[0]
 
 
-def false_triggers(routers: dict[str, ActionRouter], negatives: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+class Remembered:
+    """An embedder that embeds each text once (the combined sweep routes the same parts again
+    for every setting)."""
+
+    def __init__(self, embed) -> None:  # type: ignore[no-untyped-def]
+        self.embed = embed
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts):  # type: ignore[no-untyped-def]
+        missing = [text for text in dict.fromkeys(texts) if text not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, np.asarray(self.embed(missing)), strict=True))
+        return np.asarray([self.vectors[text] for text in texts])
+
+
+def sweep_combined(routers: dict[str, ActionRouter], conversations: list[dict[str, Any]],
+                   negatives: list[dict[str, Any]]) -> dict[str, CombinedThresholds]:
+    """Choose the combined-message thresholds (case, question) per language on the combined
+    split's first turns: cut where a `question` is expected, with the right action; whole
+    elsewhere, as must be every question of `negatives` (the tune split's: help-center and
+    off-topic questions). A wrong cut (a message cut that must stay whole, or the wrong action or
+    part) costs three times a missed one, which is still answered as one message."""
+    changes = [action.name for action in load_actions(sample_actions_path()).actions if action.changes]
+    chosen = {}
+    for language in ("en", "ko"):
+        router = routers[language]
+        embed, router.embed = router.embed, Remembered(router.embed)
+        try:
+            firsts = [c["turns"][0] for c in conversations if c["language"] == language]
+            firsts += [{"say": row["question"]} for row in negatives if row["language"] == language]
+            print(f"\nCombined sweep, {language}: {len(firsts)} first messages "
+                  f"({sum('question' in t for t in firsts)} to cut, {sum('question' not in t for t in firsts)} to keep whole)")
+            print(f"{'case':>5} {'question':>8} {'cost':>5} {'right':>5} {'wrong cuts':>10} {'missed':>6}")
+            costs: dict[CombinedThresholds, int] = {}
+            lines: list[tuple[int, str]] = []
+            for case, question in itertools.product(CASE, QUESTION):
+                setting = CombinedThresholds(float(case), question)
+                right = wrong = missed = 0
+                for turn in firsts:
+                    cut = split(turn["say"], router, setting, language, changes)
+                    expected = turn.get("question")
+                    if cut is None:
+                        right, missed = (right, missed + 1) if expected else (right + 1, missed)
+                    elif expected and cut.question == expected and cut.decision.action == turn.get("action"):
+                        right += 1
+                    else:
+                        wrong += 1
+                cost = 3 * wrong + missed
+                costs[setting] = cost
+                lines.append((cost, f"{case:5.2f} {question:8.2f} {cost:5d} {right:5d} {wrong:10d} {missed:6d}"))
+            for _, line in sorted(lines, key=lambda item: item[0])[:SHOWN]:
+                print(line)
+            lowest = min(costs.values())
+            tied = [setting for setting, cost in costs.items() if cost == lowest]
+            for attribute in ("case", "question"):
+                values = sorted({getattr(setting, attribute) for setting in tied})
+                middle = values[(len(values) - 1) // 2]
+                tied = [setting for setting in tied if getattr(setting, attribute) == middle]
+            chosen[language] = tied[0]
+            print(f"chosen for {language}: {tied[0]} (cost {lowest}, the middle of the "
+                  f"{sum(c == lowest for c in costs.values())} settings of that cost)")
+        finally:
+            router.embed = embed
+    return chosen
+
+
+def false_triggers(routers: dict[str, ActionRouter], negatives: list[dict[str, Any]],
+                   combined: dict[str, CombinedThresholds] = DEFAULT_COMBINED) -> dict[str, dict[str, Any]]:
+    """Negatives routed to an action, whole or as the case part of a combined message."""
+    changes = [action.name for action in load_actions(sample_actions_path()).actions if action.changes]
     out: dict[str, dict[str, Any]] = {}
     for language in ("en", "ko"):
         rows = [row for row in negatives if row["language"] == language]
-        decisions = [(row, routers[language].route(row["question"])) for row in rows]
+        decisions = []
+        for row in rows:
+            cut = split(row["question"], routers[language], combined[language], language, changes)
+            decisions.append((row, cut.decision if cut is not None else routers[language].route(row["question"])))
         out[language] = {
             "questions": sum(row["action"] is None for row in rows),
             "triggered": [f"{row['set']}/{row['id']}: {row['question']} -> {d.action}" for row, d in decisions
@@ -252,17 +338,21 @@ def matches(turn: dict[str, Any], result) -> bool:  # type: ignore[no-untyped-de
     expected = turn["expect"] if isinstance(turn["expect"], list) else [turn["expect"]]
     if result.kind not in expected:
         return False
+    if result.question != turn.get("question", ""):
+        return False  # cut where it must stay whole, or not cut (or cut elsewhere) where expected
     if turn.get("action") and result.kind != "help_center" and result.action != turn["action"]:
         return False
     return all(fragment in result.text for fragment in turn.get("contains", []))
 
 
 async def run_conversations(routers: dict[str, ActionRouter], embedders: list[TimedEmbedder],
-                            conversations: list[dict[str, Any]], verbose: bool) -> dict[str, Any]:
+                            conversations: list[dict[str, Any]], verbose: bool,
+                            combined: dict[str, CombinedThresholds] = DEFAULT_COMBINED) -> dict[str, Any]:
     actions = load_actions(sample_actions_path())
     latencies: dict[str, list[float]] = defaultdict(list)
     without_embedding: dict[str, list[float]] = defaultdict(list)
-    figures = {"success": 0, "wrong_action": 0, "unconfirmed_changes": 0, "cross_customer": 0, "turns": 0, "failures": []}
+    figures = {"success": 0, "wrong_action": 0, "unconfirmed_changes": 0, "cross_customer": 0, "turns": 0, "failures": [],
+               "cut": 0, "cut_expected": 0, "cut_wrongly": 0}
     for conversation in conversations:
         customer = conversation["customer"]
         identity = CustomerIdentity(customer, "customer_key") if customer else None
@@ -270,7 +360,7 @@ async def run_conversations(routers: dict[str, ActionRouter], embedders: list[Ti
         with ShopServer(settings) as server:
             executor = ActionExecutor(load_actions(sample_actions_path(), base_url=server.url),
                                       environ={"SUPPORTBOT_SHOP_SERVICE_TOKEN": TOKEN}, backoff_s=0.01)
-            stage = ActionStage(actions, executor, routers)
+            stage = ActionStage(actions, executor, routers, combined=combined)
             before = shop_state(server, customer) if customer else ""
             state, ok, wrong, confirmed_runs, previous_kind = None, True, False, 0, ""
             forbidden = others_records(customer)
@@ -287,9 +377,13 @@ async def run_conversations(routers: dict[str, ActionRouter], embedders: list[Ti
                 latencies[path].append(elapsed)
                 without_embedding[path].append(elapsed - embedding_ms)
                 state = result.state
+                figures["cut_expected"] += bool(turn.get("question"))
+                figures["cut"] += bool(result.question) and result.question == turn.get("question")
+                figures["cut_wrongly"] += bool(result.question) and result.question != turn.get("question")
                 if not matches(turn, result):
                     ok = False
-                    figures["failures"].append(f"{conversation['id']}: {turn['say']!r} -> {result.kind} {result.action} {result.text[:160]!r}")
+                    cut = f" (help center: {result.question!r})" if result.question else ""
+                    figures["failures"].append(f"{conversation['id']}: {turn['say']!r} -> {result.kind} {result.action}{cut} {result.text[:160]!r}")
                 if ran and result.action != turn.get("action"):
                     wrong = True
                 if ran and declared is not None and declared.changes:
@@ -303,7 +397,8 @@ async def run_conversations(routers: dict[str, ActionRouter], embedders: list[Ti
                     figures["cross_customer"] += 1
                 previous_kind = result.kind
                 if verbose:
-                    print(f"  [{conversation['id']}] {turn['say']!r} -> {result.kind}/{result.action}: {result.text[:120]!r}")
+                    cut = f" + help center {result.question!r}" if result.question else ""
+                    print(f"  [{conversation['id']}] {turn['say']!r} -> {result.kind}/{result.action}{cut}: {result.text[:120]!r}")
             after = shop_state(server, customer) if customer else ""
             changed = int(before != after)
             if changed > confirmed_runs:
@@ -327,15 +422,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=SPLITS, default="report",
                         help="which conversations and negatives to run (default: report, at the defaults in routing.py)")
-    parser.add_argument("--sweep", action="store_true", help="choose the thresholds on the tune split first (only with --split tune)")
+    parser.add_argument("--sweep", action="store_true", help="choose the routing thresholds on the tune split first (with "
+                        "--split tune), or the combined-message thresholds on the combined split (with --split combined)")
     parser.add_argument("--write-splits", action="store_true", help="rewrite bench/data/action_negatives-*.jsonl from the sets, and stop")
     parser.add_argument("--verbose", action="store_true", help="print every turn")
     args = parser.parse_args()
     if args.write_splits:
         write_negative_splits()
         return
-    if args.sweep and args.split != "tune":
-        parser.error("--sweep chooses thresholds on the tune split only: add --split tune")
+    if args.sweep and args.split not in ("tune", "combined"):
+        parser.error("--sweep chooses thresholds on the tune split (routing) or the combined split only: add --split tune or --split combined")
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[attr-defined]  (progress shows when redirected)
     conversations, negatives = load_conversations(args.split), load_negatives(args.split)
     actions = load_actions(sample_actions_path())
@@ -344,24 +440,31 @@ def main() -> None:
     print(f"split {args.split}: {len(conversations)} conversations ({sum(c['language'] == 'ko' for c in conversations)} Korean), "
           f"{sum(len(c['turns']) for c in conversations)} turns; {len(negatives)} negatives; "
           f"embedders loaded in {time.perf_counter() - started:.1f} s")
-    chosen = DEFAULT_ROUTING
-    if args.sweep:
+    chosen, combined = DEFAULT_ROUTING, DEFAULT_COMBINED
+    if args.sweep and args.split == "combined":
+        combined = sweep_combined(routers, conversations, load_negatives("tune"))
+    elif args.sweep:
         chosen = sweep(routers, conversations, negatives)
         for language, setting in chosen.items():
             routers[language].threshold, routers[language].margin = setting.threshold, setting.margin
             routers[language].anchored_threshold = setting.anchored
             routers[language].general_threshold = setting.general
             routers[language].change_margin = setting.change
-    triggers = false_triggers(routers, negatives)
-    figures = asyncio.run(run_conversations(routers, embedders, conversations, args.verbose))
+    triggers = false_triggers(routers, negatives, combined)
+    figures = asyncio.run(run_conversations(routers, embedders, conversations, args.verbose, combined))
     total = len(conversations)
-    print(f"\nSplit {args.split}, at {json.dumps({k: v.as_kwargs() for k, v in chosen.items()})}:")
+    print(f"\nSplit {args.split}, at {json.dumps({k: v.as_kwargs() for k, v in chosen.items()})}, "
+          f"combined messages at {json.dumps({k: vars(v) for k, v in combined.items()})}:")
     print(f"task success rate            {figures['success'] / total:.3f}  ({figures['success']}/{total})")
     print(f"wrong-action rate            {figures['wrong_action'] / total:.3f}  ({figures['wrong_action']}/{total} conversations ran an action not asked for)")
     for language, found in triggers.items():
         count, size = len(found["triggered"]), found["questions"]
+        if not size:
+            continue
         print(f"false triggers {language}            {count / size:.3f}  ({count}/{size} help-center and off-topic questions: {found['triggered']})")
         print(f"  case questions in those sets, {language}: {found['case_questions']}")
+    print(f"combined messages cut        {figures['cut']}/{figures['cut_expected']} as expected, "
+          f"{figures['cut_wrongly']} cut that must stay whole (or cut wrongly)")
     print(f"changes without confirmation {figures['unconfirmed_changes']}")
     print(f"another customer's data shown {figures['cross_customer']}")
     print(f"latency per turn by path, ms (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):")
@@ -374,7 +477,8 @@ def main() -> None:
         print("\nturns that missed their expectation:")
         for failure in figures["failures"]:
             print(f"  {failure}")
-    print("\nNot measured here (needs the turn integration): generator-filled parameters, combined policy+case answers, "
+    print("\nNot measured here (needs the turn integration): generator-filled parameters, the help center's answer to "
+          "a combined message's policy part, "
           "whole-turn latency with the help-center path over gRPC, channels.")
 
 

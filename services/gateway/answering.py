@@ -64,8 +64,8 @@ class AnswerComposer:
         answer = turn.answer
         answer.language = turn.language
         evidence = Evidence(turn.sources)
-        composed = self.quote(turn.message, evidence, turn.follows)
-        decision = self.answerability(turn.message, evidence, composed, turn.follows, turn.unknown_terms)
+        composed = self.quote(turn.question, evidence, turn.follows)
+        decision = self.answerability(turn.question, evidence, composed, turn.follows, turn.unknown_terms)
         if not decision.answerable:
             # Decided before any generation: a question the help center does not cover gets
             # the "not covered" reply in every mode, never a confident quote or a model's guess.
@@ -76,7 +76,7 @@ class AnswerComposer:
                 yield text
             return
         request = GenerationRequest(
-            question=turn.message, sources=list(turn.sources), history=list(turn.history),
+            question=turn.question, sources=list(turn.sources), history=list(turn.history),
             max_tokens=self.settings.answers.max_answer_tokens, repetition_penalty=self.settings.answers.answer_repetition_penalty,
             request_id=turn.turn_id, language=turn.language, collection=turn.active_session.collection,
         )
@@ -109,7 +109,7 @@ class AnswerComposer:
     def extractive(self, turn: TurnContext, evidence: Evidence, path: AnswerPath, reason: str = "") -> Iterator[str]:
         """The source sentences that answer the turn's message, quoted and cited."""
         answer = turn.answer
-        composed = self.quote(turn.message, evidence, turn.follows)
+        composed = self.quote(turn.question, evidence, turn.follows)
         if not composed.sentences:
             yield self.fixed(answer, self.settings.fixed_replies.reply("ungrounded", answer.language), reason or "no source sentence answers the question")
             return
@@ -159,7 +159,7 @@ class AnswerComposer:
         except grpc.aio.AioRpcError as exc:
             log.warning("generation failed", extra={"code": exc.code().name, "details": exc.details()})
             reason = f"the generator failed ({exc.code().name})"
-            if not answer.text:
+            if not answer.text[len(turn.case_reply):]:
                 yield self.fixed(answer, self.settings.fixed_replies.reply("unavailable", answer.language), reason)
                 return
             # Cut off mid-answer: say so, rather than leave half a sentence standing as if whole.
@@ -167,12 +167,13 @@ class AnswerComposer:
             answer.path, answer.grounded, answer.fallback_reason = AnswerPath.GENERATED, False, reason
             return
         answer.text = answer.text.strip()
-        if not answer.text:
+        written = answer.text[len(turn.case_reply):]  # after an action's reply to the case part, if any
+        if not written.strip():
             yield self.fixed(answer, self.settings.fixed_replies.reply("ungrounded", answer.language), "the model wrote nothing")
             return
         # Shown as written, but only called grounded when the sources support some of it (an
         # answer that ignored its sources, as an injected "ignore your sources" asks, is not).
-        verifier = verify(evidence, answer.text, threshold=self.settings.answers.support_threshold,
+        verifier = verify(evidence, written, threshold=self.settings.answers.support_threshold,
                           truncated=answer.finish == FinishReason.LENGTH)
         answer.sentences_kept, answer.sentences_dropped = len(verifier.kept), verifier.dropped
         answer.path, answer.grounded = AnswerPath.GENERATED, bool(verifier.kept)

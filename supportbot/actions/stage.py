@@ -30,6 +30,13 @@ from typing import Any, Literal, cast, get_args
 
 from supportbot.actions import pending as states
 from supportbot.actions.case import proposal_id as proposal_id_of
+from supportbot.actions.combined import (
+    DEFAULT_COMBINED,
+    Combined,
+    CombinedThresholds,
+    split,
+    texts_to_embed,
+)
 from supportbot.actions.declarations import Action, ActionFile
 from supportbot.actions.executor import ActionExecutor, ActionInteraction, ActionResult
 from supportbot.actions.identity import CustomerIdentity, IdentitySource
@@ -106,6 +113,9 @@ class StageResult:
     # Every action run of the turn, lookups for a question's options included: the records they
     # read are the case an agent sees (supportbot.actions.case).
     reads: list[ActionResult] = field(default_factory=list)
+    # A message that held a case question and a policy question (supportbot.actions.combined):
+    # the action answered the case part, and this part is left for the help center to answer.
+    question: str = ""
 
     @property
     def passthrough(self) -> bool:
@@ -116,16 +126,33 @@ class StageResult:
 class ActionStage:
     def __init__(self, actions: ActionFile, executor: ActionExecutor, routers: dict[str, ActionRouter], *,
                  generate: GenerateText | None = None, clock: Callable[[], float] = time.time,
-                 ttl_s: float = states.DEFAULT_TTL_S) -> None:
+                 ttl_s: float = states.DEFAULT_TTL_S, combined: dict[str, CombinedThresholds] | None = None) -> None:
         self.actions = actions
         self.executor = executor
         self.routers = routers
+        self.combined = dict(DEFAULT_COMBINED if combined is None else combined)
         self.generate = generate
         self.clock = clock
         self.ttl_s = ttl_s
 
     def language_of(self, message: str) -> str:
         return "ko" if has_hangul(message) and "ko" in self.routers else "en"
+
+    def texts_to_route(self, message: str) -> list[str]:
+        """Every text routing this message embeds: the message and the parts of each way to cut
+        it (an embedder that fetches vectors ahead, the gateway's, fetches these)."""
+        router = self.routers[self.language_of(message)]
+        return list(dict.fromkeys([router.query_text(message), *texts_to_embed(message, router)]))
+
+    def split(self, message: str) -> Combined | None:
+        """The message's case part and help-center question, when it holds both (see
+        supportbot.actions.combined); None: one request or one question."""
+        language = self.language_of(message)
+        thresholds = self.combined.get(language)
+        if thresholds is None:
+            return None
+        changes = (action.name for action in self.actions.actions if action.changes)
+        return split(message, self.routers[language], thresholds, language, changes)
 
     async def run(self, turn: ActionTurn) -> StageResult:
         result = await self.handle(turn.message, turn.pending, turn.identity)
@@ -147,8 +174,19 @@ class ActionStage:
             if handled is not None:
                 return handled
             pending = None
+        if pending is None and (combined := self.split(message)) is not None:
+            # The case part starts its action; the help center answers the other (the turn's).
+            started = await self._start(combined.case, combined.decision, identity, language, now)
+            started.question = combined.question
+            return started
         if route.action is None:  # route.is_action, spelt so that the type checker sees it
             return StageResult("help_center", route=route, state=_keep(pending))
+        return await self._start(message, route, identity, language, now)
+
+    async def _start(self, message: str, route: RouteDecision, identity: CustomerIdentity | None, language: str,
+                     now: float) -> StageResult:
+        """The action the router chose for `message`, started: run, asked about, or proposed."""
+        assert route.action is not None
         action = self.actions.action(route.action)
         if identity is None:
             result = await self.executor.run(action.name, {}, None, language=language)

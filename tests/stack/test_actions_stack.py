@@ -339,3 +339,27 @@ def test_an_agent_approves_the_proposed_change_in_the_panel_for_the_conversation
 
     last = asyncio.run(conversation()).turns[-1]
     assert last.approved_by and "[order L-300001]" in last.content
+
+
+def test_a_case_question_and_a_policy_question_in_one_message_are_answered_each_with_its_citation(actions_stack: Stack) -> None:
+    """With the real routing models: "where is my order ... and can I still return it?" gets the
+    shop's record of the order, cited, and the help center's answer to the return question (the
+    sample help center ingested here), its articles numbered first and the record after them."""
+    from supportbot.client import ingest_quietly
+    from supportbot.sample import HELPCENTER
+
+    asyncio.run(ingest_quietly([HELPCENTER], "", actions_stack.address("retriever"), actions_stack.key("admin")))
+    order = {o["order_id"]: o for o in shop_orders(actions_stack, "local-customer")}["L-300002"]
+    _, result = asyncio.run(turn(actions_stack, "Where is my order L-300002 and can I still return it?"))
+    assert result.action.action == "order_status" and result.action.kind == chat_pb2.ACTION_REPLY_KIND_RESULT
+    reply, _, policy = result.answer.partition("\n\n")
+    assert "[order L-300002]" in reply and order["status"] in reply.lower() and "[order" not in policy
+    assert result.answer_path == chat_pb2.ANSWER_PATH_EXTRACTIVE and result.rewritten_question == "can I still return it?"
+    assert result.grounded and "return" in policy.lower()
+    [record] = [c for c in result.citations if c.title == "[order L-300002]"]
+    articles = [c for c in result.citations if c.title != record.title]
+    assert articles and record.index == max(c.index for c in articles) + 1
+    assert len({c.index for c in result.citations}) == len(result.citations)
+    # A message that must stay whole is routed whole, as before.
+    _, whole = asyncio.run(turn(actions_stack, "If I cancel my Lumio Plus subscription, do I get a refund for this month?"))
+    assert not whole.HasField("action") and whole.answer_path != chat_pb2.ANSWER_PATH_ACTION

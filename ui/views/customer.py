@@ -58,11 +58,12 @@ def send_feedback(session_id: str, turn_id: str, rating: int) -> None:
         st.session_state.notice = friendly(error)
 
 
-def cited_sources(result: chat_pb2.ChatResult, sources: list[Any]) -> list[dict[str, Any]]:
-    """The sources the answer cites, numbered as in the answer; the top three if it cites none."""
+def cited_sources(result: chat_pb2.ChatResult, sources: list[Any], skip: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The sources the answer cites, numbered as in the answer; the top three if it cites none.
+    `skip`: titles of citations that are no article (an action's record markers)."""
     if not result.grounded:
         return []
-    cited = [(c.index, sources[c.index - 1]) for c in result.citations if 0 < c.index <= len(sources)]
+    cited = [(c.index, sources[c.index - 1]) for c in result.citations if 0 < c.index <= len(sources) and c.title not in skip]
     chosen = cited or list(enumerate(sources[:3], start=1))
     return [
         {"index": n, "title": s.title, "section": " › ".join(s.heading_path), "url": s.url, "text": s.text}
@@ -70,14 +71,28 @@ def cited_sources(result: chat_pb2.ChatResult, sources: list[Any]) -> list[dict[
     ]
 
 
+def record_source(record: chat_pb2.RecordCitation, index: int) -> dict[str, Any]:
+    # "[1] order L-104233": the answer's own marker without its brackets.
+    return {"index": index, "title": f"{record.record} {record.record_id}" if record.record_id else record.marker,
+            "section": "", "url": "", "text": text("record_from_account", record=record.record, record_id=record.record_id)}
+
+
 def record_sources(action: chat_pb2.ActionReply) -> list[dict[str, Any]]:
     """The account records an action's answer rests on ("[order L-104233]"), shown as sources are."""
-    return [
-        # "[1] order L-104233": the answer's own marker without its brackets.
-        {"index": n, "title": f"{r.record} {r.record_id}" if r.record_id else r.marker, "section": "", "url": "",
-         "text": text("record_from_account", record=r.record, record_id=r.record_id)}
-        for n, r in enumerate(action.records, start=1)
-    ]
+    return [record_source(r, n) for n, r in enumerate(action.records, start=1)]
+
+
+def answer_sources(result: chat_pb2.ChatResult, sources: list[Any]) -> list[dict[str, Any]]:
+    """What the answer rests on, numbered as its citations: the help center's articles, an
+    action's records, or, for a message with a case question and a policy question, the articles
+    and then the records (numbered after them by the gateway's cite_case stage)."""
+    if not result.HasField("action"):
+        return cited_sources(result, sources)
+    if result.answer_path == chat_pb2.ANSWER_PATH_ACTION:
+        return record_sources(result.action)
+    records = {r.marker: r for r in result.action.records}
+    cited_records = [record_source(records[c.title], c.index) for c in result.citations if c.title in records]
+    return cited_sources(result, sources, skip=frozenset(records)) + cited_records
 
 
 def action_options(action: chat_pb2.ActionReply) -> list[tuple[str, str]]:
@@ -131,11 +146,9 @@ def ask(session_id: str, question: str) -> None:
                         st.session_state.notice = text("person_taking_over")
                     if result.answer:
                         placeholder.markdown(result.answer)
+                    st.session_state.sources[result.turn_id] = answer_sources(result, sources)
                     if result.HasField("action"):
-                        st.session_state.sources[result.turn_id] = record_sources(result.action)
                         st.session_state.options[result.turn_id] = action_options(result.action)
-                    else:
-                        st.session_state.sources[result.turn_id] = cited_sources(result, sources)
                     note = PATH_NOTES.get(result.answer_path)
                     st.session_state.paths[result.turn_id] = text(note) if note else ""
         except grpc.RpcError as error:

@@ -57,9 +57,12 @@ class RoutingEmbedder:
         self.kept = kept
         self._fetched: OrderedDict[str, list[float]] = OrderedDict()
 
-    async def fetch(self, text: str) -> None:
-        if text not in self._fetched:
-            [self._fetched[text]] = await self.embeddings.embed([text], multilingual=self.multilingual)
+    async def fetch(self, *texts: str) -> None:
+        """The vectors of these texts, fetched in one call (those not fetched already)."""
+        missing = list(dict.fromkeys(text for text in texts if text not in self._fetched))
+        if missing:
+            vectors = await self.embeddings.embed(missing, multilingual=self.multilingual)
+            self._fetched.update(zip(missing, vectors, strict=True))
             while len(self._fetched) > self.kept:
                 self._fetched.popitem(last=False)
 
@@ -144,7 +147,7 @@ class Act:
             language = stage.language_of(message)
             embedder = self.embedders.get(language)
             if embedder is not None:
-                await embedder.fetch(stage.routers[language].query_text(message))
+                await embedder.fetch(*stage.texts_to_route(message))
         except grpc.aio.AioRpcError as exc:
             log.warning("account actions unavailable this turn: the retriever cannot embed", extra={"error": exc.code().name})
             return None
@@ -165,15 +168,23 @@ class Act:
         turn.action_runs.extend(out.interactions)
         if out.passthrough:
             return
-        turn.route = Route.ACTION
         answer = turn.answer
+        turn.action = ActionReply(
+            action=out.action, kind=out.kind, options=tuple((o.value, o.label) for o in out.options),
+            records=tuple(out.citations),
+        )
+        if out.question:
+            # A policy question came with the case one: the action's reply first, then the help
+            # center's answer to that question (the stages after this one; the cite_case stage
+            # numbers the records after its articles).
+            reply = answer.add(out.text + "\n\n")
+            turn.answer_policy_part(out.question, reply, list(out.citations))
+            yield AnswerText(reply)
+            return
+        turn.route = Route.ACTION
         answer.path, answer.finish, answer.language = AnswerPath.ACTION, FinishReason.NOT_GENERATED, turn.language
         # A result rests on the records the company's API returned, as a help-center answer rests
         # on its articles; questions, confirmations and errors state nothing about a record.
         answer.citations = [record_citation(record, index) for index, record in enumerate(out.citations, 1)]
         answer.grounded = out.kind == "result" and bool(out.citations)
-        turn.action = ActionReply(
-            action=out.action, kind=out.kind, options=tuple((o.value, o.label) for o in out.options),
-            records=tuple(out.citations),
-        )
         yield AnswerText(answer.add(out.text))

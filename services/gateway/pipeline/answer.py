@@ -67,8 +67,9 @@ class AnswerQuestion:
         note = self.settings.fixed_replies.source_note(turn.language, source_languages(turn.sources, answer.citations))
         if not note:
             return ""
-        # Before the text already added: the note leads what is stored and what the cache replays.
-        piece = note + "\n\n"
-        answer.text = piece + answer.text
-        answer.pieces.insert(0, piece)
+        # Before the text already added: the note leads what is stored and what the cache replays
+        # (after an action's reply to the case part of the message, when there is one).
+        piece, lead = note + "\n\n", turn.case_reply
+        answer.text = lead + piece + answer.text[len(lead):]
+        answer.pieces.insert(1 if lead else 0, piece)
         return piece

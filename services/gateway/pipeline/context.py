@@ -22,6 +22,7 @@ from services.gateway.domain import (
 )
 from services.gateway.sessions import SessionRecord, new_turn_id
 from supportbot.actions.identity import CustomerIdentity
+from supportbot.actions.replies import RecordCitation
 from supportbot.answers.answerability import UnknownTerm
 from supportbot.answers.sources import Source
 from supportbot.core.language import ENGLISH
@@ -73,6 +74,13 @@ class TurnContext:
     # record stage writes to the interaction log (supportbot.actions.executor.ActionInteraction).
     action: ActionReply | None = None
     action_runs: list[Any] = field(default_factory=list)
+    # A case question and a policy question in one message (supportbot.actions.combined): the
+    # action's reply, streamed first; the records it rests on, which the cite_case stage numbers
+    # after the help center's articles; and the part the help center answers as a question of
+    # its own.
+    case_reply: str = ""
+    case_records: list[RecordCitation] = field(default_factory=list)
+    help_question: str = ""
     stage_ms: dict[str, float] = field(default_factory=dict)
     outcome: TurnOutcome | None = None
 
@@ -82,6 +90,21 @@ class TurnContext:
         if self.session is None:
             raise RuntimeError("the session is opened before any later stage runs")
         return self.session
+
+    @property
+    def question(self) -> str:
+        """What the help center answers: the message, or the policy part of a message whose case
+        part an action answered."""
+        return self.help_question or self.message
+
+    def answer_policy_part(self, question: str, case_reply: str, records: list[RecordCitation]) -> None:
+        """The action answered the case part with `case_reply` (already in the answer); the help
+        center answers `question` as one of its own: searched on its own, not read after the
+        conversation, and never from the answer cache (which holds whole questions' answers)."""
+        self.help_question = self.rewritten = question
+        self.follows = ""
+        self.cacheable = False
+        self.case_reply, self.case_records = case_reply, list(records)
 
     @property
     def reused_from(self) -> CacheEntry | None:

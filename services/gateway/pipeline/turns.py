@@ -15,6 +15,7 @@ from services.gateway.domain import AnswerMode, ChatRequest, TurnEvent
 from services.gateway.interaction_log import InteractionLog
 from services.gateway.pipeline.act import Act
 from services.gateway.pipeline.answer import AnswerQuestion
+from services.gateway.pipeline.cite_case import CiteCase
 from services.gateway.pipeline.context import Route, TurnContext
 from services.gateway.pipeline.decide_handoff import DecideHandoff
 from services.gateway.pipeline.identify import Identify
@@ -70,6 +71,7 @@ def chat_stages(
         Step(retrieve, BOT),
         Step(reuse, BOT),
         Step(AnswerQuestion(settings, composer), BOT),
+        *([Step(CiteCase(), BOT)] if act is not None else []),
         Step(DecideHandoff(), BOT),
         Step(Record(sessions, interactions, reuse), RECORDED, always=True),
     ]

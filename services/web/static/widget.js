@@ -285,7 +285,10 @@
         if (result.answer) text.textContent = result.answer;
         answer.setAttribute("data-turn", result.turnId);
         if (result.action) {
-          showRecords(answer, result.action.records);
+          // A case question with a policy question: the articles and then the records, one
+          // numbered list (the gateway numbers the records after the articles).
+          if (result.answerPath === "ANSWER_PATH_ACTION") showRecords(answer, result.action.records);
+          else showSources(answer, result.citations);
           showOptions(answer, result.action);
         } else showSources(answer, result.citations);
         if (result.answer) showRating(answer, result.turnId);

@@ -35,7 +35,7 @@ from supportbot.core import auth
 from supportbot.core.auth import Principal
 from supportbot.core.errors import InvalidArgument, PermissionDenied
 from supportbot.v1 import chat_pb2, retriever_pb2
-from tests.fakes import FakeGenerator, FakeRetriever
+from tests.fakes import REFUNDS, FakeGenerator, FakeRetriever
 
 SHOP_TOKEN = "turn-test-token-" + "t" * 24
 IDENTITY_SECRET = "identity-secret-" + "i" * 32
@@ -195,6 +195,65 @@ async def test_without_actions_configured_the_turn_is_a_help_center_turn(redis, 
     assert result.answer_path != chat_pb2.ANSWER_PATH_ACTION and not result.HasField("action")
     assert "[order L-104233]" not in result.answer and await action_records(redis) == []
     assert (await plain.sessions.get(session_id)).pending_action is None
+
+
+async def test_a_case_question_and_a_policy_question_in_one_message_are_answered_each_with_its_citation(
+        redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]
+    retriever = FakeRetriever()
+    retriever.results = [REFUNDS]
+    settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="extractive")
+    servicer = build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), retriever, FakeGenerator(),
+                          act=act_stage(shop))
+    session_id, result = await chat(servicer, "Has my order L-104240 shipped yet, and how long do card refunds take?")
+    order = shop.store.order("c-ana", "L-104240")
+    # The action's reply first, with its record; then the help center's answer to the other part,
+    # searched as a question of its own.
+    assert retriever.queries == ["how long do card refunds take?"]
+    reply, _, policy = result.answer.partition("\n\n")
+    assert "[order L-104233]" not in result.answer and "[order L-104240]" in reply and order["status"] in reply
+    assert "Card refunds take 5-10 business days" in policy
+    assert result.answer_path == chat_pb2.ANSWER_PATH_EXTRACTIVE and result.grounded
+    assert result.action.kind == chat_pb2.ACTION_REPLY_KIND_RESULT and [r.marker for r in result.action.records] == ["[order L-104240]"]
+    # The articles numbered first, the record after them: no number stands for two things.
+    articles = [c for c in result.citations if c.document_id == "refund-timing"]
+    [record] = [c for c in result.citations if c.title == "[order L-104240]"]
+    assert articles and record.index == max(c.index for c in articles) + 1
+    assert sorted(c.index for c in result.citations) == list(range(1, len(result.citations) + 1))
+    stored = (await servicer.sessions.get(session_id)).turns[-1]
+    assert stored.content == result.answer and [c["title"] for c in stored.citations][-1] == "[order L-104240]"
+    [run] = await action_records(redis)
+    assert (run["action"], run["outcome"], run["turn_id"]) == ("order_status", "ok", result.turn_id)
+
+
+async def test_a_change_with_a_policy_question_is_proposed_beside_the_answer_and_runs_only_on_yes(servicer, shop) -> None:  # type: ignore[no-untyped-def]
+    session_id, proposal = await chat(servicer, "cancel my Lumio Plus subscription — do I get a refund for this month?")
+    assert proposal.action.kind == chat_pb2.ACTION_REPLY_KIND_CONFIRM and proposal.action.action == "cancel_subscription"
+    reply, _, policy = proposal.answer.partition("\n\n")
+    assert "S-2001" in reply and policy and "S-2001" not in policy
+    assert proposal.answer_path != chat_pb2.ANSWER_PATH_ACTION and proposal.rewritten_question == "do I get a refund for this month?"
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "active"
+    assert (await servicer.sessions.get(session_id)).pending_action["status"] == "awaiting_confirmation"
+    _, done = await chat(servicer, "yes", session_id)
+    assert done.action.kind == chat_pb2.ACTION_REPLY_KIND_RESULT and "[subscription S-2001]" in done.answer
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
+
+
+async def test_the_policy_part_is_generated_for_as_its_own_question_and_never_from_the_answer_cache(redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]
+    generator = FakeGenerator()
+    settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="verified")
+    servicer = build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), FakeRetriever(), generator,
+                          act=act_stage(shop))
+    message = "where is my order and can I still return it?"
+    session_id, first = await chat(servicer, message)
+    assert first.action.kind == chat_pb2.ACTION_REPLY_KIND_CLARIFY
+    assert [o.value for o in first.action.options] == ["L-104240", "L-104233", "L-104198"]
+    assert [r.question for r in generator.requests] == ["can I still return it?"]
+    assert first.answer.startswith("Which one do you mean: L-104240") and first.answer_path == chat_pb2.ANSWER_PATH_VERIFIED
+    # The same message in a new conversation is answered again, not replayed from the cache.
+    _, again = await chat(servicer, message)
+    assert not again.cached_from_turn_id and len(generator.requests) == 2
+    _, answered = await chat(servicer, "L-104233", session_id)
+    assert answered.answer_path == chat_pb2.ANSWER_PATH_ACTION and "[order L-104233]" in answered.answer
 
 
 def test_act_is_not_built_without_an_actions_file() -> None:
