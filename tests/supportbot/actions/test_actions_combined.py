@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 
 from services.shop.server import ShopServer
-from services.shop.settings import ShopSettings
 from supportbot.actions.combined import (
     CombinedThresholds,
     cuts,
@@ -22,14 +21,13 @@ from supportbot.actions.combined import (
     worded_as_request,
 )
 from supportbot.actions.declarations import load_actions, sample_actions_path
-from supportbot.actions.executor import ActionExecutor
 from supportbot.actions.identity import CustomerIdentity
 from supportbot.actions.routing import ActionRouter, HashingEmbedder
 from supportbot.actions.stage import ActionStage
+from tests.supportbot.actions.staging import HELP, demo_stage
 
 TOKEN = "combined-test-token-" + "c" * 24
 ANA = CustomerIdentity("c-ana", "customer_key")
-HELP = ["What is your return policy?", "How do I reset my Lumio bulb?", "Which payment methods do you accept?"]
 ACTIONS = load_actions(sample_actions_path())
 CHANGES = [action.name for action in ACTIONS.actions if action.changes]
 AT = CombinedThresholds(case=0.5, question=0.0)
@@ -135,13 +133,7 @@ def test_the_texts_embedded_are_each_part_with_its_record_numbers_masked(router:
 
 @pytest.fixture()
 def stage() -> Iterator[ActionStage]:
-    with ShopServer(ShopSettings(database=":memory:", port=0, service_token=TOKEN)) as server:
-        executor = ActionExecutor(load_actions(sample_actions_path(), base_url=server.url),
-                                  environ={"SUPPORTBOT_SHOP_SERVICE_TOKEN": TOKEN})
-        routers = {language: ActionRouter(ACTIONS.actions, HashingEmbedder(), HELP, languages=[language], threshold=0.6, margin=0.05)
-                   for language in ("en", "ko")}
-        built = ActionStage(ACTIONS, executor, routers)
-        built.server = server  # type: ignore[attr-defined]
+    with demo_stage(TOKEN) as built:
         yield built
 
 

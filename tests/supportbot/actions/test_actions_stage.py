@@ -5,32 +5,23 @@ once on an explicit yes, and the pending state carried between turns as JSON."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
 from services.shop.server import ShopServer
 from services.shop.settings import ShopSettings
-from supportbot.actions.declarations import load_actions, sample_actions_path
-from supportbot.actions.executor import ActionExecutor
 from supportbot.actions.identity import CustomerIdentity
-from supportbot.actions.routing import ActionRouter, HashingEmbedder
 from supportbot.actions.stage import SESSION_FIELD, ActionStage, ActionTurn
+from tests.supportbot.actions.staging import demo_stage
 
 TOKEN = "stage-test-token-" + "s" * 24
 ANA = CustomerIdentity("c-ana", "customer_key")
-HELP = ["What is your return policy?", "How do I reset my Lumio bulb?", "Which payment methods do you accept?"]
 
 
 @pytest.fixture()
-def stage():  # type: ignore[no-untyped-def]
-    with ShopServer(ShopSettings(database=":memory:", port=0, service_token=TOKEN)) as server:
-        actions = load_actions(sample_actions_path())
-        executor = ActionExecutor(load_actions(sample_actions_path(), base_url=server.url),
-                                  environ={"SUPPORTBOT_SHOP_SERVICE_TOKEN": TOKEN})
-        routers = {language: ActionRouter(actions.actions, HashingEmbedder(), HELP, languages=[language], threshold=0.6, margin=0.05)
-                   for language in ("en", "ko")}
-        built = ActionStage(actions, executor, routers)
-        built.server = server  # type: ignore[attr-defined]
+def stage() -> Iterator[ActionStage]:
+    with demo_stage(TOKEN) as built:
         yield built
 
 
