@@ -353,6 +353,12 @@ def per_set(rows: list[Row], score: Score, threshold: float) -> str:
     return ", ".join(parts)
 
 
+
+def collection_rows(rows: list[dict], set_name: str) -> list[dict]:
+    """One collection's questions; the sample help centers' own off-topic files with theirs."""
+    off_topic = {"sample": "off-topic-en", "korean": "off-topic-ko"}.get(set_name)
+    return [r for r in rows if r["set"] in (set_name, off_topic)]
+
 def analyse(args: argparse.Namespace) -> None:
     from supportbot.answers.answerability import THRESHOLDS
 
@@ -414,19 +420,11 @@ def analyse(args: argparse.Namespace) -> None:
         "of scores cannot fix what overlaps inside one collection):"
     )
     names = ["similarity", "current", *[n for n in CANDIDATES if n != "none"]]
+    signals: list[Score] = [lambda r: r["similarity"], current_score, *[c for n, c in CANDIDATES.items() if n != "none"]]
     sets = [s for s in dict.fromkeys(r["set"] for r in rows) if not s.startswith("off-topic")]
     print(f"{'set':>18} " + " ".join(f"{n[:9]:>9}" for n in names))
     for set_name in sets:
-        mine = [r for r in rows if r["set"] == set_name]
-        if set_name in ("sample", "korean"):
-            mine += [
-                r for r in rows if r["set"] == f"off-topic-{'en' if set_name == 'sample' else 'ko'}"
-            ]
-        signals: list[Score] = [
-            lambda r: r["similarity"],
-            current_score,
-            *[c for n, c in CANDIDATES.items() if n != "none"],
-        ]
+        mine = collection_rows(rows, set_name)
         print(f"{set_name:>18} " + " ".join(f"{separation(mine, sig):9.3f}" for sig in signals))
     print(
         "\nPer set, uncovered questions declined (of all, the retriever's empty answers included) by each signal "
@@ -435,16 +433,7 @@ def analyse(args: argparse.Namespace) -> None:
     )
     print(f"{'set':>18} " + " ".join(f"{n[:9]:>9}" for n in names))
     for set_name in sets:
-        mine = [r for r in rows if r["set"] == set_name]
-        if set_name in ("sample", "korean"):
-            mine += [
-                r for r in rows if r["set"] == f"off-topic-{'en' if set_name == 'sample' else 'ko'}"
-            ]
-        signals = [
-            lambda r: r["similarity"],
-            current_score,
-            *[c for n, c in CANDIDATES.items() if n != "none"],
-        ]
+        mine = collection_rows(rows, set_name)
         cells = []
         for sig in signals:
             lowest = min((sig(r) for r in mine if r["answerable"] and r["retrieved"]), default=0.0)
