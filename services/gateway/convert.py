@@ -4,6 +4,7 @@ The one module besides server.py that imports protobuf types (sources and citati
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -166,6 +167,7 @@ def session_message(session: SessionRecord) -> chat_pb2.Session:
         update_time=timestamp(session.updated_at),
         assigned_agent=session.assigned_agent,
         handoff_reason=session.handoff_reason,
+        waiting_action=action_reply_message(waiting) if (waiting := session.waiting_action(time.time())) else None,
     )
 
 

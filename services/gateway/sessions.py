@@ -16,7 +16,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.gateway.domain import ActionReply
 from services.gateway.redis_connection import scored_members
+from supportbot.actions.pending import restore
 from supportbot.conversation import SessionStatus, Speaker
 from supportbot.core.errors import InvalidArgument, NotFound, ResourceExhausted
 
@@ -92,6 +94,17 @@ class SessionRecord:
 
     def __post_init__(self) -> None:
         self.status = SessionStatus(self.status)
+
+    def waiting_action(self, now: float) -> ActionReply | None:
+        """The account action awaiting the customer's answer while its question is still the
+        conversation's last turn (chat.proto's Session.waiting_action): what a client showing
+        the conversation again offers as buttons. The options are the values offered."""
+        pending = restore(self.pending_action)
+        waiting = pending.waiting_for(now) if pending is not None else None
+        if pending is None or waiting is None or not self.turns or self.turns[-1].role != Speaker.ASSISTANT:
+            return None
+        kind, values = waiting
+        return ActionReply(action=pending.action, kind=kind, options=tuple((value, value) for value in values))
 
     def make_room(self, text: str, *, max_messages: int, max_chars: int) -> None:
         """Refuses a message (and the reply it gets) that would take the conversation past its

@@ -87,6 +87,19 @@ class PendingAction:
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
 
+    def waiting_for(self, now: float) -> tuple[str, list[str]] | None:
+        """What the customer's next message is awaited for: ("confirm", []) for a change read
+        back, ("clarify", the values offered) for a question with choices; None when nothing
+        waits (run, cancelled, set aside by another question, expired, or a question without
+        choices)."""
+        if self.expired(now):
+            return None
+        if self.status is Status.AWAITING:
+            return "confirm", []
+        if self.status is Status.COLLECTING and self.asking and self.offered:
+            return "clarify", list(self.offered)
+        return None
+
 
 def restore(state: dict[str, Any] | None) -> PendingAction | None:
     """The pending action a session keeps (`PendingAction.to_dict`); None when there is none or

@@ -98,7 +98,7 @@ class Turn(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., role: _Optional[_Union[_common_pb2.Role, str]] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grounded: _Optional[bool] = ..., feedback: _Optional[int] = ..., approved_by: _Optional[str] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("session_id", "status", "customer_id", "collection", "channel", "turns", "create_time", "update_time", "assigned_agent", "handoff_reason")
+    __slots__ = ("session_id", "status", "customer_id", "collection", "channel", "turns", "create_time", "update_time", "assigned_agent", "handoff_reason", "waiting_action")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class Session(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ASSIGNED_AGENT_FIELD_NUMBER: _ClassVar[int]
     HANDOFF_REASON_FIELD_NUMBER: _ClassVar[int]
+    WAITING_ACTION_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     status: SessionStatus
     customer_id: str
@@ -119,7 +120,8 @@ class Session(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     assigned_agent: str
     handoff_reason: str
-    def __init__(self, session_id: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., customer_id: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_agent: _Optional[str] = ..., handoff_reason: _Optional[str] = ...) -> None: ...
+    waiting_action: ActionReply
+    def __init__(self, session_id: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., customer_id: _Optional[str] = ..., collection: _Optional[str] = ..., channel: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_agent: _Optional[str] = ..., handoff_reason: _Optional[str] = ..., waiting_action: _Optional[_Union[ActionReply, _Mapping]] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
     __slots__ = ("session_id", "message", "collection", "channel", "answer_mode", "bypass_answer_cache", "history", "identity_token")

@@ -251,7 +251,8 @@ def test_over_http_and_the_openai_endpoint_the_token_names_the_customer(actions_
 def test_the_widget_on_a_host_page_acts_for_the_customer_its_token_names(actions_stack: Stack) -> None:
     """A company's page (served at an origin the widget key allows) puts the widget on with the
     identity token its server signed for c-ana: her orders as buttons, the record cited, the
-    change confirmed with the Yes button and made once; a forged token later is refused."""
+    change's Yes and No buttons back after a page reload, the change confirmed with Yes and made
+    once; a forged token later is refused."""
     from playwright.sync_api import expect, sync_playwright
 
     from tests.stack.test_widget import launch
@@ -275,6 +276,12 @@ def test_the_widget_on_a_host_page_acts_for_the_customer_its_token_names(actions
         order_then_cancel(widget, ask, shipped="L-104233", other="L-104240", tracking="1Z999AA10123456784")
         expect(widget.get_by_text("S-2001").first).to_be_visible(timeout=60_000)
         assert shop_subscription_status(actions_stack, "S-2001", "c-ana") == "active"
+        # The page reloaded while the change waits: the conversation comes back with Yes and No.
+        page.reload()
+        if not ask.is_visible():
+            page.get_by_role("button", name="Chat with us").click()
+        expect(widget.get_by_text("S-2001").first).to_be_visible(timeout=60_000)
+        expect(widget.get_by_role("button", name="No", exact=True)).to_be_enabled(timeout=60_000)
         widget.get_by_role("button", name="Yes", exact=True).click()
         expect(widget.get_by_text("[subscription S-2001]").first).to_be_visible(timeout=60_000)
         page.screenshot(path=str(ARTIFACTS / "widget-actions.png"))

@@ -305,12 +305,16 @@
     return call("GET", "/v1/sessions/" + sessionId).then(function (reply) {
       var session = reply.session;
       if (session.status === "SESSION_STATUS_CLOSED") { localStorage.removeItem(storageKey); sessionId = ""; return; }
+      var last = null;
       session.turns.forEach(function (turn) {
         var kind = turn.role === "ROLE_CUSTOMER" ? "customer" : turn.role === "ROLE_AGENT" ? "agent" : "assistant";
         var item = add(kind, turn.content, kind === "agent" ? words.team : "");
         item.setAttribute("data-turn", turn.turnId);
         if (kind === "assistant") showSources(item, turn.citations);
+        last = item;
       });
+      // An action still waiting for the answer to the last question gets its buttons again.
+      if (session.waitingAction && last) showOptions(last, session.waitingAction);
       if (session.status === "SESSION_STATUS_WAITING_FOR_AGENT" || session.status === "SESSION_STATUS_WITH_AGENT") watch();
     }).catch(function () { localStorage.removeItem(storageKey); sessionId = ""; });
   }

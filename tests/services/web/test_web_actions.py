@@ -91,6 +91,29 @@ async def test_over_http_the_signed_in_customer_reads_their_own_order_and_confir
     assert again["action"]["kind"] == "ACTION_REPLY_KIND_ERROR" and await changes_made(redis) == ["cancel_subscription"]
 
 
+async def test_a_session_read_again_says_which_action_waits_for_the_customer(web, shop) -> None:  # type: ignore[no-untyped-def]
+    """What the widget redraws after a page reload: the clarifying question's options, then the
+    change to confirm, each only while its question is the conversation's last turn."""
+    ben = token("c-ben")
+
+    async def waiting(session_id: str) -> dict | None:
+        response = await web.get(f"/v1/sessions/{session_id}", headers=WIDGET)
+        assert response.status_code == 200, response.text
+        return response.json()["session"].get("waitingAction")
+
+    session_id, _ = await chat(web, "Where is my order?", identity=ben)
+    clarify = await waiting(session_id)
+    assert clarify is not None and clarify["kind"] == "ACTION_REPLY_KIND_CLARIFY"
+    assert [o["value"] for o in clarify["options"]] == [o["order_id"] for o in shop.store.orders("c-ben")]
+    await chat(web, "L-100002", session_id, identity=ben)
+    assert await waiting(session_id) is None
+    await chat(web, "Cancel my Lumio Plus subscription", session_id, identity=ben)
+    confirm = await waiting(session_id)
+    assert confirm is not None and confirm["kind"] == "ACTION_REPLY_KIND_CONFIRM" and confirm["action"] == "cancel_subscription"
+    await chat(web, "How long does a refund take?", session_id, identity=ben)  # set aside by another question
+    assert await waiting(session_id) is None
+
+
 async def test_without_a_token_the_widget_visitor_is_anonymous_and_told_to_sign_in(web, shop) -> None:  # type: ignore[no-untyped-def]
     _, anonymous = await chat(web, "What's the status of order L-100001?")
     assert anonymous["action"]["kind"] == "ACTION_REPLY_KIND_ERROR" and "signed in" in anonymous["answer"]

@@ -150,3 +150,17 @@ def test_a_stored_state_of_another_version_is_refused() -> None:
         states.PendingAction.from_dict(data)
     with pytest.raises(ValueError):
         states.PendingAction.from_dict({**proposed().to_dict(), "status": "done-ish"})
+
+
+def test_what_waits_for_the_customer_is_told_while_it_waits() -> None:
+    """What a client showing the conversation again offers as buttons (Session.waiting_action)."""
+    assert proposed().waiting_for(NOW + 5) == ("confirm", [])
+    asking = states.start(ACTIONS.action("order_status"), "c-ana", "en", NOW)
+    assert asking.waiting_for(NOW) is None  # nothing asked yet
+    asking.asking, asking.offered = "order_id", ["L-104233", "L-104240"]
+    assert asking.waiting_for(NOW) == ("clarify", ["L-104233", "L-104240"])
+    # Expired, run, or set aside by an unrelated question: nothing waits.
+    assert proposed().waiting_for(NOW + states.DEFAULT_TTL_S + 1) is None
+    assert step(proposed(), "yes").pending.waiting_for(NOW + 5) is None  # type: ignore[union-attr]
+    suspended = step(proposed(), "how long does a refund take?").pending
+    assert suspended is not None and suspended.waiting_for(NOW + 5) is None
