@@ -100,8 +100,10 @@ class SessionRecord:
         conversation's last turn (chat.proto's Session.waiting_action): what a client showing
         the conversation again offers as buttons. The options are the values offered."""
         pending = restore(self.pending_action)
-        waiting = pending.waiting_for(now) if pending is not None else None
-        if pending is None or waiting is None or not self.turns or self.turns[-1].role != Speaker.ASSISTANT:
+        if pending is None or not self.turns or self.turns[-1].role != Speaker.ASSISTANT:
+            return None
+        waiting = pending.waiting_for(now)
+        if waiting is None:
             return None
         kind, values = waiting
         return ActionReply(action=pending.action, kind=kind, options=tuple((value, value) for value in values))

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from supportbot.actions.routing import ActionRouter, RouteDecision, asks_what_a_change_would_do
+from supportbot.core.language import has_hangul
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,10 @@ _REQUEST_KO = re.compile(r"주세요|주시겠어요|주실래요|주실 수|줘
 _MIN_WORDS = {"en": 3, "ko": 2}
 
 
-def _is_korean(text: str) -> bool:
-    return bool(re.search(r"[\uac00-\ud7a3]", text))
-
-
 def cuts(message: str) -> list[tuple[str, str]]:
     """Every way to cut the message in two at one clause boundary: (first part, second part),
     each stripped of the conjunction that joined them; [] when it has no boundary."""
-    pattern = _CUT_KO if _is_korean(message) else _CUT_EN
+    pattern = _CUT_KO if has_hangul(message) else _CUT_EN
     found: list[tuple[str, str]] = []
     for match in pattern.finditer(message):
         first = message[: match.start()].strip(" ,")
@@ -128,7 +125,7 @@ def cuts(message: str) -> list[tuple[str, str]]:
 
 
 def is_question(part: str) -> bool:
-    return bool(_QUESTION_KO.search(part) if _is_korean(part) else _QUESTION_EN.search(part))
+    return bool(_QUESTION_KO.search(part) if has_hangul(part) else _QUESTION_EN.search(part))
 
 
 def worded_as_request(part: str) -> bool:
@@ -136,7 +133,7 @@ def worded_as_request(part: str) -> bool:
     about ("can I cancel it?", "해지할 수 있나요?", "if I cancel, ...")."""
     if asks_what_a_change_would_do(part):
         return False
-    if _is_korean(part):
+    if has_hangul(part):
         return bool(_REQUEST_KO.search(part))
     return bool(_REQUEST_EN.search(part)) or not is_question(part)
 
