@@ -49,7 +49,7 @@ console = Console()
 PARAPHRASES = Path(__file__).parent / "data" / "paraphrases-report.jsonl"
 
 
-async def gateway_turn(client: SupportbotClient, question: str) -> tuple[float, float, list, str]:
+async def gateway_turn(client: SupportbotClient, question: str) -> tuple[float, float, list, chat_pb2.ChatResult]:
     started = time.perf_counter()
     first = 0.0
     sources: list = []
@@ -60,7 +60,7 @@ async def gateway_turn(client: SupportbotClient, question: str) -> tuple[float, 
         elif event.kind == "delta" and not first:
             first = time.perf_counter() - started
         elif event.kind == "result":
-            return first, time.perf_counter() - started, sources, event.result.answer
+            return first, time.perf_counter() - started, sources, event.result
     raise RuntimeError("no result")
 
 
@@ -74,8 +74,21 @@ async def direct_turn(client: SupportbotClient, question: str, sources: list, to
     return first, time.perf_counter() - started
 
 
+def stage_shares(latencies: chat_pb2.StageLatencies) -> dict[str, float]:
+    """Where a gateway turn's time before the first token went, from the stage latencies the
+    gateway reports in its result (session: from the message until the session is opened and
+    locked; the rest until the first token: routing, the answer-cache lookup, the prompt and the
+    generator's own time to first token)."""
+    before_answer = latencies.session_ms + latencies.rewrite_ms + latencies.retrieval_ms
+    return {
+        "session_ms": latencies.session_ms, "rewrite_ms": latencies.rewrite_ms,
+        "retrieval_ms": latencies.retrieval_ms, "answer_to_first_token_ms": latencies.first_token_ms - before_answer,
+    }
+
+
 async def overhead(stack: Stack, questions: list[str], tokens: int) -> dict[str, float]:
     gateway_ttft, gateway_total, direct_ttft, direct_total = [], [], [], []
+    stages: list[dict[str, float]] = []
     async with SupportbotClient(
         stack.address("gateway"), retriever=stack.address("retriever"), generator=stack.address("generator"),
         # The admin key: the same client searches and generates directly, which customers may not.
@@ -95,10 +108,11 @@ async def overhead(stack: Stack, questions: list[str], tokens: int) -> dict[str,
             # cached prompt more often.
             if index % 2:
                 d_first, d_total = await direct_turn(client, question, sources, tokens)
-                first, total, _, _ = await gateway_turn(client, question)
+                first, total, _, result = await gateway_turn(client, question)
             else:
-                first, total, _, _ = await gateway_turn(client, question)
+                first, total, _, result = await gateway_turn(client, question)
                 d_first, d_total = await direct_turn(client, question, sources, tokens)
+            stages.append(stage_shares(result.latencies))
             gateway_ttft.append(first)
             gateway_total.append(total)
             direct_ttft.append(d_first)
@@ -109,6 +123,7 @@ async def overhead(stack: Stack, questions: list[str], tokens: int) -> dict[str,
         "direct_ttft_ms": 1000 * statistics.median(direct_ttft),
         "gateway_total_ms": 1000 * statistics.median(gateway_total),
         "direct_total_ms": 1000 * statistics.median(direct_total),
+        "stages_ms": {name: statistics.median(stage[name] for stage in stages) for name in stages[0]} if stages else {},
     }
 
 
@@ -336,6 +351,12 @@ def overhead_table(args: argparse.Namespace, over: dict) -> None:
     table.add_row("time to first token (ms)", f"{over['gateway_ttft_ms']:.0f}", f"{over['direct_ttft_ms']:.0f}", f"{over['gateway_ttft_ms'] / over['direct_ttft_ms']:.2f}")
     table.add_row("total (ms)", f"{over['gateway_total_ms']:.0f}", f"{over['direct_total_ms']:.0f}", f"{over['gateway_total_ms'] / over['direct_total_ms']:.2f}")
     console.print(table)
+    stages = Table(title="The gateway's time to first token by stage (median of the turns, as the gateway reports them)")
+    stages.add_column("stage")
+    stages.add_column("ms", justify="right")
+    for name, ms in over.get("stages_ms", {}).items():
+        stages.add_row(name.removesuffix("_ms").replace("_", " "), f"{ms:.0f}")
+    console.print(stages)
 
 
 def web_table(web: dict) -> None:
