@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Any
 
+from services.generator.idle_spin import IDLE_SPIN_ENV
 from services.generator.settings import GeneratorSettings
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,30 @@ def cpu_threads_bind(settings: GeneratorSettings) -> str:
     return f"{cores[0]}-{cores[-1]}" if contiguous else ",".join(map(str, cores))
 
 
+# GeneratorSettings.idle_spin_s on CPU when unset (the setting's comment has the evidence).
+CPU_IDLE_SPIN_S = 0.1
+
+
+def idle_spin_seconds(settings: GeneratorSettings, cpu: bool) -> float | None:
+    """The bound on vLLM's worker's idle spin (services/generator/idle_spin.py); None: vLLM's own."""
+    if settings.idle_spin_s is not None:
+        return settings.idle_spin_s
+    return CPU_IDLE_SPIN_S if cpu else None
+
+
 def build_engine(settings: GeneratorSettings) -> Any:
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    if on_cpu():
+    cpu = on_cpu()
+    if cpu:
         # Read by the engine process vLLM is about to start.
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", cpu_threads_bind(settings))
+    idle_spin = idle_spin_seconds(settings, cpu)
+    # Read by the idle_spin plugin in each process vLLM is about to start.
+    if idle_spin is not None:
+        os.environ[IDLE_SPIN_ENV] = str(idle_spin)
+    else:
+        os.environ.pop(IDLE_SPIN_ENV, None)
     return AsyncLLM.from_engine_args(engine_args(settings))
 
 

@@ -59,6 +59,13 @@ class GeneratorSettings(ServiceSettings):
     # 2-core machine halves throughput (bench/generator_bench.py: 71 -> 119 tokens/s at 16
     # concurrent requests).
     cpu_threads_bind: str = ""
+    # How long vLLM's worker keeps spinning on a core for its next step after the last one before
+    # it sleeps until notified (services/generator/idle_spin.py). vLLM spins 1 s; None means
+    # 0.1 s on CPU, where that core is the retriever's and the gateway's (bench/gateway_bench.py
+    # --only overhead on 2 cores: the next turn's retrieval 881 -> 78 ms, time to first token
+    # 1.73x -> 1.03x the generator's own; bench/generator_bench.py throughput unchanged), and
+    # vLLM's own on GPU. Not 0: a trial at 0 stalled generation in the stack.
+    idle_spin_s: float | None = Field(default=None, gt=0)
 
     # LoRA adapters by name (e.g. one per tenant or collection): {"acme": "/models/acme-lora"}.
     lora_adapters: dict[str, Path] = Field(default_factory=dict)
