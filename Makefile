@@ -46,6 +46,8 @@ $(STAMP): pyproject.toml Makefile
 	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 	# A Korean font, so the browser draws Hangul (the Korean widget test and its screenshot).
 	fc-list :lang=ko | grep -q . || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fonts-nanum; }
+	# yelp-build turns the GNOME help's Mallard pages into HTML for the gnome-help sets (bench/corpora.py).
+	command -v yelp-build >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends yelp-tools; }
 	# Prometheus and promtool for the monitoring checks (Debian's prometheus, 2.42).
 	command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 	touch $@

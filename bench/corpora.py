@@ -71,6 +71,35 @@ was final; never used to shape code):
   translation of speaker notes). Written without reading the code; evaluated once (2026-12-01,
   README "Held-out corpus"), so a dev set since.
 
+- gnome-help: Debian gnome-user-docs 43.0-2 (GNOME 43 Desktop Help, CC-BY-SA-3.0), pinned, the
+  user help usr/share/help/C/gnome-help: all 293 topics (448 files with the figures), Mallard
+  .page files turned into HTML by `yelp-build html` (Debian yelp-tools 42.1-2 with yelp-xsl
+  42.1-2+deb12u1 when written; MallardHelpCorpus below), one page per topic, the document id the
+  Mallard page id ("files-hidden"). The system-admin-guide beside it is left out (not customer
+  help). 20 customer questions (casual, most describing the problem rather than naming the
+  feature, not copied from headings; each on its own page: settings, files, printing, display,
+  sound, keyboard, power), key facts the setting, option or menu item that answers + 8
+  off-topic ones (other products, everyday questions, near misses: iPhone wallpaper, Windows
+  blue screen, a paid GNOME support plan, two-factor login on a Google account, an Android
+  battery).
+- gnome-help-ko: the same package's usr/share/help/ko/gnome-help, the same 293 topics in Korean,
+  nearly all translated: 3,463 of 3,603 text blocks (titles and paragraphs) hold Hangul, 275
+  pages have no untranslated block; the rest keep some English paragraphs (most in
+  shell-keyboard-shortcuts, keyboard-shortcuts-set, keyboard-nav, bluetooth-device-specific-
+  pairing, files-hidden, files-copy); by bench/check_key_facts.py's rougher measure (Hangul at
+  least 85% of the letters of the whole visible text, English credits and key names included)
+  252 of 293 pages are mostly Korean. The translation has a few typos of its own ("호라용",
+  "음링 조절"). 16 Korean customer questions (casual, slang and typos,
+  describing the problem), on 16 pages with every block translated and none a target of the
+  English set, key facts as the Korean text states them + 8 off-topic Korean ones (other
+  products, everyday questions, near misses: a paid GNOME support plan, MacBook trackpad
+  gestures).
+  Both written without reading the answering or retrieval code and without running any answer
+  or retrieval benchmark on them; each key fact is checked to occur verbatim in the visible text
+  of its page, inline markup joined and spaced (`python bench/check_key_facts.py --sets
+  gnome-help,gnome-help-ko`; for Korean, in a sentence with Hangul). To be evaluated once by the
+  lead, then a dev set like the others.
+
 Pages looked at while building the extractor (not in any set above, so no held-out set is
 touched): two pages of gimp-help-ko 2.10.34-2 (tests/data/pages: getting-started and
 gimp-file-open, outside the gimp-ko selection) and two pages of debian-handbook.
@@ -166,7 +195,7 @@ class DebianDocsCorpus(Corpus):
             subprocess.run(["apt-get", "download", wanted], cwd=work, check=True, capture_output=True)
             deb = next(work.glob("*.deb"))
             subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "x")], check=True)
-            root = work / "x" / self.root
+            root = self.convert(work / "x" / self.root, work)
             for folder in self.folders:
                 for page in self.files(root / folder):
                     destination = target / page.relative_to(root)
@@ -175,6 +204,31 @@ class DebianDocsCorpus(Corpus):
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return target
+
+    def convert(self, root: Path, work: Path) -> Path:
+        """The folder holding the pages in `suffix`, from the unpacked package's `root`; `work` is
+        scratch space. The package's own files are the pages here."""
+        return root
+
+
+@dataclass(frozen=True)
+class MallardHelpCorpus(DebianDocsCorpus):
+    """A GNOME help (Mallard .page files) from a Debian package, turned into HTML pages by
+    `yelp-build html` (Debian's yelp-tools, the converter GNOME's help browser and help.gnome.org
+    use), one page per topic, named after it: the document id is the Mallard page id."""
+
+    def convert(self, root: Path, work: Path) -> Path:
+        if shutil.which("yelp-build") is None:
+            raise RuntimeError(f"the {self.name} set's Mallard pages need yelp-build to become HTML: "
+                               "apt-get install --no-install-recommends yelp-tools (make install does)")
+        html = work / "html"
+        for folder in self.folders:
+            # Absolute paths: yelp-build resolves the pages' XIncludes (legal.xml) from them.
+            output = (html / folder).resolve()
+            output.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["yelp-build", "html", "-o", f"{output}/", str((root / folder).resolve())],
+                           check=True, capture_output=True)
+        return html
 
 
 # The GIMP manual's user guide (Getting Started, Using GIMP, Getting Unstuck, the Toolbox, the
@@ -307,6 +361,28 @@ CORPORA: dict[str, Corpus] = {
             version="2.10.34-2",
             root="usr/share/gimp/2.0/help/ko",
             names=GIMP_GUIDE,
+        ),
+        MallardHelpCorpus(
+            name="gnome-help",
+            collection="gnome-help",
+            language="en",
+            golden=DATA / "gnome_help_golden.jsonl",
+            held_out=True,
+            source="Debian gnome-user-docs 43.0-2, GNOME 43 Desktop Help (CC-BY-SA-3.0): gnome-help, all 293 pages, HTML by yelp-build",
+            package="gnome-user-docs",
+            version="43.0-2",
+            root="usr/share/help/C/gnome-help",
+        ),
+        MallardHelpCorpus(
+            name="gnome-help-ko",
+            collection="gnome-help-ko",
+            language="ko",
+            golden=DATA / "gnome_help_ko_golden.jsonl",
+            held_out=True,
+            source="Debian gnome-user-docs 43.0-2, GNOME 43 Desktop Help in Korean (CC-BY-SA-3.0): gnome-help, all 293 pages, mostly translated, HTML by yelp-build",
+            package="gnome-user-docs",
+            version="43.0-2",
+            root="usr/share/help/ko/gnome-help",
         ),
     )
 }
