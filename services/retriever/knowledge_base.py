@@ -34,9 +34,21 @@ from supportbot.answers.answerability import UnknownTerm
 from supportbot.answers.grounding import Highlight
 from supportbot.answers.text import split_units
 from supportbot.core.errors import InvalidArgument, NotFound, check_collection_name, require_text
-from supportbot.core.language import ENGLISH, LANGUAGES, UNDETERMINED, detect_language, is_how_to
+from supportbot.core.language import (
+    ENGLISH,
+    LANGUAGES,
+    UNDETERMINED,
+    detect_language,
+    hangul_sound_skeletons,
+    has_hangul,
+    is_how_to,
+    korean_noun_runs,
+    latin_sound_skeletons,
+)
 
 _FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+# A word in Latin letters, as a loanword's English spelling is written ("LibreOffice").
+_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
 @dataclass
@@ -161,6 +173,10 @@ class KnowledgeBase:
         # Writers of one collection take turns, so a document's old and new versions never race.
         self._write_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        # Each collection's words in Latin letters by sound skeleton, and its point count then
+        # (loanword_spelling).
+        self._spellings: dict[str, tuple[int, dict[str, str]]] = {}
+        self._spellings_lock = threading.Lock()
 
     # -- validation -------------------------------------------------------------------------
     def collection_name(self, name: str) -> str:
@@ -345,7 +361,10 @@ class KnowledgeBase:
         if is_how_to(query) and not mmr:
             hits = prefer_procedures(hits, self.settings.procedure_margin)
         hits = prefer_language(hits, language, self.settings.language_margin)
-        nearest = self.nearest_words(unknown, hits, embedder)
+        # Korean spellings of the collection's English words, read in the question's sentence:
+        # only nouns can be loanwords ("빨갛" of "빨간" sounds like "black").
+        spelled = self.loanword_spellings(collection, query) if any(has_hangul(w) for w in unknown) else {}
+        nearest = self.nearest_words(unknown, hits, embedder, spelled)
         highlighted = time.perf_counter()
         if highlights and hits:
             self._highlight(hits, query_vector, embedder)
@@ -354,12 +373,16 @@ class KnowledgeBase:
             (time.perf_counter() - highlighted) * 1000 if highlights else 0.0, nearest,
         )
 
-    def nearest_words(self, unknown: list[str], hits: list[SearchHit], embedder: Embedder) -> list[UnknownTerm]:
+    def nearest_words(
+        self, unknown: list[str], hits: list[SearchHit], embedder: Embedder, spelled: dict[str, str] | None = None,
+    ) -> list[UnknownTerm]:
         """Each unknown word with the word of the returned passages (titles and text) closest to
         it in meaning under the query's embedder: a synonym the help center uses instead
         ("bitcoin": "cryptocurrency", "2fa": "two-step") or nothing close ("netflix"). Words are
         embedded alone and cached with the highlights' sentences (a help center's vocabulary is
-        small and comes back), and only for a question that has an unknown word."""
+        small and comes back), and only for a question that has an unknown word. A word of `spelled`
+        (a Korean spelling of a word the collection writes in Latin letters) is that word
+        (similarity 1)."""
         if not unknown:
             return []
         vocabulary = list(dict.fromkeys(
@@ -372,10 +395,54 @@ class KnowledgeBase:
         table = np.asarray([vectors[word] for word in vocabulary], dtype=np.float32)
         terms = []
         for word in unknown:
+            # A Hangul spelling of a word the collection writes in Latin letters ("리브레오피스" for
+            # "libreoffice") is that word: the encoder puts the two far apart (0.32 cosine to the
+            # passages' closest word), so answerability declined answerable questions over partly
+            # translated help centers (libreoffice-dm-ko dm08).
+            if spelled and word in spelled:
+                terms.append(UnknownTerm(word, spelled[word], 1.0))
+                continue
             similarities = table @ np.asarray(vectors[word], dtype=np.float32)
             best = int(np.argmax(similarities))
             terms.append(UnknownTerm(word, vocabulary[best], float(similarities[best])))
         return terms
+
+    def loanword_spellings(self, collection: str, text: str) -> dict[str, str]:
+        """The Korean nouns of `text` that spell a word the collection writes in Latin letters,
+        by sound ("리브레오피스": "libreoffice"), each with that word; a loanword the analyzer
+        splits counts whole, each of its pieces mapped to the word. The collection's Latin words
+        are read once and kept by their sound skeletons, read again when its number of points
+        changes."""
+        runs = korean_noun_runs(text)
+        if not runs:
+            return {}
+        spellings = self._latin_spellings(collection)
+        found: dict[str, str] = {}
+        for run in runs:
+            for first in range(len(run)):
+                for last in range(len(run), first, -1):
+                    pieces = run[first:last]
+                    latin = next((spellings[s] for s in sorted(hangul_sound_skeletons("".join(pieces))) if s in spellings), None)
+                    if latin is not None:
+                        found.update(dict.fromkeys((*pieces, "".join(pieces)), latin))
+                        break
+        return found
+
+    def _latin_spellings(self, collection: str) -> dict[str, str]:
+        points = self.store.count_points(collection)
+        with self._spellings_lock:
+            cached = self._spellings.get(collection)
+        if cached is None or cached[0] != points:
+            spellings: dict[str, str] = {}
+            for point in self.store.scroll_points(collection):
+                text = f"{point.payload.get('title', '')} {point.payload.get('text', '')}"
+                for latin in dict.fromkeys(w.lower() for w in _LATIN_WORD.findall(text)):
+                    for skeleton in latin_sound_skeletons(latin):
+                        spellings.setdefault(skeleton, latin)
+            cached = (points, spellings)
+            with self._spellings_lock:
+                self._spellings[collection] = cached
+        return cached[1]
 
     def unknown_terms(self, collection: str, text: str, filter: dict[str, str] | None = None) -> list[str]:
         """The content words of `text` (SparseEmbedder.word_terms: English words, Korean content

@@ -350,7 +350,14 @@ class Evidence:
             # A list too long to quote whole: its lead-in and the item that answers.
             lead = section.list_span.get(anchor, (anchor, anchor))[0]
             chosen = sorted({lead, anchor} if lead != anchor and not units[lead].is_list_item else {anchor})
-        # A sentence that announces what follows, cut off from it, is no answer on its own.
+        # A sentence that announces what follows, cut off from it, is no answer on its own: one
+        # that names it ("In the following example, b and c are shown in red.") brings the
+        # example after it, past the budget if need be; a bare lead-in ("Do this:") goes.
+        last = chosen[-1]
+        following = units[last + 1] if last + 1 < len(units) else None
+        if (following is not None and following.heading == units[last].heading and announces(units[last].text)
+                and len(following.text) <= ANNOUNCED_MAX_CHARS):
+            chosen.append(last + 1)
         while len(chosen) > 1 and units[chosen[-1]].introduces_list:
             chosen.pop()
         quotes = []
@@ -394,6 +401,24 @@ PROCEDURE_MAX_UNITS = 14
 # 0.800 at 0.03 and 0.05; libreoffice-wc-ko 0.167 up to 0.03, 0.125 at 0.05 (a neighbouring
 # procedure put first); libreoffice-id the same at all four.
 PROCEDURE_PREFERENCE = 0.03
+
+# A sentence that says an example or a form follows ("In the following example, ...", "다음과 같이
+# 입력하세요.") without ending in a colon: quoted with the unit after it when that unit is at most
+# this long (an example line, a formula), even past the budget. An answer ended on "In the
+# following example, b and c are shown in red." without the example the customer asked for
+# (libreoffice-dm-ko dm16, bench/answer_quality.py --in-process: the formula line is 70 characters).
+ANNOUNCED_MAX_CHARS = 160
+_ANNOUNCES = re.compile(
+    r"\b(?:the following|as follows|(?:example|examples|command|formula|line)s? below)\b|다음과 같이|아래와 같이|다음 예|아래 예",
+    re.IGNORECASE,
+)
+
+
+def announces(text: str) -> bool:
+    """Whether a sentence says that what it is about comes next ("In the following example,
+    ...", "Type the formula below.", "다음과 같이 입력하세요."), without a colon to say so."""
+    return not text.rstrip().endswith(":") and bool(_ANNOUNCES.search(text))
+
 
 # Weight of word overlap next to the similarity in meaning when a unit's highlight is known
 # (bench/answer_quality.py --in-process, sample and python-faq sets).

@@ -99,6 +99,28 @@ def korean_terms(text: str) -> list[str]:
     return [form for form, *_ in _tagged_terms(text)]
 
 
+def korean_noun_runs(text: str) -> list[tuple[str, ...]]:
+    """The nouns of a Korean text (general and proper) in runs written together: a loanword the
+    analyzer does not know comes split ("리브레오피스에서" as 리브레 + 오피스) or whole, by context.
+    Verb and adjective stems are never part of one ("빨갛" is no spelling of "black")."""
+    runs: list[tuple[str, ...]] = []
+    run: list[str] = []
+    last_end = -1
+    for form, tag, start, end in _tagged_terms(text):
+        if tag not in ("NNG", "NNP"):
+            continue
+        if run and start == last_end:
+            run.append(form)
+        else:
+            if run:
+                runs.append(tuple(run))
+            run = [form]
+        last_end = end
+    if run:
+        runs.append(tuple(run))
+    return runs
+
+
 def korean_search_terms(text: str) -> list[str]:
     """`korean_terms` made robust to how compounds are split, for BM25: the analyzer keeps
     "비밀번호" whole on its own but splits "비밀번호를" into 비밀 + 번호, so nouns written together
@@ -157,3 +179,103 @@ _HOW_TO_QUESTION = re.compile(
 
 def is_how_to(question: str) -> bool:
     return bool(_HOW_TO_QUESTION.search(question.strip()))
+
+
+# -- loanwords: a Hangul spelling of a word the help center writes in Latin letters -------------
+# Korean writes foreign product and feature names by sound ("리브레오피스" for LibreOffice, "드로우"
+# for Draw, "포토샵" for Photoshop), while partly translated help centers keep them in English.
+# Both are reduced to their consonants by sound class, vowels dropped (Korean adds "ㅡ" between
+# consonants English clusters: "스", "트", "브"), and compared.
+_INITIAL_SOUNDS = ("K", "K", "N", "T", "T", "L", "M", "P", "P", "S", "S", "", "J", "J", "J", "K", "T", "P", "")
+_FINAL_SOUNDS = ("", "K", "K", "KS", "N", "NJ", "N", "T", "L", "LK", "LM", "LP", "LS", "LT", "LP", "L", "M", "P",
+                 "PS", "T", "T", "N", "J", "J", "K", "T", "P", "")
+# Particles a loanword is written with ("리브레오피스에서"), longest first: the analyzer keeps an
+# unknown name whole with its particle.
+_PARTICLES = ("에서는", "에서도", "에서", "에게", "으로", "이랑", "하고", "까지", "부터", "처럼", "로", "에", "을", "를",
+              "이", "가", "은", "는", "의", "도", "만", "와", "과", "랑")
+# A sound skeleton this short ("T L") matches too many English words by chance.
+_MIN_SKELETON = 2
+_VOWELS = frozenset("aeiouy")
+_PAIR_SOUNDS = {"ph": ("P",), "sh": ("S",), "ch": ("J", "K"), "th": ("S", "T"), "ck": ("K",), "ng": ("N",), "qu": ("K",)}
+_LETTER_SOUNDS = {"b": "P", "f": "P", "v": "P", "p": "P", "d": "T", "t": "T", "k": "K", "q": "K", "x": "KS", "z": "J",
+                  "j": "J", "s": "S", "l": "L", "m": "M", "n": "N"}
+
+
+def _hangul_skeleton(word: str) -> str:
+    sounds = ""
+    previous_final = ""
+    for character in word:
+        code = ord(character) - 0xAC00
+        if not 0 <= code < 11172:
+            return ""  # not all Hangul syllables: not a loanword spelling
+        initial, final = _INITIAL_SOUNDS[code // 588], _FINAL_SOUNDS[code % 28]
+        # A final consonant and the next syllable's same first one are one sound ("셀러": seller).
+        if not (initial and previous_final.endswith(initial)):
+            sounds += initial
+        sounds += final
+        previous_final = final
+    return sounds
+
+
+def _latin_skeletons(word: str) -> set[str]:
+    """Every consonant skeleton the English spelling can sound as ("c" and "g" soft before e, i,
+    y; "th" S or T), doubled letters one sound, a silent "h", "w" and "y" dropped,
+    and an "r" that no vowel follows dropped ("layer" is 레이어)."""
+    word = word.lower()
+    options: list[tuple[tuple[str, ...], bool]] = []
+    index = 0
+    while index < len(word):
+        after_consonant = index > 0 and word[index - 1] not in _VOWELS
+        letter, after = word[index], word[index + 1 : index + 2]
+        pair = word[index : index + 2]
+        if after == letter and letter not in _VOWELS:
+            index += 1
+            continue
+        step = 1
+        if pair in _PAIR_SOUNDS:
+            sounds, step = _PAIR_SOUNDS[pair], 2
+        elif letter in "cg":
+            soft = after in ("e", "i", "y")
+            # A soft "c" is S ("office"); a soft "g" J ("page", "image"), either at the start ("gimp").
+            sounds = ("S",) if letter == "c" and soft else ("K", "J") if soft and index == 0 else ("J",) if soft else ("K",)
+        elif letter == "r":
+            sounds = ("L",) if after and after in _VOWELS else ("",)
+        elif letter in _LETTER_SOUNDS:
+            sounds = (_LETTER_SOUNDS[letter],)
+        elif letter.isalpha():  # a vowel, or a silent h, w, y
+            index += 1
+            continue
+        else:
+            return set()
+        options.append((sounds, after_consonant))
+        index += step
+    skeletons = {""}
+    for choices, after_consonant in options:
+        if len(skeletons) > 64:
+            break
+        # Within a consonant cluster one sound is heard once ("excel": the x's s and the c's).
+        skeletons = {s + (c[1:] if after_consonant and c and s.endswith(c[0]) else c) for s in skeletons for c in choices}
+    return skeletons
+
+
+def hangul_sound_skeletons(word: str) -> set[str]:
+    """The consonant skeletons a Hangul word can be a loanword spelling of, with and without a
+    particle after it; none for a word of one syllable or a skeleton of one sound (too many
+    English words would match by chance)."""
+    candidates = (word, *(word[: -len(p)] for p in _PARTICLES if word.endswith(p)))
+    skeletons = {_hangul_skeleton(c) for c in candidates if len(c) >= 2}
+    return {s for s in skeletons if len(s) >= _MIN_SKELETON}
+
+
+def latin_sound_skeletons(word: str) -> set[str]:
+    """The consonant skeletons an English word can sound as (none for a word with other
+    characters than letters)."""
+    return _latin_skeletons(word) if word.isascii() and word.isalpha() else set()
+
+
+def loanword_of(hangul: str, latin: str) -> bool:
+    """Whether a Hangul word (a particle after it allowed) spells the English word by sound:
+    "리브레오피스에서" and "LibreOffice", "포토샵" and "Photoshop"; never for native Korean words
+    whose consonants happen to match a short English word (two sounds at least, and at least two
+    syllables)."""
+    return bool(hangul_sound_skeletons(hangul) & latin_sound_skeletons(latin))

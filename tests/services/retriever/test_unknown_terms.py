@@ -40,12 +40,15 @@ SUBSCRIPTION = b"""# Cancel your subscription
 Open Account, then Subscription, and choose Cancel. Your plan stays active until the end of the month.
 """
 KOREAN = "# 비밀번호 재설정\n\n로그인 화면에서 비밀번호 찾기를 누르세요. 이메일로 재설정 링크를 보내 드립니다.\n".encode()
+# A partly translated page: the product's name stays in English.
+PARTLY_TRANSLATED = "# 도형 색 바꾸기\n\nLibreOffice Draw에서 도형을 선택하고 영역 색을 고릅니다. 도형 크기도 바꿀 수 있습니다.\n".encode()
 
 
 @pytest.fixture()
 def help_center(tmp_path: Path):  # type: ignore[no-untyped-def]
     kb = word_knowledge_base(tmp_path)
-    for name, content in (("reset.md", RESET), ("subscription.md", SUBSCRIPTION), ("reset-ko.md", KOREAN)):
+    for name, content in (("reset.md", RESET), ("subscription.md", SUBSCRIPTION), ("reset-ko.md", KOREAN),
+                          ("shapes-ko.md", PARTLY_TRANSLATED)):
         kb.ingest("kb", DocumentInput(content=content, source_path=name))
     kb.finish_ingest("kb")
     yield kb
@@ -87,6 +90,29 @@ def test_search_reports_them_and_the_gateway_reads_them_off_the_wire(help_center
     assert convert.search_result(response).unknown_terms == [
         UnknownTerm("netflix", netflix.nearest_word, pytest.approx(netflix.nearest_similarity, abs=1e-6))  # type: ignore[arg-type]
     ]
+
+
+def test_a_korean_spelling_of_an_english_word_of_the_collection_is_that_word(help_center: KnowledgeBase) -> None:
+    # "리브레오피스" is no word of the collection, which writes "LibreOffice": its nearest word is
+    # that one, as close as a word can be, so answerability does not count it against an answer
+    # (whole, or in the pieces the analyzer cuts an unknown name into: 리브레 + 오피스).
+    outcome = help_center.search("포토샵 없이 리브레오피스에서 도형 색 바꾸려면? 넷플릭스도 돼요?", collection="kb", score_threshold=-1)
+    found = {t.term: t for t in outcome.unknown_terms}
+    name = [t for term, t in found.items() if term in "리브레오피스"]
+    assert name and all(t.nearest_word == "libreoffice" and t.nearest_similarity == 1.0 for t in name)
+    # A name the collection never writes in any script stays unknown, compared by meaning.
+    assert found["넷플릭스"].nearest_similarity < 0.9 and found["포토샵"].nearest_similarity < 0.9
+    # A word the collection learns later is read again (its Latin words follow its points).
+    help_center.ingest("kb", DocumentInput(content=b"# Streaming\n\nNetflix is not part of the plan.\n", source_path="n.md"))
+    again = {t.term: t for t in help_center.search("넷플릭스 도형?", collection="kb", score_threshold=-1).unknown_terms}
+    assert again["넷플릭스"].nearest_word == "netflix" and again["넷플릭스"].nearest_similarity == 1.0
+
+
+def test_a_verb_stem_is_no_loanword(help_center: KnowledgeBase) -> None:
+    # "빨갛" (of "빨간") has the consonants of "black"; only nouns are read as loanwords.
+    help_center.ingest("kb", DocumentInput(content=b"# Colors\n\nText can be black or white.\n", source_path="c.md"))
+    outcome = help_center.search("빨간 도형은요?", collection="kb", score_threshold=-1)
+    assert all(t.nearest_similarity < 1.0 for t in outcome.unknown_terms)
 
 
 SUBSCRIPTION_PASSAGE = "Open Account, then Subscription, and choose Cancel. Your plan stays active until the end of the month."

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from supportbot.answers.compose import StreamingVerifier, extractive_answer
-from supportbot.answers.grounding import Evidence, Passage
+from supportbot.answers.grounding import Evidence, Passage, announces
 from supportbot.answers.repetition import RepetitionDetector, is_degenerate
 from supportbot.answers.text import split_units
 
@@ -178,3 +178,37 @@ def test_a_paragraph_after_a_list_is_its_own_markdown_block() -> None:
         AnswerSentence("- two", [1], is_list_item=True), AnswerSentence("Then wait.", [2]),
     ])
     assert text == "Do this:\n\n- one\n- two [1]\n\nThen wait. [2]"
+
+
+# The Math guide's color page (LibreOffice 7.4 Help, MPL-2.0), shortened: the answer's budget
+# ends on the sentence that announces the example the customer needs.
+COLOR = Passage(
+    "Changing Color in Formulas",
+    "Use the command color to apply color to the subsequent formula part. The example below creates a formula "
+    "where a is shown using the default color (black) and b is shown in red.\n"
+    "a + color red b\n"
+    "Beware that the color command only changes the color of the formula part that comes immediately after it. "
+    "For example, in the formula below only b will be shown in red, whereas c will be shown in black.\n"
+    "a + color red b + c\n"
+    "Use braces to apply color to more parts of the formula. In the following example, b and c are shown in red.\n"
+    "a + color red { b + c }\n"
+    "A list with predefined color names is available here.",
+)
+
+
+def test_a_sentence_announcing_an_example_is_quoted_with_the_example() -> None:
+    composition = Evidence([COLOR]).compose("color red makes only b red, how do I make b and c both red?", max_chars=480)
+    quoted = " ".join(q.text for q in composition.quotes)
+    assert "In the following example, b and c are shown in red." in quoted
+    assert "a + color red { b + c }" in quoted
+
+
+@pytest.mark.parametrize(
+    ("sentence", "announcing"),
+    [("In the following example, b and c are shown in red.", True), ("입력창을 클릭하고 다음과 같이 입력하세요.", True),
+     ("주말이나 공휴일에 한 주문은 다음 영업일에 발송됩니다.", False), ("Check these first:", False),
+     ("Refunds take 5-10 business days.", False)],
+)
+def test_what_announces_what_follows(sentence: str, announcing: bool) -> None:
+    # A colon's lead-in is a list's (quoted with its list, or dropped when cut off from it).
+    assert announces(sentence) is announcing

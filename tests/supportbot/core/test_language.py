@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supportbot.core.language import detect_language, korean_search_terms, korean_terms
+from supportbot.core.language import detect_language, korean_search_terms, korean_terms, loanword_of
 
 
 @pytest.mark.parametrize(("text", "language"), [
@@ -51,3 +51,23 @@ def test_the_questions_language_goes_first_among_equally_relevant_passages() -> 
     far = [hit("ko/2fa", "ko", 0.60), hit("en/2fa", "en", 0.25)]
     assert prefer_language(far, "en", 0.1) == far
     assert prefer_language(hits[1:], "en", 0.1) == hits[1:] and prefer_language(hits, "und", 0.1) == hits
+
+
+@pytest.mark.parametrize(
+    ("hangul", "latin"),
+    [("리브레오피스", "LibreOffice"), ("리브레오피스에서", "libreoffice"), ("드로우", "Draw"), ("포토샵", "Photoshop"),
+     ("김프", "GIMP"), ("엑셀", "Excel"), ("인터넷", "internet"), ("이미지", "image"), ("넷플릭스", "Netflix")],
+)
+def test_a_loanword_meets_the_english_word_it_spells(hangul: str, latin: str) -> None:
+    assert loanword_of(hangul, latin)
+
+
+@pytest.mark.parametrize(
+    ("hangul", "latin"),
+    [("넷플릭스", "subscription"), ("버그", "page"), ("레이어", "layer"), ("셀", "cell"), ("비밀번호", "password"),
+     ("리브레오피스", "2fa")],
+)
+def test_words_that_only_share_a_few_sounds_do_not(hangul: str, latin: str) -> None:
+    # One syllable or one consonant ("셀", "레이어") would match too many English words by chance;
+    # a soft g inside a word is J ("page" is 페이지, not 버그).
+    assert not loanword_of(hangul, latin)
