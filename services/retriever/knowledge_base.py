@@ -278,6 +278,7 @@ class KnowledgeBase:
             with self.collection_lock(collection):
                 self.unindexed.discard(collection)
                 self.store.optimize(collection)
+        self.forget_spellings(collection)
 
     def delete_documents(self, collection: str, document_ids: list[str]) -> tuple[int, int]:
         collection = self.existing_collection(collection)
@@ -289,7 +290,15 @@ class KnowledgeBase:
                 removed = self.store.delete_document(collection, document_id)
                 documents += 1 if removed else 0
                 chunks += removed
+        self.forget_spellings(collection)
         return documents, chunks
+
+    def forget_spellings(self, collection: str) -> None:
+        """The collection's words changed: its loanword spellings are read again at the next
+        Korean question that needs them (a new version with as many points as the old one would
+        keep the old words otherwise)."""
+        with self._spellings_lock:
+            self._spellings.pop(collection, None)
 
     # -- search -----------------------------------------------------------------------------
     def search(

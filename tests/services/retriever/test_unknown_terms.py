@@ -108,6 +108,17 @@ def test_a_korean_spelling_of_an_english_word_of_the_collection_is_that_word(hel
     assert again["넷플릭스"].nearest_word == "netflix" and again["넷플릭스"].nearest_similarity == 1.0
 
 
+def test_a_new_version_with_as_many_chunks_is_read_again(help_center: KnowledgeBase) -> None:
+    assert {t.term: t for t in help_center.search("리브레오피스 도형?", collection="kb", score_threshold=-1).unknown_terms}
+    # The same page, one chunk as before, now naming another product.
+    renamed = PARTLY_TRANSLATED.replace(b"LibreOffice Draw", b"OpenOffice Draw")
+    help_center.ingest("kb", DocumentInput(content=renamed, source_path="shapes-ko.md"))
+    help_center.finish_ingest("kb")
+    found = {t.term: t for t in help_center.search("오픈오피스 도형?", collection="kb", score_threshold=-1).unknown_terms}
+    name = [t for term, t in found.items() if term in "오픈오피스"]
+    assert name and all(t.nearest_word == "openoffice" and t.nearest_similarity == 1.0 for t in name)
+
+
 def test_a_verb_stem_is_no_loanword(help_center: KnowledgeBase) -> None:
     # "빨갛" (of "빨간") has the consonants of "black"; only nouns are read as loanwords.
     help_center.ingest("kb", DocumentInput(content=b"# Colors\n\nText can be black or white.\n", source_path="c.md"))
