@@ -266,7 +266,7 @@ class ActionStage:
     def _ask(self, pending: states.PendingAction, action: Action, name: str, options: list[Option],
              route: RouteDecision) -> StageResult:
         pending.status = states.Status.COLLECTING
-        pending.asking, pending.offered = name, [option.value for option in options]
+        pending.offer(name, options)
         question = clarifying_question(name, action.parameters[name], options, pending.language)
         return StageResult("clarify", question.text, options=question.options, route=route, action=action.name,
                            state=pending.to_dict())

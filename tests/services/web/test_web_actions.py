@@ -101,10 +101,13 @@ async def test_a_session_read_again_says_which_action_waits_for_the_customer(web
         assert response.status_code == 200, response.text
         return response.json()["session"].get("waitingAction")
 
-    session_id, _ = await chat(web, "Where is my order?", identity=ben)
+    session_id, question = await chat(web, "Where is my order?", identity=ben)
     clarify = await waiting(session_id)
     assert clarify is not None and clarify["kind"] == "ACTION_REPLY_KIND_CLARIFY"
     assert [o["value"] for o in clarify["options"]] == [o["order_id"] for o in shop.store.orders("c-ben")]
+    # The buttons drawn again read as the question's did ("L-100002, Lumio Hub ..."), not as bare values.
+    assert clarify["options"] == question["action"]["options"]
+    assert all(o["label"] != o["value"] for o in clarify["options"])
     await chat(web, "L-100002", session_id, identity=ben)
     assert await waiting(session_id) is None
     await chat(web, "Cancel my Lumio Plus subscription", session_id, identity=ben)
