@@ -60,10 +60,17 @@ def act_stage(shop: ShopServer) -> Act:
     return Act.of(ActionStage(actions, executor, routers), IdentitySettings(identity_secret=IDENTITY_SECRET))
 
 
-def gateway(redis: Redis, tmp_path, act: Act | None) -> ChatServicer:  # type: ignore[no-untyped-def]
+def gateway(redis: Redis, tmp_path, act: Act | None, retriever: FakeRetriever | None = None) -> ChatServicer:  # type: ignore[no-untyped-def]
     settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="extractive")
-    return build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), FakeRetriever(), FakeGenerator(),
-                      act=act)
+    return build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), retriever or FakeRetriever(),
+                      FakeGenerator(), act=act)
+
+
+def refunds_help_center() -> FakeRetriever:
+    """A help center that finds the card refunds article, whatever is asked."""
+    retriever = FakeRetriever()
+    retriever.results = [REFUNDS]
+    return retriever
 
 
 @pytest.fixture()
@@ -199,11 +206,8 @@ async def test_without_actions_configured_the_turn_is_a_help_center_turn(redis, 
 
 async def test_a_case_question_and_a_policy_question_in_one_message_are_answered_each_with_its_citation(
         redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]
-    retriever = FakeRetriever()
-    retriever.results = [REFUNDS]
-    settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="extractive")
-    servicer = build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), retriever, FakeGenerator(),
-                          act=act_stage(shop))
+    retriever = refunds_help_center()
+    servicer = gateway(redis, tmp_path, act_stage(shop), retriever)
     session_id, result = await chat(servicer, "Has my order L-104240 shipped yet, and how long do card refunds take?")
     order = shop.store.order("c-ana", "L-104240")
     # The action's reply first, with its record; then the help center's answer to the other part,
@@ -259,11 +263,8 @@ async def test_a_combined_message_while_a_change_waits_for_a_yes_is_split_and_se
 
 async def test_a_combined_message_answering_the_clarifying_question_continues_it_and_answers_the_policy_part(
         redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]
-    retriever = FakeRetriever()
-    retriever.results = [REFUNDS]
-    settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="extractive")
-    servicer = build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), retriever, FakeGenerator(),
-                          act=act_stage(shop))
+    retriever = refunds_help_center()
+    servicer = gateway(redis, tmp_path, act_stage(shop), retriever)
     session_id, question = await chat(servicer, "Where is my order?")
     assert question.action.kind == chat_pb2.ACTION_REPLY_KIND_CLARIFY
     _, result = await chat(servicer, "Has my order L-104240 shipped yet, and how long do card refunds take?", session_id)
