@@ -5,7 +5,7 @@ help-center answers.
 
 Three splits, so no figure is reported on what chose it:
 - tune: bench/data/action_conversations-tune.jsonl (the 50 conversations the foundation was built
-  on) and bench/data/action_negatives-tune.jsonl (every other question of the sample golden sets,
+  on, and 12 Korean ones added for questions without a pronoun: "-nocue", "ko-help-") and bench/data/action_negatives-tune.jsonl (every other question of the sample golden sets,
   the off-topic sets, the Python FAQ and LibreOffice en/ko sets). `--sweep` chooses the routing
   (threshold, margin) per language on these only; the chosen values are then written into
   supportbot/actions/routing.py by hand, naming this benchmark.

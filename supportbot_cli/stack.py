@@ -303,6 +303,9 @@ class Stack:
     actions: bool = False
     # What the gateway presents to the shop (its Authorization: Bearer); a new one each start.
     shop_service_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # What widget identity tokens are signed with when the environment names no
+    # SUPPORTBOT_ACTIONS_IDENTITY_SECRET (with actions only); a new one each start.
+    identity_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         if self.actions and SHOP not in self.services:
@@ -365,11 +368,18 @@ class Stack:
     def actions_environment(self) -> dict[str, str]:
         """The shop's settings and the gateway's actions settings: the sample actions file, the
         shop on this stack's port, one service token both share, the sample help centers (the
-        questions that stay help-center answers) for English and Korean."""
+        questions that stay help-center answers) for English and Korean; the identity secret
+        widget tokens are signed with (the environment's, else one made for this start), and the
+        shop's customers, whom the widget demo page may sign in as (signing with that secret)."""
         from services.shop.settings import ShopSettings
+        from services.shop.store import SEED_CUSTOMERS
+        from services.web.settings import WebSettings
         from supportbot.actions.declarations import sample_actions_path
+        from supportbot.actions.identity import IdentitySettings
         from supportbot.actions.wiring import ActionSettings
         from supportbot.sample import HELPCENTER, KOREAN_HELPCENTER
+
+        configured = IdentitySettings().identity_secret.get_secret_value()
 
         # SUPPORTBOT_SHOP_SERVICE_TOKEN: the shop's setting, and the variable the sample actions
         # file's Authorization header reads, so the gateway sends exactly what the shop expects.
@@ -378,6 +388,8 @@ class Stack:
                                    database=self.data_dir / "shop" / "shop.sqlite3", service_token=self.shop_service_token),
             **settings_environment(ActionSettings, file=sample_actions_path(), base_url=self.shop_url(),
                                    help_centers=json.dumps({"en": str(HELPCENTER), "ko": str(KOREAN_HELPCENTER)})),
+            **settings_environment(IdentitySettings, identity_secret=configured or self.identity_secret),
+            **settings_environment(WebSettings, demo_customers=",".join(customer[0] for customer in SEED_CUSTOMERS)),
         }
 
     def shop_url(self) -> str:

@@ -125,7 +125,8 @@ def _print_stack(stack: Stack, data_dir: Path) -> None:
     console.print("In Korean: [bold]supportbot ask -c helpcenter-ko \"비밀번호를 잊어버렸어요\"[/bold]")
     if stack.actions:
         console.print(f"Account actions on, against the demo shop at {stack.shop_url()}: in the customer page "
-                      "(signed in as the local customer key), ask [bold]Where is my order?[/bold]")
+                      "(signed in as the local customer key), ask [bold]Where is my order?[/bold]; in the widget, "
+                      f"as a demo customer: http://{stack.host}:{stack.ports.web}/widget-demo?customer=c-ben")
 
 
 def start_scheduled_sync(stack: Stack) -> None:

@@ -98,15 +98,15 @@ class SessionRecord:
     def waiting_action(self, now: float) -> ActionReply | None:
         """The account action awaiting the customer's answer while its question is still the
         conversation's last turn (chat.proto's Session.waiting_action): what a client showing
-        the conversation again offers as buttons. The options are the values offered."""
+        the conversation again offers as buttons, labelled as the question labelled them."""
         pending = restore(self.pending_action)
         if pending is None or not self.turns or self.turns[-1].role != Speaker.ASSISTANT:
             return None
         waiting = pending.waiting_for(now)
         if waiting is None:
             return None
-        kind, values = waiting
-        return ActionReply(action=pending.action, kind=kind, options=tuple((value, value) for value in values))
+        kind, options = waiting
+        return ActionReply(action=pending.action, kind=kind, options=tuple((option.value, option.label) for option in options))
 
     def make_room(self, text: str, *, max_messages: int, max_chars: int) -> None:
         """Refuses a message (and the reply it gets) that would take the conversation past its

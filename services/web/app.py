@@ -8,10 +8,12 @@ from __future__ import annotations
 import html
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -27,6 +29,7 @@ from services.web import openai_compat
 from services.web.openapi import openapi_document
 from services.web.settings import WebSettings
 from services.web.transcoding import HttpError, Route, http_routes, to_json
+from supportbot.actions.identity import issue_identity_token
 from supportbot.core.auth import API_KEY_METADATA_KEY, KeyRing
 from supportbot.core.channels import create_channel
 from supportbot.core.errors import InvalidArgument, check_collection_name
@@ -44,10 +47,15 @@ DEMO_PAGE = """<!doctype html>
 </head><body>
 <h1>Lumio Help Center</h1>
 <p>This page is any page of yours: the chat bubble in the corner comes from one script tag.</p>
-<pre>&lt;script src="/widget.js" data-key="{key}" defer&gt;&lt;/script&gt;</pre>
-<script src="/widget.js" data-key="{key}" data-title="{title}"{options} defer></script>
+<pre>&lt;script src="/widget.js" data-key="{key}"{shown_token} defer&gt;&lt;/script&gt;</pre>
+{signed_in}<script src="/widget.js" data-key="{key}" data-title="{title}"{options} defer></script>
 </body></html>
 """
+DEMO_SIGNED_IN = """<p>Signed in as <b>{customer}</b>, a customer of the demo shop: this server signed the identity token
+for them with the identity secret, as your own server signs one for its signed-in visitor. Ask about
+your orders or subscription. Others: {others}.</p>
+"""
+DEMO_SIGN_IN = "<p>Try account actions as a customer of the demo shop: {links}.</p>\n"
 
 
 def presented_key(request: Request) -> str:
@@ -132,6 +140,45 @@ async def _opened(call: Any) -> Any:
         return messages, None
 
 
+@dataclass(frozen=True)
+class DemoPage:
+    """What the widget demo page adds for its visitor: the identity token of the customer it
+    signed in ("" for none), and the paragraph that says so or offers the sign-in."""
+
+    token: str = ""
+    html: str = ""
+
+
+class DemoSignIn:
+    """The widget demo page's sign-in as a customer of the demo shop (`?customer=c-ben`), so a
+    visitor can try account actions: the token is signed here with the identity secret the
+    gateway checks, the way a company's own server signs one for its signed-in visitor; the
+    secret never reaches the page. Off (no customers or no secret: account actions are off)."""
+
+    def __init__(self, customers: list[str], secret: str) -> None:
+        self.customers = customers if secret else []
+        self.secret = secret
+
+    def page(self, customer: str, query: Mapping[str, str]) -> DemoPage:
+        """Raises InvalidArgument for a sign-in this server cannot make."""
+        if not customer:
+            links = ", ".join(self._link(other, query) for other in self.customers)
+            return DemoPage(html=DEMO_SIGN_IN.format(links=links) if links else "")
+        if not self.customers:
+            raise InvalidArgument("signing in as a demo customer needs account actions: start the stack with "
+                                  "`supportbot up --actions` (the demo shop and an identity secret)")
+        if customer not in self.customers:
+            raise InvalidArgument(f"{customer!r} is no customer of the demo shop: one of {', '.join(self.customers)}")
+        others = ", ".join(self._link(other, query) for other in self.customers if other != customer)
+        return DemoPage(issue_identity_token(customer, self.secret),
+                        DEMO_SIGNED_IN.format(customer=html.escape(customer), others=others))
+
+    @staticmethod
+    def _link(customer: str, query: Mapping[str, str]) -> str:
+        target = urlencode({**query, "customer": customer})
+        return f'<a href="?{html.escape(target, quote=True)}">{html.escape(customer)}</a>'
+
+
 class WebApp:
     def __init__(self, settings: WebSettings) -> None:
         self.settings = settings
@@ -140,6 +187,7 @@ class WebApp:
         self.routes = {route.name: route for route in http_routes(CHAT_SERVICE)}
         keys = KeyRing.load(settings.api_keys_file) if settings.api_keys_file and settings.api_keys_file.exists() else None
         self.origins = Origins(keys, settings.allowed_origins)
+        self.demo_sign_in = DemoSignIn(settings.demo_customers, settings.demo_identity_secret.get_secret_value())
 
     def caller_metadata(self, request: Request) -> tuple[tuple[str, str], ...]:
         """The metadata of the gateway call: the caller's key, once its origin is allowed."""
@@ -275,9 +323,16 @@ class WebApp:
             collection = check_collection_name(collection) if collection else ""
         except InvalidArgument as exc:
             return HTMLResponse(f"<p>{html.escape(str(exc))}</p>", status_code=400)
-        options = "".join(f' data-{name}="{value}"' for name, value in (("lang", language), ("collection", collection)) if value)
+        try:
+            sign_in = self.demo_sign_in.page(request.query_params.get("customer", ""), request.query_params)
+        except InvalidArgument as exc:
+            return HTMLResponse(f"<p>{html.escape(str(exc))}</p>", status_code=400)
+        options = "".join(f' data-{name}="{html.escape(value, quote=True)}"' for name, value in
+                          (("lang", language), ("collection", collection), ("identity-token", sign_in.token)) if value)
         title = "Lumio 고객센터" if language == "ko" else "Lumio support"
-        return HTMLResponse(DEMO_PAGE.format(key=html.escape(key, quote=True), title=title, options=options))
+        return HTMLResponse(DEMO_PAGE.format(key=html.escape(key, quote=True), title=title, options=options,
+                                             shown_token=' data-identity-token="eyJ..."' if sign_in.token else "",
+                                             signed_in=sign_in.html))
 
     # -- operations -------------------------------------------------------------------------
     async def openapi_json(self, request: Request) -> Response:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from supportbot.core.settings import DEFAULT_GATEWAY_ADDRESS
@@ -36,9 +36,22 @@ class WebSettings(BaseSettings):
     # Seconds in-flight requests get to finish after SIGTERM.
     grace_period_s: float = Field(default=20.0, ge=0)
 
-    @field_validator("allowed_origins", mode="before")
+    # The widget demo page may sign its visitor in as one of these customers of the demo shop
+    # (`/widget-demo?customer=c-ben`), comma-separated: `supportbot up --actions` names the shop's
+    # seeded customers. Empty (account actions off): it signs no one in.
+    demo_customers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # What the demo page signs those identity tokens with, here on the server as a company's own
+    # server would: the gateway's identity secret (SUPPORTBOT_ACTIONS_IDENTITY_SECRET). Empty: no
+    # sign-in either.
+    demo_identity_secret: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("SUPPORTBOT_WEB_DEMO_IDENTITY_SECRET", "SUPPORTBOT_ACTIONS_IDENTITY_SECRET"),
+    )
+
+    @field_validator("allowed_origins", "demo_customers", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _comma_separated(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
-            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+            items = [item.strip() for item in value.split(",") if item.strip()]
+            return [item.rstrip("/") for item in items] if info.field_name == "allowed_origins" else items
         return value

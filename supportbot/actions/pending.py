@@ -20,12 +20,13 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
 from supportbot.actions.declarations import Action
-from supportbot.actions.slots import answer_to_question, fill_by_pattern
+from supportbot.actions.slots import Option, answer_to_question, fill_by_pattern
 
 # Ten minutes: long enough to look up an order number, short enough that a "yes" tomorrow does
 # not cancel a subscription.
@@ -62,6 +63,10 @@ class PendingAction:
     # The parameter the last question asked for, and the values it offered.
     asking: str = ""
     offered: list[str] = field(default_factory=list)
+    # How the question labelled each offered value ("L-104233, Lumio Hub"), so a client showing
+    # the conversation again draws the same buttons. A state stored before labels were kept has
+    # none: its values stand for themselves.
+    labels: dict[str, str] = field(default_factory=dict)
     idempotency_key: str = field(default_factory=lambda: f"sb-{secrets.token_urlsafe(18)}")
     confirmed_by: str = ""
     confirmed_at: float = 0.0
@@ -87,17 +92,23 @@ class PendingAction:
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
 
-    def waiting_for(self, now: float) -> tuple[str, list[str]] | None:
+    def offer(self, asking: str, options: Sequence[Option]) -> None:
+        """The question now asked: for `asking`, offering `options` (none: an open question)."""
+        self.asking = asking
+        self.offered = [option.value for option in options]
+        self.labels = {option.value: option.label for option in options}
+
+    def waiting_for(self, now: float) -> tuple[str, list[Option]] | None:
         """What the customer's next message is awaited for: ("confirm", []) for a change read
-        back, ("clarify", the values offered) for a question with choices; None when nothing
-        waits (run, cancelled, set aside by another question, expired, or a question without
-        choices)."""
+        back, ("clarify", the options offered, as the question labelled them) for a question
+        with choices; None when nothing waits (run, cancelled, set aside by another question,
+        expired, or a question without choices)."""
         if self.expired(now):
             return None
         if self.status is Status.AWAITING:
             return "confirm", []
         if self.status is Status.COLLECTING and self.asking and self.offered:
-            return "clarify", list(self.offered)
+            return "clarify", [Option(value, self.labels.get(value, value)) for value in self.offered]
         return None
 
 
@@ -122,7 +133,7 @@ def start(action: Action, customer_id: str, language: str, now: float, *, ttl_s:
 def propose(pending: PendingAction, now: float, *, ttl_s: float = DEFAULT_TTL_S) -> PendingAction:
     """All parameters are known: read the change back and wait for a yes (the clock restarts)."""
     pending.status = Status.AWAITING
-    pending.asking, pending.offered = "", []
+    pending.offer("", ())
     pending.expires_at = now + ttl_s
     return pending
 

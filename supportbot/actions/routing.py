@@ -28,6 +28,10 @@ from supportbot.actions.slots import bounded_pattern
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
+# A threshold no similarity reaches (cosine similarities are at most 1).
+NEVER = 1.01
+
+
 @dataclass(frozen=True)
 class RoutingThresholds:
     """threshold: how close the best example must be; margin: how much closer than the best
@@ -38,8 +42,8 @@ class RoutingThresholds:
     margin: float
     anchored: float
     # The threshold for a message that neither names a record nor speaks of the customer's own
-    # case (speaks_of_own_case); above 1: such a message never starts an action.
-    general: float = 1.01
+    # case (speaks_of_own_case); NEVER: such a message never starts an action.
+    general: float = NEVER
     # How far a change must be ahead of the best lookup of a record the message names.
     change: float = 0.0
 
@@ -198,7 +202,8 @@ class ActionRouter:
             # "How do I cancel Lumio Plus?", "일반 배송은 며칠 걸려요?": a general question needs
             # more evidence to be an account action than one about the customer's own things.
             general = self.general_threshold if general_threshold is None else general_threshold
-            threshold = max(threshold, general)
+            # One that says it is about things in general ("주문하면 언제 도착해요?") starts none.
+            threshold = max(threshold, general, NEVER if asks_in_general(message) else 0.0)
         return decide(scores, threshold, margin)
 
 
@@ -215,8 +220,28 @@ _OWN_CASE_KO = re.compile(
     r"주세요|주시겠어요|줘|싶어요|싶습니다|싶은데|할게요|할래요|부탁|요청")
 
 
+# Korean drops the pronoun in questions about one particular thing of the customer's too: where it
+# is, when it comes, whether it has left, what state it is in ("배송 언제 와요?", "주문 어디쯤이에요?",
+# "택배 출발했나요?", "배송 상태가 어떻게 되나요?", "아직 안 왔어요"). A question about things in
+# general ("일반 배송은 보통 언제 와요?", "주문하면 언제 도착해요?", "주문 상태는 어디서 확인하나요?")
+# says so with one of _GENERAL_KO, which overrides it, and then starts no action at all. Written
+# for the tune split's Korean conversations (`python -m bench.actions --split tune`: its twelve
+# "-nocue"/"ko-help-" conversations) and checked on its negatives, none of which either class
+# changes; see README "Actions".
+_PARTICULAR_THING_KO = re.compile(
+    r"아직|어디쯤|어디까지\s?왔|언제\s?(?:와|오|도착|받|배송되|발송되|출발)|"
+    r"(?:왔|도착했|출발했|발송됐|발송되었|배송됐|보냈)(?:나요|는지|습니까|을까요)|상태(?:가|는)?\s?(?:어떻게|궁금|확인)")
+_GENERAL_KO = re.compile(r"보통|일반|평균|대개|며칠|얼마나|방법|어떻게\s?(?:하|해야)|어디서|(?:하|되|으|시|다)면(?=\s|[,?]|$)")
+
+
 def speaks_of_own_case(message: str) -> bool:
-    return bool(_OWN_CASE_EN.search(message) or _OWN_CASE_KO.search(message))
+    if _OWN_CASE_EN.search(message) or _OWN_CASE_KO.search(message):
+        return True
+    return bool(_PARTICULAR_THING_KO.search(message)) and not asks_in_general(message)
+
+
+def asks_in_general(message: str) -> bool:
+    return bool(_GENERAL_KO.search(message))
 
 
 # A hypothetical about the customer's own doing ("if I cancel", "what happens if", "would I

@@ -165,23 +165,41 @@ class ActionStage:
         language = self.language_of(message)
         route = self.routers[language].route(message)
         pending = states.restore(state)
-        customer = identity.customer_id if identity else ""
+        if states.reply_intent(message) == "other" and (combined := self.split(message)) is not None:
+            # The case part is the request, whether or not an action waits; the help center
+            # answers the other part (the turn's).
+            case = await self._continue_or_start(combined.case, combined.decision, pending, identity, language, now)
+            case.question = combined.question
+            return case
         if pending is not None or states.reply_intent(message) == "yes":
-            action = self.actions.action(pending.action) if pending else None
-            transition = states.advance(pending, message, action=action, customer_id=customer, now=now,
-                                        routed_action=route.action)
-            handled = await self._continue(transition, message, identity, route, language)
+            handled = await self._advance(pending, message, route, identity, language, now)
             if handled is not None:
                 return handled
             pending = None
-        if pending is None and (combined := self.split(message)) is not None:
-            # The case part starts its action; the help center answers the other (the turn's).
-            started = await self._start(combined.case, combined.decision, identity, language, now)
-            started.question = combined.question
-            return started
         if route.action is None:  # route.is_action, spelt so that the type checker sees it
             return StageResult("help_center", route=route, state=_keep(pending))
         return await self._start(message, route, identity, language, now)
+
+    async def _advance(self, pending: states.PendingAction | None, message: str, route: RouteDecision,
+                       identity: CustomerIdentity | None, language: str, now: float) -> StageResult | None:
+        """What the message does to the action waiting in the session (or a yes to nothing); None:
+        it asks for another action, which replaces the waiting one."""
+        action = self.actions.action(pending.action) if pending else None
+        transition = states.advance(pending, message, action=action, customer_id=identity.customer_id if identity else "",
+                                    now=now, routed_action=route.action)
+        return await self._continue(transition, message, identity, route, language)
+
+    async def _continue_or_start(self, case: str, route: RouteDecision, pending: states.PendingAction | None,
+                                 identity: CustomerIdentity | None, language: str, now: float) -> StageResult:
+        """The case part of a combined message: it continues the waiting action as it would on its
+        own ("L-104240 ..." answering "which order?", "no, L-104240" changing a proposal), or else
+        starts the action it asks for, which sets the waiting one aside as another request
+        would. Never the help center: the case part is a confident request."""
+        if pending is not None:
+            handled = await self._advance(pending, case, route, identity, language, now)
+            if handled is not None and not handled.passthrough:
+                return handled
+        return await self._start(case, route, identity, language, now)
 
     async def _start(self, message: str, route: RouteDecision, identity: CustomerIdentity | None, language: str,
                      now: float) -> StageResult:
@@ -266,7 +284,7 @@ class ActionStage:
     def _ask(self, pending: states.PendingAction, action: Action, name: str, options: list[Option],
              route: RouteDecision) -> StageResult:
         pending.status = states.Status.COLLECTING
-        pending.asking, pending.offered = name, [option.value for option in options]
+        pending.offer(name, options)
         question = clarifying_question(name, action.parameters[name], options, pending.language)
         return StageResult("clarify", question.text, options=question.options, route=route, action=action.name,
                            state=pending.to_dict())

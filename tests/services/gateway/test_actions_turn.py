@@ -60,10 +60,17 @@ def act_stage(shop: ShopServer) -> Act:
     return Act.of(ActionStage(actions, executor, routers), IdentitySettings(identity_secret=IDENTITY_SECRET))
 
 
-def gateway(redis: Redis, tmp_path, act: Act | None) -> ChatServicer:  # type: ignore[no-untyped-def]
+def gateway(redis: Redis, tmp_path, act: Act | None, retriever: FakeRetriever | None = None) -> ChatServicer:  # type: ignore[no-untyped-def]
     settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="extractive")
-    return build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), FakeRetriever(), FakeGenerator(),
-                      act=act)
+    return build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), retriever or FakeRetriever(),
+                      FakeGenerator(), act=act)
+
+
+def refunds_help_center() -> FakeRetriever:
+    """A help center that finds the card refunds article, whatever is asked."""
+    retriever = FakeRetriever()
+    retriever.results = [REFUNDS]
+    return retriever
 
 
 @pytest.fixture()
@@ -199,11 +206,8 @@ async def test_without_actions_configured_the_turn_is_a_help_center_turn(redis, 
 
 async def test_a_case_question_and_a_policy_question_in_one_message_are_answered_each_with_its_citation(
         redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]
-    retriever = FakeRetriever()
-    retriever.results = [REFUNDS]
-    settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="extractive")
-    servicer = build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), retriever, FakeGenerator(),
-                          act=act_stage(shop))
+    retriever = refunds_help_center()
+    servicer = gateway(redis, tmp_path, act_stage(shop), retriever)
     session_id, result = await chat(servicer, "Has my order L-104240 shipped yet, and how long do card refunds take?")
     order = shop.store.order("c-ana", "L-104240")
     # The action's reply first, with its record; then the help center's answer to the other part,
@@ -236,6 +240,39 @@ async def test_a_change_with_a_policy_question_is_proposed_beside_the_answer_and
     _, done = await chat(servicer, "yes", session_id)
     assert done.action.kind == chat_pb2.ACTION_REPLY_KIND_RESULT and "[subscription S-2001]" in done.answer
     assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
+
+
+async def test_a_combined_message_while_a_change_waits_for_a_yes_is_split_and_sets_the_change_aside(servicer, shop) -> None:  # type: ignore[no-untyped-def]
+    session_id, proposal = await chat(servicer, "Cancel my Lumio Plus subscription")
+    assert proposal.action.kind == chat_pb2.ACTION_REPLY_KIND_CONFIRM
+    # Routed whole, this message is a help-center question (the policy part outweighs the order
+    # part); as in a conversation where nothing waits, it is split: the order question asked, the
+    # return policy answered as a question of its own.
+    _, both = await chat(servicer, "Where is my order? Also, what is your return policy?", session_id)
+    assert both.action.kind == chat_pb2.ACTION_REPLY_KIND_CLARIFY and both.action.action == "order_status"
+    assert [o.value for o in both.action.options] == ["L-104240", "L-104233", "L-104198"]
+    assert both.rewritten_question == "what is your return policy?" and both.answer.startswith("Which one do you mean: L-104240")
+    # Another request replaced the change: a yes now changes nothing.
+    assert (await servicer.sessions.get(session_id)).pending_action["action"] == "order_status"
+    _, answered = await chat(servicer, "L-104233", session_id)
+    assert answered.answer_path == chat_pb2.ANSWER_PATH_ACTION and "[order L-104233]" in answered.answer
+    _, late = await chat(servicer, "yes", session_id)
+    assert late.action.kind == chat_pb2.ACTION_REPLY_KIND_ERROR
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "active"
+
+
+async def test_a_combined_message_answering_the_clarifying_question_continues_it_and_answers_the_policy_part(
+        redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]
+    retriever = refunds_help_center()
+    servicer = gateway(redis, tmp_path, act_stage(shop), retriever)
+    session_id, question = await chat(servicer, "Where is my order?")
+    assert question.action.kind == chat_pb2.ACTION_REPLY_KIND_CLARIFY
+    _, result = await chat(servicer, "Has my order L-104240 shipped yet, and how long do card refunds take?", session_id)
+    reply, _, policy = result.answer.partition("\n\n")
+    assert result.action.kind == chat_pb2.ACTION_REPLY_KIND_RESULT and [r.marker for r in result.action.records] == ["[order L-104240]"]
+    assert shop.store.order("c-ana", "L-104240")["status"] in reply and "Card refunds take 5-10 business days" in policy
+    assert retriever.queries[-1] == "how long do card refunds take?"
+    assert (await servicer.sessions.get(session_id)).pending_action is None
 
 
 async def test_the_policy_part_is_generated_for_as_its_own_question_and_never_from_the_answer_cache(redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]

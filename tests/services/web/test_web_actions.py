@@ -9,7 +9,10 @@ runs only after a "yes" in the same session, once."""
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -23,7 +26,7 @@ from services.shop.settings import ShopSettings
 from services.web.app import build_app
 from services.web.settings import WebSettings
 from supportbot.actions.identity import issue_identity_token
-from tests.conftest import TEST_KEYS
+from tests.conftest import TEST_KEYS, write_test_keys
 from tests.fakes import FakeGenerator, FakeRetriever, keyed_gateway
 from tests.services.gateway.test_actions_turn import IDENTITY_SECRET, SHOP_TOKEN, act_stage
 from tests.services.web.test_web import events
@@ -40,16 +43,23 @@ def shop(tmp_path):  # type: ignore[no-untyped-def]
         yield server
 
 
-@pytest.fixture()
-async def web(redis, tmp_path, shop):  # type: ignore[no-untyped-def]
+@asynccontextmanager
+async def web_app(redis, tmp_path, shop, **web_settings) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """The web app (these WebSettings) in front of a gateway with the act stage on the shop."""
     settings = GatewaySettings(data_dir=tmp_path, answer_mode="extractive")
     servicer = build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), FakeRetriever(), FakeGenerator(),
                           act=act_stage(shop))
     async with keyed_gateway(servicer) as address:
-        app = build_app(WebSettings(gateway_address=address, allowed_origins=["https://help.example"]))
+        app = build_app(WebSettings(gateway_address=address, **web_settings))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://web") as client:
             client.sessions = servicer.sessions  # type: ignore[attr-defined]
             yield client
+
+
+@pytest.fixture()
+async def web(redis, tmp_path, shop):  # type: ignore[no-untyped-def]
+    async with web_app(redis, tmp_path, shop, allowed_origins=["https://help.example"]) as client:
+        yield client
 
 
 def token(customer_id: str, **options) -> str:  # type: ignore[no-untyped-def]
@@ -101,10 +111,13 @@ async def test_a_session_read_again_says_which_action_waits_for_the_customer(web
         assert response.status_code == 200, response.text
         return response.json()["session"].get("waitingAction")
 
-    session_id, _ = await chat(web, "Where is my order?", identity=ben)
+    session_id, question = await chat(web, "Where is my order?", identity=ben)
     clarify = await waiting(session_id)
     assert clarify is not None and clarify["kind"] == "ACTION_REPLY_KIND_CLARIFY"
     assert [o["value"] for o in clarify["options"]] == [o["order_id"] for o in shop.store.orders("c-ben")]
+    # The buttons drawn again read as the question's did ("L-100002, Lumio Hub ..."), not as bare values.
+    assert clarify["options"] == question["action"]["options"]
+    assert all(o["label"] != o["value"] for o in clarify["options"])
     await chat(web, "L-100002", session_id, identity=ben)
     assert await waiting(session_id) is None
     await chat(web, "Cancel my Lumio Plus subscription", session_id, identity=ben)
@@ -112,6 +125,34 @@ async def test_a_session_read_again_says_which_action_waits_for_the_customer(web
     assert confirm is not None and confirm["kind"] == "ACTION_REPLY_KIND_CONFIRM" and confirm["action"] == "cancel_subscription"
     await chat(web, "How long does a refund take?", session_id, identity=ben)  # set aside by another question
     assert await waiting(session_id) is None
+
+
+async def test_the_widget_demo_signs_in_as_a_demo_customer_with_a_token_the_gateway_accepts(redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]
+    keys = tmp_path / "keys.json"
+    write_test_keys(keys, ("http://web",))  # the publishable key allowed on the demo page's own origin
+    on = {"api_keys_file": keys, "demo_customers": ["c-ana", "c-ben"], "demo_identity_secret": IDENTITY_SECRET}
+    async with web_app(redis, tmp_path, shop, **on) as web:
+        offered = await web.get("/widget-demo?lang=en")
+        assert offered.status_code == 200 and 'href="?lang=en&amp;customer=c-ben"' in offered.text
+        assert "data-identity-token" not in offered.text  # nobody is signed in until chosen
+        page = await web.get("/widget-demo?customer=c-ben")
+        assert page.status_code == 200 and "Signed in as <b>c-ben</b>" in page.text
+        found = re.search(r'<script src="/widget.js" [^>]*data-identity-token="([^"]+)"', page.text)
+        assert found is not None and IDENTITY_SECRET not in page.text
+        # The widget's own request from that page: the publishable key, the page's origin, the token.
+        widget = {"authorization": f"Bearer {TEST_KEYS['publishable']['key']}", "origin": "http://web"}
+        _, question = await chat(web, "Where is my order?", identity=found.group(1), headers=widget)
+        assert question["action"]["kind"] == "ACTION_REPLY_KIND_CLARIFY"
+        assert [o["value"] for o in question["action"]["options"]] == [o["order_id"] for o in shop.store.orders("c-ben")]
+        unknown = await web.get("/widget-demo?customer=c-nobody")
+        assert unknown.status_code == 400 and "no customer of the demo shop" in unknown.text and "c-ana, c-ben" in unknown.text
+    # Account actions off (no demo customers, or no secret to sign with): nobody is signed in.
+    for off in ({"api_keys_file": keys}, {"api_keys_file": keys, "demo_customers": ["c-ben"]}):
+        async with web_app(redis, tmp_path, shop, **off) as web:
+            refused = await web.get("/widget-demo?customer=c-ben")
+            assert refused.status_code == 400 and "supportbot up --actions" in refused.text
+            plain = await web.get("/widget-demo")
+            assert plain.status_code == 200 and "customer=" not in plain.text and "data-identity-token=\"ey" not in plain.text
 
 
 async def test_without_a_token_the_widget_visitor_is_anonymous_and_told_to_sign_in(web, shop) -> None:  # type: ignore[no-untyped-def]

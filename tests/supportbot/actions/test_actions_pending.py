@@ -11,6 +11,7 @@ import pytest
 
 from supportbot.actions import pending as states
 from supportbot.actions.declarations import load_actions, sample_actions_path
+from supportbot.actions.slots import Option
 
 ACTIONS = load_actions(sample_actions_path())
 CANCEL = ACTIONS.action("cancel_subscription")
@@ -157,10 +158,21 @@ def test_what_waits_for_the_customer_is_told_while_it_waits() -> None:
     assert proposed().waiting_for(NOW + 5) == ("confirm", [])
     asking = states.start(ACTIONS.action("order_status"), "c-ana", "en", NOW)
     assert asking.waiting_for(NOW) is None  # nothing asked yet
-    asking.asking, asking.offered = "order_id", ["L-104233", "L-104240"]
-    assert asking.waiting_for(NOW) == ("clarify", ["L-104233", "L-104240"])
+    asking.offer("order_id", [Option("L-104233", "L-104233, Lumio Hub"), Option("L-104240", "L-104240, Lumio Color Bulb A19")])
+    assert asking.waiting_for(NOW) == ("clarify", [Option("L-104233", "L-104233, Lumio Hub"),
+                                                   Option("L-104240", "L-104240, Lumio Color Bulb A19")])
     # Expired, run, or set aside by an unrelated question: nothing waits.
     assert proposed().waiting_for(NOW + states.DEFAULT_TTL_S + 1) is None
     assert step(proposed(), "yes").pending.waiting_for(NOW + 5) is None  # type: ignore[union-attr]
     suspended = step(proposed(), "how long does a refund take?").pending
     assert suspended is not None and suspended.waiting_for(NOW + 5) is None
+
+
+def test_the_offered_labels_survive_the_session_and_a_state_stored_without_them_still_offers_its_values() -> None:
+    asking = states.start(ACTIONS.action("order_status"), "c-ana", "en", NOW)
+    asking.offer("order_id", [Option("L-104233", "L-104233, Lumio Hub")])
+    stored = json.loads(json.dumps(asking.to_dict()))
+    assert states.PendingAction.from_dict(stored).waiting_for(NOW) == ("clarify", [Option("L-104233", "L-104233, Lumio Hub")])
+    del stored["labels"]  # written before the labels were kept
+    assert states.PendingAction.from_dict(stored).waiting_for(NOW) == ("clarify", [Option("L-104233", "L-104233")])
+    assert states.propose(asking, NOW).labels == {}  # read back: nothing offered any more

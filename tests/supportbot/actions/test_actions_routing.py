@@ -134,6 +134,19 @@ def test_the_default_thresholds_name_their_benchmark() -> None:
     ("플러스 구독 해지하려면 어떻게 해야 돼요?", False),
     ("일반 배송은 며칠 걸려요?", False),
     ("제주도도 배송되나요?", False),  # 제 only as a word, not inside 제주도
+    # Korean drops the pronoun when asking after one particular thing: where, when, whether, what state.
+    ("배송 언제 와요?", True),
+    ("택배 출발했나요?", True),
+    ("주문 어디쯤이에요?", True),
+    ("배송 상태가 어떻게 되나요?", True),
+    ("배송 상태 궁금해요", True),
+    # ... unless it says it asks about things in general.
+    ("일반 배송은 보통 언제 와요?", False),
+    ("주문하면 언제 도착해요?", False),
+    ("주문 상태는 어디서 확인하나요?", False),
+    ("반품 정책이 어떻게 되나요?", False),  # the state of no particular thing
+    ("허브가 깨져서 왔어요", False),  # a statement of what came, no question after it
+    ("계정이 잠겼다고 나와요", False),  # 나와요 ("it shows"), not 와요
 ])
 def test_what_marks_a_message_as_the_customers_own_case(message: str, own: bool) -> None:
     assert speaks_of_own_case(message) is own
@@ -147,6 +160,15 @@ def test_a_general_question_needs_the_general_threshold() -> None:
     assert router.route("List the recent orders", general_threshold=0.5).action == "list_orders"
     # ... while the customer's own case routes at the usual threshold.
     assert router.route("List my recent orders").action == "list_orders"
+
+
+def test_a_question_about_things_in_general_starts_no_action_at_any_general_threshold() -> None:
+    router = ActionRouter(ACTIONS.actions, HashingEmbedder(), HELP_CENTER, languages=["ko"], threshold=0.0, margin=-1.0,
+                          general_threshold=0.0)
+    assert router.route("주문 언제 도착해요?").is_action
+    general = router.route("주문하면 언제 도착해요?")
+    assert not general.is_action and general.runner_up == "order_status"
+    assert router.route("제 주문하면 언제 도착해요?").is_action  # the customer's own case after all
 
 
 def test_a_named_record_is_looked_up_unless_the_change_is_clearly_asked_for() -> None:
