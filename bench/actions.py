@@ -117,8 +117,11 @@ NEGATIVE_SETS = [("sample", "en", SAMPLE / "golden.jsonl"), ("korean", "ko", SAM
 HELD_OUT_NEGATIVE_SETS = [("apache", "en", DATA / "apache_golden.jsonl"), ("apache-ko", "ko", DATA / "apache_ko_golden.jsonl")]
 # Questions of those sets that ask about the customer's own case, which an account action answers
 # once the customer is signed in (the sets were written before actions existed): they count as
-# routed right when they reach that action, never as false triggers.
-ACTION_REQUESTS = {("sample", "s05"): "order_status", ("korean", "k23"): "order_status"}
+# routed right when they reach that action, never as false triggers. lk22 ("my parcel hasn't come
+# yet, when will it come?") was an off-topic question of a software help center; to a signed-in
+# shop customer it asks where their order is (relabelled when the Korean own-case rule reached it).
+ACTION_REQUESTS = {("sample", "s05"): "order_status", ("korean", "k23"): "order_status",
+                   ("libreoffice-ko", "lk22"): "order_status"}
 
 
 def write_negative_splits() -> None:
