@@ -97,8 +97,8 @@ was final; never used to shape code):
   Both written without reading the answering or retrieval code and without running any answer
   or retrieval benchmark on them; each key fact is checked to occur verbatim in the visible text
   of its page, inline markup joined and spaced (`python bench/check_key_facts.py --sets
-  gnome-help,gnome-help-ko`; for Korean, in a sentence with Hangul). To be evaluated once by the
-  lead, then a dev set like the others.
+  gnome-help,gnome-help-ko`; for Korean, in a sentence with Hangul). Evaluated once (README,
+  "Held-out corpus", 2026-12-01), so seen since: dev sets from here on.
 
 Pages looked at while building the extractor (not in any set above, so no held-out set is
 touched): two pages of gimp-help-ko 2.10.34-2 (tests/data/pages: getting-started and
