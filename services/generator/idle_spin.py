@@ -55,4 +55,4 @@ def register() -> None:
         return
     if hasattr(wait, "bounded_at"):
         return
-    condition.wait = bounded_wait(wait, float(value))  # type: ignore[method-assign]
+    condition.wait = bounded_wait(wait, float(value))
