@@ -8,7 +8,8 @@ to it:
     awaiting_confirmation --a new value ("no, L-104240")--> awaiting_confirmation (re-proposed)
     awaiting_confirmation --another action asked--> cancelled, the new one starts
     awaiting_confirmation --unrelated question--> suspended (a later "yes" re-asks, never runs)
-    any --past expires_at--> expired;  confirmed --yes again--> error, nothing changes
+    any --past expires_at--> expired: a yes, a no or an answer to its question is told so,
+      anything else is answered as if nothing waited;  confirmed --yes again--> error, nothing changes
     no pending action --yes--> error "never proposed"
 
 A change runs only on an explicit yes in the turn right after it was proposed (or re-proposed),
@@ -217,10 +218,17 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
         if intent == "yes":
             return Transition("error", pending, ConfirmationError("already_confirmed", "This was already confirmed; it is not done a second time."))
         return Transition("unrelated", pending)
-    if pending.expired(now):
-        pending.status = Status.EXPIRED
-        return Transition("expired", pending, ConfirmationError("expired", "That request expired, so nothing was changed. Please ask again."))
     assert action is not None and action.name == pending.action
+    if pending.expired(now):
+        # "Cancel my subscription" starts like a no, but routing takes it for a request of its own.
+        replies = (intent == "yes" or (intent == "no" and routed_action is None)
+                   or _answers_the_question(pending, message, action))
+        pending.status = Status.EXPIRED
+        if not replies:
+            # Asked something else after the request lapsed: answered as if nothing waited
+            # (a help-center question, or the same request asked afresh).
+            return Transition("unrelated", None)
+        return Transition("expired", pending, ConfirmationError("expired", "That request expired, so nothing was changed. Please ask again."))
     switched = routed_action is not None and routed_action != pending.action and intent != "yes"
     if pending.status == Status.COLLECTING:
         # An answer to the question asked ("L-104240") continues it, whatever routing made of it.
@@ -251,6 +259,15 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
         return Transition("run", confirm(pending, customer_id, now))
     pending.status = Status.SUSPENDED
     return Transition("unrelated", pending)
+
+
+def _answers_the_question(pending: PendingAction, message: str, action: Action) -> bool:
+    """Whether the message gives the value of the parameter the clarifying question asked for
+    ("L-104240" to "which order?")."""
+    if pending.status != Status.COLLECTING or not pending.asking:
+        return False
+    return (pending.asking in fill_by_pattern(action, message).values
+            or answer_to_question(action.parameters[pending.asking], message) is not None)
 
 
 def _collect(pending: PendingAction, message: str, action: Action, intent: str) -> Transition:

@@ -84,6 +84,27 @@ def test_an_expired_proposal_cannot_be_confirmed() -> None:
     assert error.value.code == "expired"
 
 
+@pytest.mark.parametrize("message", ["no", "아니요", "yes please"])
+def test_a_reply_to_an_expired_proposal_is_told_it_expired(message: str) -> None:
+    transition = step(proposed(), message, now=NOW + states.DEFAULT_TTL_S + 1)
+    assert transition.kind == "expired" and transition.error is not None and transition.error.code == "expired"
+
+
+def test_an_answer_to_an_expired_question_is_told_it_expired() -> None:
+    order_status = ACTIONS.action("order_status")
+    asking = states.start(order_status, "c-ana", "en", NOW)
+    asking.offer("order_id", [Option("L-104233", "L-104233, Lumio Hub"), Option("L-104240", "L-104240, Lumio Color Bulb A19")])
+    late = NOW + states.DEFAULT_TTL_S + 1
+    assert step(asking, "L-104240", action=order_status, now=late).kind == "expired"
+
+
+@pytest.mark.parametrize("message", ["how long do refunds take?", "Cancel my Lumio Plus subscription", "환불은 얼마나 걸려요?"])
+def test_something_else_asked_after_expiry_is_answered_as_if_nothing_waited(message: str) -> None:
+    transition = step(proposed(), message, routed="cancel_subscription" if "Cancel" in message else None,
+                      now=NOW + states.DEFAULT_TTL_S + 1)
+    assert transition.kind == "unrelated" and transition.pending is None
+
+
 def test_a_yes_with_nothing_proposed_is_an_error() -> None:
     transition = step(None, "yes")
     assert transition.kind == "error" and transition.error.code == "never_proposed"

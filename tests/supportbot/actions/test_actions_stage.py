@@ -122,6 +122,17 @@ async def test_an_expired_proposal_says_so_and_is_dropped(stage: ActionStage) ->
     assert stage.server.store.subscriptions("c-ana")[0]["status"] == "active"  # type: ignore[attr-defined]
 
 
+async def test_after_expiry_another_question_is_answered_and_the_request_can_be_asked_afresh(stage: ActionStage) -> None:
+    """Before, any message after a proposal lapsed was answered "That request expired"."""
+    [proposal] = await talk(stage, ["Cancel my Lumio Plus subscription"])
+    stage.clock = lambda: proposal.state["expires_at"] + 1  # type: ignore[index]
+    question = await stage.run(ActionTurn("How long do refunds take?", proposal.state, ANA))
+    assert question.kind == "help_center" and question.state is None
+    again = await stage.run(ActionTurn("Cancel my Lumio Plus subscription", proposal.state, ANA))
+    assert again.kind == "confirm" and again.state is not None and again.state["expires_at"] > proposal.state["expires_at"]  # type: ignore[index]
+    assert stage.server.store.subscriptions("c-ana")[0]["status"] == "active"  # type: ignore[attr-defined]
+
+
 async def test_a_change_the_shop_never_got_is_not_reported_done_and_can_be_asked_again(stage: ActionStage) -> None:
     """The shop stops between the proposal and the yes: the customer is told nothing changed, a
     second yes is not answered as if it had run, and once the shop is back the same request works."""
