@@ -197,6 +197,19 @@ def _is_navigation(tag: Tag) -> bool:
     return False
 
 
+def _drop_navigation(node: Tag) -> None:
+    """Menus, tables of contents and link lists removed, outermost first, so a menu inside a menu
+    is judged once, with its whole text, and nothing inside a removed one is looked at again."""
+    from bs4 import Tag
+
+    for child in list(node.children):
+        if isinstance(child, Tag):
+            if _is_navigation(child):
+                child.decompose()
+            else:
+                _drop_navigation(child)
+
+
 def _hidden_alternative(tag: Tag) -> bool:
     """Pages that show one of several hidden variants by script (LibreOffice's help names the
     menu "LibreOffice - Preferences" on macOS and "Tools - Options" elsewhere, both hidden)
@@ -310,10 +323,7 @@ def parse_html(text: str, source_path: str) -> ParsedDocument:
     for tag in soup(list(_DROPPED_TAGS)):
         tag.decompose()
     has_text = bool((soup.body or soup).get_text(strip=True))
-    # Outermost first, so a menu inside a menu is judged once, with its whole text.
-    for tag in soup.find_all(True):
-        if not tag.decomposed and _is_navigation(tag):
-            tag.decompose()
+    _drop_navigation(soup)
     root = _main_content(soup)
     h1 = root.find("h1")
     title = re.sub(r"\s+", " ", h1.get_text(" ", strip=True)) if h1 else page_title
