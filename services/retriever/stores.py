@@ -40,12 +40,14 @@ class DocumentVersion:
     # The path or URL the document came from ("": stored before sources were recorded).
     source: str = ""
     url: str = ""
+    # The hash of what the client sent, before parsing ("": stored before it was recorded).
+    input_hash: str = ""
 
     @classmethod
     def of(cls, payload: dict[str, Any]) -> DocumentVersion:
         return cls(
             str(payload.get("content_hash", "")), int(payload.get("version") or 1),
-            str(payload.get("source") or ""), str(payload.get("url") or ""),
+            str(payload.get("source") or ""), str(payload.get("url") or ""), str(payload.get("input_hash") or ""),
         )
 
 

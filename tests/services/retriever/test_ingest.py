@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from services.retriever import ingestion
 from services.retriever.embedding import Embedders, SparseEmbedder
 from services.retriever.knowledge_base import DocumentInput, KnowledgeBase
 from services.retriever.settings import RetrieverSettings
@@ -156,6 +157,31 @@ def test_a_failing_document_fails_alone(kb: KnowledgeBase) -> None:
     }
     assert "over the limit" in outcomes["huge.md"].error and "invalid document id" in outcomes["x.md"].error
     assert kb.stats()[0][1] == 2
+
+
+def test_an_unchanged_document_is_not_parsed_again(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    def documents(shipping: str = "", refunds_title: str = "") -> list[DocumentInput]:
+        return [DocumentInput(page("Refunds"), "/h/refunds.md", "refunds", title=refunds_title),
+                DocumentInput(page("Shipping", shipping), "/h/shipping.md", "shipping")]
+
+    assert [o.status for o in kb.ingest_many("", documents())] == ["added", "added"]
+    parsed: list[str] = []
+    parse = ingestion.parse_document
+    monkeypatch.setattr(ingestion, "parse_document", lambda content, path, mime="": parsed.append(path) or parse(content, path, mime))
+    assert [o.status for o in kb.ingest_many("", documents())] == ["unchanged", "unchanged"] and parsed == []
+    # A changed body, or a changed title given with the same body, is parsed and stored again.
+    changed = list(kb.ingest_many("", documents("Shipping, revised.", "Refunds and returns")))
+    assert [(o.status, o.version) for o in changed] == [("updated", 2), ("updated", 2)]
+    assert sorted(parsed) == ["/h/refunds.md", "/h/shipping.md"]
+
+
+def test_a_version_stored_without_an_input_hash_is_unchanged_after_parsing(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Collections built before input hashes were recorded keep working: no re-embedding."""
+    with monkeypatch.context() as before:
+        before.setattr(DocumentInput, "input_hash", property(lambda self: ""))
+        assert kb.ingest("", DocumentInput(page("Refunds"), "/h/refunds.md", "refunds")).status == "added"
+    again = kb.ingest("", DocumentInput(page("Refunds"), "/h/refunds.md", "refunds"))
+    assert (again.status, again.version) == ("unchanged", 1)
 
 
 def test_a_stopped_ingest_embeds_nothing_more(tmp_path: Path) -> None:
