@@ -22,10 +22,10 @@ Printed:
 5. --per-document N: the former per-document loop (each document parsed, embedded in a batch of
    its own chunks, upserted, its old version deleted) beside the pipeline on the first N pages,
    in-process, same models.
-6. --synthetic N: peak RSS of the retriever and the client over N small synthetic pages (memory
-   stays bounded whatever the folder's size).
+6. --synthetic N: peak RSS of a retriever of their own and of the client over N small synthetic
+   pages, by kind (memory stays bounded whatever the folder's size).
 
-Run: python bench/ingest_bench.py [--pages 0] [--embed-sample 1500] [--per-document 150] [--synthetic 0]
+Run: python bench/ingest_bench.py [--pages 0] [--embed-sample 1500] [--per-document 150] [--synthetic 0 [--synthetic-only]]
 Targets (issue 29, 2 cores): end to end >= 80% of the embedders' own rate, the whole help in
 <= 7 minutes with both vectors, peak RSS <= 2 GB, re-run <= 10% of the first.
 """
@@ -219,6 +219,24 @@ def synthetic(pages: int, into: Path) -> Path:
     return into
 
 
+def synthetic_memory(pages: int, work: Path) -> None:
+    """The synthetic pages into a retriever of their own, started afresh: its peak memory over a
+    folder of that many pages, beside the help center's."""
+    from supportbot_cli.stack import Ports, Stack
+
+    folder = synthetic(pages, work / "synthetic")
+    stack = Stack(work / "synthetic-data", services=("retriever",), ports=Ports.free())
+    stack.start()
+    try:
+        retriever_pid = stack.process("retriever").popen.pid
+        report = asyncio.run(ingest(folder, "synthetic", stack))
+        show_run(f"{pages} synthetic pages, a retriever of their own", report)
+        console.print(f"peak RSS: retriever {peak_rss_mb(retriever_pid):.0f} MB, client {own_peak_rss_mb():.0f} MB; "
+                      "retriever RSS now by kind: " + ", ".join(f"{kind} {mb:.0f} MB" for kind, mb in rss_by_kind_mb(retriever_pid).items()))
+    finally:
+        stack.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "supportbot-lohelp")
@@ -226,11 +244,15 @@ def main() -> None:
     parser.add_argument("--embed-sample", type=int, default=1500, help="chunks the embedders are timed on alone")
     parser.add_argument("--per-document", type=int, default=150, help="pages for the loop-vs-pipeline comparison (0: skip)")
     parser.add_argument("--synthetic", type=int, default=0, help="also ingest N synthetic pages for peak memory")
+    parser.add_argument("--synthetic-only", action="store_true", help="only the synthetic memory run")
     args = parser.parse_args()
 
     from supportbot_cli.stack import Ports, Stack
 
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    if args.synthetic_only:
+        synthetic_memory(args.synthetic, work)
+        return
     folder = subset(fetch_help(args.cache), args.pages, work / "pages")
     pages = count_documents([folder])
     console.print(f"{pages} pages from {folder}; load: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -250,13 +272,10 @@ def main() -> None:
         console.print(f"hit@5 on {len(QUESTIONS)} questions: {hit_first:.2f} after the first run, {hit_again:.2f} after the re-run")
         console.print(f"peak RSS: retriever {peak_rss_mb(retriever_pid):.0f} MB, client {own_peak_rss_mb():.0f} MB "
                       "(before this process loads models)")
-        if args.synthetic:
-            report = asyncio.run(ingest(synthetic(args.synthetic, work / "synthetic"), "synthetic", stack))
-            show_run(f"{args.synthetic} synthetic pages", report)
-            console.print(f"peak RSS after also ingesting them: retriever {peak_rss_mb(retriever_pid):.0f} MB, "
-                          f"client {own_peak_rss_mb():.0f} MB")
     finally:
         stack.stop()
+    if args.synthetic:
+        synthetic_memory(args.synthetic, work)
     console.print(f"load average: {os.getloadavg()[0]:.1f} at the end of the end-to-end runs ({os.cpu_count()} cores)")
 
     texts, all_chunks = sample_chunks(folder, args.embed_sample)
