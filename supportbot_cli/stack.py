@@ -39,7 +39,6 @@ SERVICE_PORTS = {
     "ui": ("ui",),
     SHOP: ("shop",),
 }
-PR_SET_PDEATHSIG = 1
 
 
 def redis_server_binary() -> str:
@@ -204,19 +203,15 @@ def busy_ports(ports: Ports, host: str, services: tuple[str, ...]) -> list[BusyP
     ]
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """Run in the child between fork and exec: the kernel sends it SIGTERM when the process
-    that started it ends, for whatever reason (SIGKILL included); the setting survives exec."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def arrange() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the line above
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arrange
+def _dies_with_its_starter(command: list[str]) -> list[str]:
+    """The command, run so that the kernel sends it SIGTERM when the thread that started it ends,
+    for whatever reason (SIGKILL included): util-linux's setpriv sets the parent-death signal,
+    which survives exec. Not a preexec_fn: that runs Python in the forked child of a threaded
+    process, and a test run saw such a child crash in logging's at-fork hook before it could
+    exec (test_faults, Redis never restarted). Where setpriv is missing (not Linux), the reaper
+    alone ends what was started."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
 
 
 class Reaper:
@@ -409,12 +404,13 @@ class Stack:
         log_file = (self.log_dir / f"{name}.log").open("ab")
         if self.reaper is None:
             self.reaper = Reaper()
+        # The signal comes when the starting *thread* ends: only the main thread's children get
+        # it (the reaper covers the rest).
+        if threading.current_thread() is threading.main_thread():
+            command = _dies_with_its_starter(command)
         popen = subprocess.Popen(
             command, env=self.environment(), stdout=log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
-            # The signal comes when the starting *thread* ends: only the main thread's children
-            # get it (the reaper covers the rest).
-            preexec_fn=_die_with_parent(os.getpid()) if threading.current_thread() is threading.main_thread() else None,
         )
         self.reaper.watch(popen.pid)
         return popen
