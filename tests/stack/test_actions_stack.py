@@ -302,6 +302,37 @@ def test_the_widget_on_a_host_page_acts_for_the_customer_its_token_names(actions
         browser.close()
 
 
+def test_the_widget_demo_signs_in_the_demo_customer_chosen(actions_stack: Stack) -> None:
+    """`supportbot up --actions`, then /widget-demo?customer=c-ben in a browser: the page the web
+    service signed for c-ben offers c-ben's own orders, none of another customer's, and the one
+    chosen is answered from its record."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.stack.test_widget import launch
+
+    ben = [o["order_id"] for o in shop_orders(actions_stack, "c-ben")]
+    ana = [o["order_id"] for o in shop_orders(actions_stack, "c-ana")]
+    assert ben and ana and not set(ben) & set(ana)
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{web_url(actions_stack)}/widget-demo?customer=c-ben")
+        expect(page.get_by_text("Signed in as")).to_contain_text("c-ben")
+        page.get_by_role("button", name="Chat with us").click()
+        widget = page.locator("[data-supportbot]")
+        ask = page.get_by_role("textbox", name="Your question")
+        ask.fill("Where is my order?")
+        ask.press("Enter")
+        for order_id in ben:
+            expect(widget.get_by_role("button", name=re.compile(order_id))).to_be_visible(timeout=120_000)
+        for order_id in ana:
+            expect(widget.get_by_role("button", name=re.compile(order_id))).to_have_count(0)
+        widget.get_by_role("button", name=re.compile(ben[0])).click()
+        expect(widget.get_by_text(f"[order {ben[0]}]").first).to_be_visible(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "widget-demo-signed-in.png"))
+        browser.close()
+
+
 def test_an_agent_approves_the_proposed_change_in_the_panel_for_the_conversations_customer(actions_stack: Stack) -> None:
     """The customer asks for an address change, answers the bot's question, then asks for a
     person; the agent's panel shows the proposal and the order's record, and one click on Approve
