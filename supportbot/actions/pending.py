@@ -174,6 +174,10 @@ _NO = (
 _COURTESY = r"please|thanks|thank you|감사합니다|고마워요"
 _YES_ONLY = re.compile(rf"^(?:{_YES})(?:\s+(?:{_YES}|{_COURTESY}))*$")
 _NO_START = re.compile(rf"^(?:{_NO})(?:\s|$)")
+# A refusal whatever follows it: unlike "cancel" or "stop", these words never start a request.
+_REFUSAL_START = re.compile(
+    r"^(?:no|nope|nah|n|don'?t|do not|never mind|nevermind|no thanks|not now|아니요|아니|아뇨|아니에요|하지\s?마|하지\s?마세요)(?:\s|$)"
+)
 
 
 def _plain(text: str) -> str:
@@ -220,9 +224,10 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
         return Transition("unrelated", pending)
     assert action is not None and action.name == pending.action
     if pending.expired(now):
-        # "Cancel my subscription" starts like a no, but routing takes it for a request of its own.
-        replies = (intent == "yes" or (intent == "no" and routed_action is None)
-                   or _answers_the_question(pending, message, action))
+        # "Cancel my subscription" starts like a no, but routing takes it for a request of its
+        # own; "no, don't cancel my subscription" is a refusal whatever routing makes of it.
+        refuses = intent == "no" and (routed_action is None or bool(_REFUSAL_START.match(_plain(message))))
+        replies = intent == "yes" or refuses or _answers_the_question(pending, message, action)
         pending.status = Status.EXPIRED
         if not replies:
             # Asked something else after the request lapsed: answered as if nothing waited

@@ -84,9 +84,11 @@ def test_an_expired_proposal_cannot_be_confirmed() -> None:
     assert error.value.code == "expired"
 
 
-@pytest.mark.parametrize("message", ["no", "아니요", "yes please"])
-def test_a_reply_to_an_expired_proposal_is_told_it_expired(message: str) -> None:
-    transition = step(proposed(), message, now=NOW + states.DEFAULT_TTL_S + 1)
+@pytest.mark.parametrize(("message", "routed"), [("no", None), ("아니요", None), ("yes please", None),
+                                               ("No, don't cancel my subscription", "cancel_subscription"),
+                                               ("아니요, 구독 취소하지 마세요", "cancel_subscription")])
+def test_a_reply_to_an_expired_proposal_is_told_it_expired(message: str, routed: str | None) -> None:
+    transition = step(proposed(), message, routed=routed, now=NOW + states.DEFAULT_TTL_S + 1)
     assert transition.kind == "expired" and transition.error is not None and transition.error.code == "expired"
 
 
