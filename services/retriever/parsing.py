@@ -202,12 +202,15 @@ def _drop_navigation(node: Tag) -> None:
     is judged once, with its whole text, and nothing inside a removed one is looked at again."""
     from bs4 import Tag
 
-    for child in list(node.children):
-        if isinstance(child, Tag):
-            if _is_navigation(child):
-                child.decompose()
-            else:
-                _drop_navigation(child)
+    # An explicit stack, not recursion: pages nest deeper than Python's recursion limit.
+    waiting = [node]
+    while waiting:
+        for child in list(waiting.pop().children):
+            if isinstance(child, Tag):
+                if _is_navigation(child):
+                    child.decompose()
+                else:
+                    waiting.append(child)
 
 
 def _hidden_alternative(tag: Tag) -> bool:

@@ -60,6 +60,13 @@ def test_docbook_page_loses_its_navigation_header_and_footer_but_keeps_menu_path
     assert procedure_share(parsed.sections[1].text) >= 0.5
 
 
+def test_a_page_nested_deeper_than_pythons_recursion_limit_around_its_content_is_read() -> None:
+    deep = "<div>" * 2000 + "<p>Deep footer text.</p>" + "</div>" * 2000
+    html = f"<html><body><main><h1>Refunds</h1><p>Refunds take five days.</p></main>{deep}</body></html>"
+    parsed = parse_document(html.encode(), "refunds.html")
+    assert parsed.title == "Refunds" and "Refunds take five days." in all_text(parsed)
+
+
 def test_the_page_declared_encoding_is_read_when_it_is_not_utf8() -> None:
     html = '<html><head><meta charset="euc-kr"><title>환불</title></head><body><h1>환불 안내</h1><p>환불은 영업일 기준 5일이 걸립니다.</p></body></html>'
     parsed = parse_document(html.encode("euc-kr"), "refund.html")
