@@ -288,6 +288,8 @@ class IngestPipeline:
 
         if not _DOCUMENT_ID.fullmatch(document_id):
             return failed(f"invalid document id {document_id!r}")
+        if len(document.content) > self.settings.max_document_bytes:
+            return failed(f"document is {len(document.content)} bytes, over the limit of {self.settings.max_document_bytes}")
         received = document.input_hash
         with self.times.stage("lookup"):
             previous = self.store.document_version(self.collection, document_id)
@@ -298,10 +300,6 @@ class IngestPipeline:
                 return IngestOutcome(document_id, "unchanged", version=previous.number, source_path=document.source_path)
         with self.times.stage("parse"):
             try:
-                if len(document.content) > self.settings.max_document_bytes:
-                    raise DocumentError(
-                        f"document is {len(document.content)} bytes, over the limit of {self.settings.max_document_bytes}"
-                    )
                 parsed = parse_document(document.content, document.source_path, document.mime_type)
             except DocumentError as exc:
                 return failed(str(exc))
