@@ -3,6 +3,7 @@ its own process (as in production), plus an embedded Redis-compatible server and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -210,8 +211,21 @@ def _dies_with_its_starter(command: list[str]) -> list[str]:
     process, and a test run saw such a child crash in logging's at-fork hook before it could
     exec (test_faults, Redis never restarted). Where setpriv is missing (not Linux), the reaper
     alone ends what was started."""
-    setpriv = shutil.which("setpriv")
+    setpriv = _setpriv_with_pdeathsig()
     return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
+
+
+@functools.cache
+def _setpriv_with_pdeathsig() -> str | None:
+    """setpriv's path when it takes --pdeathsig (util-linux 2.33 and later; BusyBox's does not)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    try:
+        probe = subprocess.run([setpriv, "--pdeathsig", "TERM", "--", "true"], capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return setpriv if probe.returncode == 0 else None
 
 
 class Reaper:
