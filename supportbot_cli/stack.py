@@ -204,19 +204,19 @@ def busy_ports(ports: Ports, host: str, services: tuple[str, ...]) -> list[BusyP
     ]
 
 
-def _dies_with_its_starter(command: list[str]) -> list[str]:
+def dies_with_its_starter(command: list[str]) -> list[str]:
     """The command, run so that the kernel sends it SIGTERM when the thread that started it ends,
     for whatever reason (SIGKILL included): util-linux's setpriv sets the parent-death signal,
     which survives exec. Not a preexec_fn: that runs Python in the forked child of a threaded
     process, and a test run saw such a child crash in logging's at-fork hook before it could
     exec (test_faults, Redis never restarted). Where setpriv is missing (not Linux), the reaper
     alone ends what was started."""
-    setpriv = _setpriv_with_pdeathsig()
+    setpriv = setpriv_with_pdeathsig()
     return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
 
 
 @functools.cache
-def _setpriv_with_pdeathsig() -> str | None:
+def setpriv_with_pdeathsig() -> str | None:
     """setpriv's path when it takes --pdeathsig (util-linux 2.33 and later; BusyBox's does not)."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
@@ -421,7 +421,7 @@ class Stack:
         # The signal comes when the starting *thread* ends: only the main thread's children get
         # it (the reaper covers the rest).
         if threading.current_thread() is threading.main_thread():
-            command = _dies_with_its_starter(command)
+            command = dies_with_its_starter(command)
         popen = subprocess.Popen(
             command, env=self.environment(), stdout=log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,

@@ -22,6 +22,7 @@ from supportbot_cli.stack import (
     busy_ports,
     ephemeral_port_range,
     port_is_free,
+    setpriv_with_pdeathsig,
 )
 from tests.paths import REPO
 
@@ -85,6 +86,26 @@ def test_the_reaper_ends_the_groups_of_a_supervisor_that_died(tmp_path: Path) ->
     supervisor.kill()
     supervisor.wait()
     assert _gone([child, reaper], 30), "the child outlived its supervisor"
+
+
+@pytest.mark.skipif(setpriv_with_pdeathsig() is None, reason="no setpriv that takes --pdeathsig")
+def test_a_service_started_from_the_main_threaddies_with_its_starter_without_the_reaper() -> None:
+    """The parent-death signal alone (setpriv --pdeathsig): the starter is SIGKILLed, no reaper."""
+    script = (
+        "import subprocess, sys, time\n"
+        "from supportbot_cli.stack import dies_with_its_starter\n"
+        "child = subprocess.Popen(dies_with_its_starter(['sleep', '300']), start_new_session=True)\n"
+        "time.sleep(1)\n"  # setpriv has set the signal and exec'd sleep by then
+        "print(child.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    child = int(starter.stdout.readline())  # type: ignore[union-attr]
+    assert psutil.Process(child).name() == "sleep"
+    starter.kill()
+    starter.wait()
+    assert _gone([child], 30), "the child outlived its starter"
 
 
 def _gone(pids: list[int], timeout_s: float) -> bool:
