@@ -161,6 +161,7 @@ def sample_chunks(folder: Path, sample: int) -> tuple[list[str], int]:
         texts.extend(c.embedding_text() for c in chunk_document(
             parsed, document_id="x", collection="x", url="", content_hash="", metadata={},
             budget=min(settings.chunk_tokens, 256 - 32), overlap=settings.chunk_overlap_tokens, count=counter,
+            procedure_budget=settings.procedure_chunk_tokens,
         ))
     step = max(1, len(texts) // sample) if sample else 1
     return texts[::step], len(texts)
