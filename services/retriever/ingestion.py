@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from services.retriever.chunking import Chunk, chunk_document, document_hash
 from services.retriever.embedding import Embedder
+from services.retriever.memory import release_free_memory
 from services.retriever.parsing import DocumentError, ParsedDocument, parse_document
 from services.retriever.stores import StoredPoint, point_id
 from supportbot.core.documents import (
@@ -391,6 +392,8 @@ class IngestPipeline:
                     self.store.delete_document(self.collection, document_id, keep_hash=keep)
                 for legacy in moved:
                     self.store.delete_document(self.collection, legacy)
+        if self.settings.malloc_trim_after_commit:
+            release_free_memory()
         yield from outcomes
 
     def _legacy_id(self, document: DocumentInput, document_id: str) -> str:

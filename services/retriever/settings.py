@@ -40,10 +40,16 @@ class RetrieverSettings(ServiceSettings):
     # each size they take stays in the process's heap (services/retriever/memory.py; README,
     # "Benchmarks", the ingest row). 0: batches of embedding_batch_size texts, whatever their length.
     embedding_batch_tokens: int = Field(default=4096, ge=0)
-    # glibc's mmap threshold, fixed at start (services/retriever/memory.py): blocks of this size
-    # and more are mapped on their own and go back to the system when freed. 0 leaves glibc's
-    # dynamic threshold, which rises to 32 MiB and lets the heap keep the model's activations.
-    malloc_mmap_threshold_bytes: int = Field(default=128 * 1024, ge=0, le=32 * 1024 * 1024)
+    # glibc's mmap threshold, fixed at start when not 0 (services/retriever/memory.py): blocks of
+    # this size and more are mapped on their own and go back to the system when freed. 0 (the
+    # default) leaves glibc's dynamic threshold, and the trim below hands back what the heaps keep.
+    # Whole LibreOffice help, both vectors (bench/ingest_bench.py --per-document 0, one machine):
+    # fixed at 128 KiB 430 s, peak 1,896 MB; 0 with the trim 389 s, peak 1,854 MB (every model
+    # activation mapped afresh and faulted in cost the embedders 20%: 64.8 -> 51.6 chunks/s alone).
+    malloc_mmap_threshold_bytes: int = Field(default=0, ge=0, le=32 * 1024 * 1024)
+    # After each ingest group is stored, glibc hands its heaps' free pages back (malloc_trim), so
+    # the heap that grew for the model's activations does not keep what it grew to.
+    malloc_trim_after_commit: bool = True
     # The ingest pipeline (services/retriever/ingestion.py): threads that parse and chunk while
     # the models embed, documents in flight through them, and chunks embedded and upserted as
     # one group (across documents; bench/ingest_bench.py).

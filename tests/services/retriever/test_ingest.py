@@ -175,6 +175,17 @@ def test_an_unchanged_document_is_not_parsed_again(kb: KnowledgeBase, monkeypatc
     assert sorted(parsed) == ["/h/refunds.md", "/h/shipping.md"]
 
 
+@pytest.mark.parametrize("trim", [True, False])
+def test_free_memory_is_handed_back_after_each_group_stored_when_set(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch,
+                                                                       trim: bool) -> None:
+    released: list[bool] = []
+    monkeypatch.setattr(ingestion, "release_free_memory", lambda: released.append(True) or True)
+    kb.settings.malloc_trim_after_commit, kb.settings.ingest_embed_chunks = trim, 1
+    outcomes = list(kb.ingest_many("", [DocumentInput(page(f"Page {i}"), f"/h/p{i}.md", f"p{i}") for i in range(3)]))
+    assert [o.status for o in outcomes] == ["added"] * 3
+    assert len(released) == (3 if trim else 0)
+
+
 def test_a_version_stored_without_an_input_hash_is_unchanged_after_parsing(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
     """Collections built before input hashes were recorded keep working: no re-embedding."""
     with monkeypatch.context() as before:

@@ -1,6 +1,7 @@
 """What bounds the retriever's memory while it embeds (issue 29): the dense model's batches
-bounded in padded tokens (embedding.token_batches), and glibc's mmap threshold fixed at start
-(services/retriever/memory.py). The figures: bench/ingest_bench.py."""
+bounded in padded tokens (embedding.token_batches), glibc's heaps trimmed after each ingest group,
+and glibc's mmap threshold when one is set (services/retriever/memory.py). The figures:
+bench/ingest_bench.py."""
 
 from __future__ import annotations
 
@@ -138,8 +139,44 @@ def probe(threshold: str | None) -> tuple[str, str]:
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
-def test_the_default_setting_fixes_the_mmap_threshold_and_zero_leaves_glibcs_own() -> None:
-    # The default: large blocks keep their own mappings after a larger one was freed.
-    assert probe(None) == ("True", "1")
-    # 0: glibc's dynamic threshold, raised by the freed 8 MiB, puts the 1 MiB block in the heap.
+def test_a_threshold_set_is_fixed_and_the_default_leaves_glibcs_own() -> None:
+    # Set: large blocks keep their own mappings after a larger one was freed.
+    assert probe(str(128 * 1024)) == ("True", "1")
+    # The default, 0: glibc's dynamic threshold, raised by the freed 8 MiB, puts the 1 MiB block
+    # in the heap (which the trim after each ingest group hands back).
+    assert probe(None) == ("False", "0")
     assert probe("0") == ("False", "0")
+
+
+# In a fresh process: 125 MiB of heap blocks written, a small block after them holding the heap's
+# top, the large ones freed: glibc keeps their pages until malloc_trim hands them back.
+TRIM_PROBE = """
+import ctypes
+from services.retriever.memory import release_free_memory
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+
+def rss_mb():
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+    return int(line.split()[1]) // 1024
+
+blocks = [libc.malloc(64 << 10) for _ in range(2000)]
+for block in blocks:
+    ctypes.memset(block, 1, 64 << 10)
+top = libc.malloc(64)
+for block in blocks:
+    libc.free(block)
+kept = rss_mb()
+released = release_free_memory()
+print(released, kept - rss_mb())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_releasing_free_memory_hands_a_freed_heap_back() -> None:
+    done = subprocess.run([sys.executable, "-c", TRIM_PROBE], env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
+    released, dropped_mb = done.stdout.split()
+    assert released == "True" and int(dropped_mb) >= 100, done.stdout
