@@ -166,18 +166,15 @@ _YES = (
     r"that'?s right|proceed|"
     r"네|예|응|넵|네네|좋아요|좋아|확인|확인했어요|진행|진행해|진행해요|진행해\s?주세요|해\s?주세요|해줘|그래|그래요|맞아요|맞아|부탁해요|부탁드려요"
 )
-_NO = (
-    r"no|nope|nah|n|cancel|stop|don'?t|do not|never mind|nevermind|keep it|no thanks|not now|"
-    r"아니요|아니|아뇨|아니에요|취소|취소해|취소해\s?주세요|하지\s?마|하지\s?마세요|그만|괜찮아요|됐어요|안\s?할래요"
-)
+# A refusal whatever follows it: unlike "cancel" or "stop", these words never start a request.
+_REFUSAL = r"no|nope|nah|n|don'?t|do not|never mind|nevermind|no thanks|not now|아니요|아니|아뇨|아니에요|하지\s?마|하지\s?마세요"
+# The other ways a no starts: "cancel ..." and "stop ..." may also be a request of their own.
+_NO = _REFUSAL + r"|cancel|stop|keep it|취소|취소해|취소해\s?주세요|그만|괜찮아요|됐어요|안\s?할래요"
 # Courtesy may follow a yes ("yes please", "네 감사합니다"); it is never a yes on its own.
 _COURTESY = r"please|thanks|thank you|감사합니다|고마워요"
 _YES_ONLY = re.compile(rf"^(?:{_YES})(?:\s+(?:{_YES}|{_COURTESY}))*$")
 _NO_START = re.compile(rf"^(?:{_NO})(?:\s|$)")
-# A refusal whatever follows it: unlike "cancel" or "stop", these words never start a request.
-_REFUSAL_START = re.compile(
-    r"^(?:no|nope|nah|n|don'?t|do not|never mind|nevermind|no thanks|not now|아니요|아니|아뇨|아니에요|하지\s?마|하지\s?마세요)(?:\s|$)"
-)
+_REFUSAL_START = re.compile(rf"^(?:{_REFUSAL})(?:\s|$)")
 
 
 def _plain(text: str) -> str:
@@ -266,24 +263,29 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
     return Transition("unrelated", pending)
 
 
+def _values_given(pending: PendingAction, message: str, action: Action) -> dict[str, Any]:
+    """The parameter values the message gives: by their patterns, and for the parameter the
+    clarifying question asked for, as an answer to it ("the hub" to "which order?")."""
+    found = fill_by_pattern(action, message).values
+    if pending.asking and pending.asking not in found:
+        value = answer_to_question(action.parameters[pending.asking], message)
+        if value is not None:
+            found[pending.asking] = value
+    return found
+
+
 def _answers_the_question(pending: PendingAction, message: str, action: Action) -> bool:
-    """Whether the message gives the value of the parameter the clarifying question asked for
-    ("L-104240" to "which order?")."""
-    if pending.status != Status.COLLECTING or not pending.asking:
-        return False
-    return (pending.asking in fill_by_pattern(action, message).values
-            or answer_to_question(action.parameters[pending.asking], message) is not None)
+    """Whether the message gives the value the clarifying question asked for ("L-104240" to
+    "which order?")."""
+    return (pending.status == Status.COLLECTING and bool(pending.asking)
+            and pending.asking in _values_given(pending, message, action))
 
 
 def _collect(pending: PendingAction, message: str, action: Action, intent: str) -> Transition:
     if intent == "no":
         pending.status = Status.CANCELLED
         return Transition("cancelled", pending)
-    found = fill_by_pattern(action, message).values
-    if pending.asking and pending.asking not in found:
-        value = answer_to_question(action.parameters[pending.asking], message)
-        if value is not None:
-            found[pending.asking] = value
+    found = _values_given(pending, message, action)
     if not found:
         return Transition("unrelated", pending)
     pending.slots.update(found)
