@@ -42,6 +42,23 @@ class Approval:
     answer: str
 
 
+@dataclass(frozen=True)
+class DraftReply:
+    """A draft from the customer's account: its text and the action's reply (the records cited)."""
+
+    text: str
+    reply: ActionReply
+
+
+@dataclass(frozen=True)
+class ActionDraft:
+    """What the customer's own account offers the agent's drafts: a reply, and the change
+    proposed for approval."""
+
+    reply: DraftReply | None
+    proposal: Proposal | None
+
+
 class CaseDesk:
     def __init__(self, conversations: Conversations, act: Act | None) -> None:
         self.conversations = conversations
@@ -64,6 +81,34 @@ class CaseDesk:
             stage = await self._stage()
             proposal = proposal_of(session.pending_action, stage.actions, stage.clock())
         return case_records(session.case_records), proposal
+
+    async def draft(self, session_id: str, message: str) -> ActionDraft:
+        """What the agent's drafts offer for the customer's `message` from their account (see
+        ActionStage.draft): a lookup's cited reply or a question's options as a draft, and the
+        change asked for proposed for the agent's approval (or the proposal already waiting).
+        Nothing without actions configured, without an authenticated customer, or while the
+        retriever cannot embed (the help center's drafts still come)."""
+        if self.act is None:
+            return ActionDraft(None, None)
+        stage = await self.act.routed(message)
+        if stage is None:
+            return ActionDraft(None, None)
+        async with self.sessions.locked(session_id) as session:
+            authorize(session)
+            out = await stage.draft(message, session.pending_action, session.account_identity())
+            if out is not None:
+                if out.state is not None:
+                    session.pending_action = out.state
+                session.case_records = remember(session.case_records, out.reads, stage.actions, stage.clock())
+            proposal = proposal_of(session.pending_action, stage.actions, stage.clock())
+        if out is None:
+            return ActionDraft(None, proposal)
+        for run in out.interactions:  # the lookups the draft ran, as the bot's turns log theirs
+            run.session_id = session.session_id
+            await self.conversations.interactions.append(run)
+        if out.kind == "confirm":  # proposed to the agent, not a reply to send
+            return ActionDraft(None, proposal)
+        return ActionDraft(DraftReply(out.text, ActionReply(action=out.action, kind=out.kind, records=tuple(out.citations))), proposal)
 
     async def approve(self, session_id: str, proposal_id: str) -> Approval:
         """Runs the proposed change for the conversation's customer, approved by the calling

@@ -128,12 +128,16 @@ def session_case(records: list[CaseRecord], proposal: Proposal | None) -> chat_p
         for r in records
     ])
     if proposal is not None:
-        response.proposed_action.CopyFrom(chat_pb2.ProposedAction(
-            proposal_id=proposal.proposal_id, action=proposal.action, description=proposal.description,
-            parameters=proposal.parameters, state=_PROPOSAL_STATES[proposal.state],
-            expire_time=timestamp(proposal.expires_at), confirmed_by=proposal.confirmed_by,
-        ))
+        response.proposed_action.CopyFrom(proposed_action(proposal))
     return response
+
+
+def proposed_action(proposal: Proposal) -> chat_pb2.ProposedAction:
+    return chat_pb2.ProposedAction(
+        proposal_id=proposal.proposal_id, action=proposal.action, description=proposal.description,
+        parameters=proposal.parameters, state=_PROPOSAL_STATES[proposal.state],
+        expire_time=timestamp(proposal.expires_at), confirmed_by=proposal.confirmed_by, drafted=proposal.drafted,
+    )
 
 
 def timestamp(seconds: float) -> Timestamp:

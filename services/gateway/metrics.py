@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import RedisError
@@ -127,7 +128,7 @@ def feedback(collection: str, rating: int) -> None:
     FEEDBACK.labels(collection, "up" if rating > 0 else "down").inc()
 
 
-def suggestions_shown(collection: str, paths: list[int]) -> None:
+def suggestions_shown(collection: str, paths: Sequence[int]) -> None:
     for path in paths:
         SUGGESTIONS_SHOWN.labels(collection, path_name(path)).inc()
 

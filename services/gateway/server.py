@@ -24,8 +24,9 @@ from services.gateway.assist import Assistant, assist_context, transcript
 from services.gateway.backends import Embeddings, Generator, Retriever
 from services.gateway.case import CaseDesk
 from services.gateway.conversations import Conversations
+from services.gateway.domain import AnswerPath
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
-from services.gateway.pipeline.act import Act
+from services.gateway.pipeline.act import Act, record_citation
 from services.gateway.pipeline.retrieve import Retrieve
 from services.gateway.pipeline.session_stage import OpenSession
 from services.gateway.pipeline.turns import ChatTurns, chat_stages
@@ -171,14 +172,21 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         if turn.retrieval_failed:
             raise FailedPrecondition(f"the help center cannot be searched right now ({turn.retrieval_error})")
         sources = turn.sources
-        drafts = await self.assistant.drafts(turn, count)
-        metrics.suggestions_shown(session.collection, [draft.path for draft in drafts])
-        return chat_pb2.SuggestRepliesResponse(
-            suggestions=[
-                convert.suggested_reply(d.text, d.path, d.citations(sources), d.cited_sources(sources)) for d in drafts
-            ],
-            sources=source_messages(sources),
-        )
+        # The customer's own account first: what their records say is what they asked about.
+        account = await self.cases.draft(session.session_id, turn.message)
+        wanted = count - 1 if account.reply else count
+        drafts = await self.assistant.drafts(turn, wanted) if wanted else []
+        suggestions = [convert.suggested_reply(d.text, d.path, d.citations(sources), d.cited_sources(sources)) for d in drafts]
+        paths = [draft.path for draft in drafts]
+        if account.reply is not None:
+            records = [record_citation(r, i) for i, r in enumerate(account.reply.reply.records, 1)]
+            suggestions.insert(0, convert.suggested_reply(account.reply.text, AnswerPath.ACTION, records, []))
+            paths.insert(0, AnswerPath.ACTION)
+        metrics.suggestions_shown(session.collection, paths)
+        response = chat_pb2.SuggestRepliesResponse(suggestions=suggestions, sources=source_messages(sources))
+        if account.proposal is not None:
+            response.proposed_action.CopyFrom(convert.proposed_action(account.proposal))
+        return response
 
     async def SummarizeSession(self, request: Any, context: Any) -> chat_pb2.SummarizeSessionResponse:  # noqa: N802
         session = await self.conversations.load(request.session_id)

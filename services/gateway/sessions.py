@@ -12,12 +12,13 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast, get_args
 
 from redis.asyncio import Redis
 
 from services.gateway.domain import ActionReply
 from services.gateway.redis_connection import scored_members
+from supportbot.actions.identity import CustomerIdentity, IdentitySource
 from supportbot.actions.pending import restore
 from supportbot.conversation import SessionStatus, Speaker
 from supportbot.core.errors import InvalidArgument, NotFound, ResourceExhausted
@@ -91,9 +92,22 @@ class SessionRecord:
     # The records the conversation's account actions read, for the agent (the latest read of
     # each, supportbot.actions.case.remember).
     case_records: list[dict[str, Any]] = field(default_factory=list)
+    # The customer the conversation's latest turn authenticated (a customer key, or the widget's
+    # signed identity token), {"customer_id", "source"}: whom an agent's drafts run lookups and
+    # propose changes for. Never set from what anyone writes.
+    account_holder: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.status = SessionStatus(self.status)
+
+    def account_identity(self) -> CustomerIdentity | None:
+        """The customer the conversation's latest turn authenticated, or None (anonymous, or a
+        session kept before the holder was)."""
+        holder = self.account_holder or {}
+        customer_id, source = holder.get("customer_id", ""), holder.get("source", "")
+        if not customer_id or source not in get_args(IdentitySource):
+            return None
+        return CustomerIdentity(customer_id, cast(IdentitySource, source))
 
     def waiting_action(self, now: float) -> ActionReply | None:
         """The account action awaiting the customer's answer while its question is still the

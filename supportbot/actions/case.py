@@ -113,6 +113,8 @@ class Proposal:
     state: ProposalState
     expires_at: float
     confirmed_by: str = ""
+    # Proposed in the agent's drafts from the customer's message: the customer was not asked.
+    drafted: bool = False
 
 
 def proposal_id(pending: states.PendingAction) -> str:
@@ -142,5 +144,5 @@ def proposal_of(state: dict[str, Any] | None, actions: ActionFile, now: float) -
         proposal_id=proposal_id(pending), action=action.name,
         description=confirmation_text(action, values, pending.language),
         parameters={name: str(value) for name, value in values.items()}, state=state_now,
-        expires_at=pending.expires_at, confirmed_by=pending.confirmed_by,
+        expires_at=pending.expires_at, confirmed_by=pending.confirmed_by, drafted=pending.drafted,
     )

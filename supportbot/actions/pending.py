@@ -11,6 +11,8 @@ to it:
     any --past expires_at--> expired: a yes, a no or an answer to its question is told so,
       anything else is answered as if nothing waited;  confirmed --yes again--> error, nothing changes
     no pending action --yes--> error "never proposed"
+    proposed in an agent's drafts --> suspended, drafted: an agent's approval runs it; the
+      customer's yes reads it back first (ActionStage.draft)
 
 A change runs only on an explicit yes in the turn right after it was proposed (or re-proposed),
 and carries one idempotency key from the proposal on, so a retried turn or a second tab cannot
@@ -74,6 +76,9 @@ class PendingAction:
     # How the customer was identified when it was asked ("customer_key", "widget_token"): an
     # agent's approval runs for this same customer and records how they were identified.
     identity_source: str = ""
+    # Proposed in an agent's drafts from the customer's message (ActionStage.draft), never read
+    # back to the customer: only the agent's approval runs it; the customer's "yes" reads it back.
+    drafted: bool = False
     version: int = STATE_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +139,7 @@ def start(action: Action, customer_id: str, language: str, now: float, *, ttl_s:
 def propose(pending: PendingAction, now: float, *, ttl_s: float = DEFAULT_TTL_S) -> PendingAction:
     """All parameters are known: read the change back and wait for a yes (the clock restarts)."""
     pending.status = Status.AWAITING
+    pending.drafted = False
     pending.offer("", ())
     pending.expires_at = now + ttl_s
     return pending

@@ -324,6 +324,33 @@ class ActionStage:
         identity = CustomerIdentity(pending.customer_id, cast(IdentitySource, pending.identity_source) if known else "session")
         return await self._execute(pending, action, identity, None)
 
+    async def draft(self, message: str, state: dict[str, Any] | None, identity: CustomerIdentity | None) -> StageResult | None:
+        """What an agent's drafts can offer for the customer's message (agent assist), for the
+        customer the conversation authenticated: None when it asks for no account action, the
+        visitor is anonymous, or a proposal already waits (the agent sees that one). A lookup is
+        run (it reads, changes nothing) and its cited reply is the draft; a question's options
+        are offered as the draft; a change with all its values is proposed to the agent only
+        (kept suspended and drafted: the agent's approval runs it, the customer's yes reads it
+        back first), never run here."""
+        if identity is None:
+            return None
+        waiting = states.restore(state)
+        if waiting is not None and waiting.status in (states.Status.AWAITING, states.Status.SUSPENDED) \
+                and not waiting.expired(self.clock()):
+            return None
+        language = self.language_of(message)
+        route = self.routers[language].route(message)
+        if route.action is None:
+            return None
+        drafted = await self._start(message, route, identity, language, self.clock())
+        pending = states.restore(drafted.state)
+        if drafted.kind == "confirm" and pending is not None:
+            pending.status, pending.drafted = states.Status.SUSPENDED, True
+            drafted.state = pending.to_dict()
+        elif drafted.kind == "clarify":
+            drafted.state = None  # the agent asks, if they like; the answer reaches them, not the bot
+        return drafted
+
     def _declared(self, name: str) -> Action | None:
         try:
             return self.actions.action(name)

@@ -432,12 +432,14 @@ class SuggestedReply(_message.Message):
     def __init__(self, text: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., answer_path: _Optional[_Union[AnswerPath, str]] = ...) -> None: ...
 
 class SuggestRepliesResponse(_message.Message):
-    __slots__ = ("suggestions", "sources")
+    __slots__ = ("suggestions", "sources", "proposed_action")
     SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_ACTION_FIELD_NUMBER: _ClassVar[int]
     suggestions: _containers.RepeatedCompositeFieldContainer[SuggestedReply]
     sources: _containers.RepeatedCompositeFieldContainer[_common_pb2.Source]
-    def __init__(self, suggestions: _Optional[_Iterable[_Union[SuggestedReply, _Mapping]]] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ...) -> None: ...
+    proposed_action: ProposedAction
+    def __init__(self, suggestions: _Optional[_Iterable[_Union[SuggestedReply, _Mapping]]] = ..., sources: _Optional[_Iterable[_Union[_common_pb2.Source, _Mapping]]] = ..., proposed_action: _Optional[_Union[ProposedAction, _Mapping]] = ...) -> None: ...
 
 class SummarizeSessionRequest(_message.Message):
     __slots__ = ("session_id",)
@@ -490,7 +492,7 @@ class CaseField(_message.Message):
     def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ProposedAction(_message.Message):
-    __slots__ = ("proposal_id", "action", "description", "parameters", "state", "expire_time", "confirmed_by")
+    __slots__ = ("proposal_id", "action", "description", "parameters", "state", "expire_time", "confirmed_by", "drafted")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -505,6 +507,7 @@ class ProposedAction(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     CONFIRMED_BY_FIELD_NUMBER: _ClassVar[int]
+    DRAFTED_FIELD_NUMBER: _ClassVar[int]
     proposal_id: str
     action: str
     description: str
@@ -512,7 +515,8 @@ class ProposedAction(_message.Message):
     state: ProposalState
     expire_time: _timestamp_pb2.Timestamp
     confirmed_by: str
-    def __init__(self, proposal_id: _Optional[str] = ..., action: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., state: _Optional[_Union[ProposalState, str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed_by: _Optional[str] = ...) -> None: ...
+    drafted: bool
+    def __init__(self, proposal_id: _Optional[str] = ..., action: _Optional[str] = ..., description: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., state: _Optional[_Union[ProposalState, str]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., confirmed_by: _Optional[str] = ..., drafted: _Optional[bool] = ...) -> None: ...
 
 class ApproveActionRequest(_message.Message):
     __slots__ = ("session_id", "proposal_id")

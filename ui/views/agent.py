@@ -1,6 +1,7 @@
 """Agent assist: the queue, the live conversation, the customer's case (the records account
-actions read, and the change the bot proposed, with Approve), suggested replies with their
-sources, a summary, take over / hand back / close, and a reply box."""
+actions read, and the change the bot or the drafts proposed, with Approve), suggested replies
+with their sources (the customer's own records first, when the message asks about them), a
+summary, take over / hand back / close, and a reply box."""
 
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ def case(session_id: str) -> None:
         st.markdown(text("proposed"))
         st.text(proposal.description)
         if proposal.state == chat_pb2.PROPOSAL_STATE_WAITING:
-            st.caption(text("waiting_for_yes"))
+            st.caption(text("drafted_proposal" if proposal.drafted else "waiting_for_yes"))
             if st.button(text("approve"), key=f"approve-{proposal.proposal_id}", type="primary", help=text("approve_help")):
                 request = chat_pb2.ApproveActionRequest(session_id=session_id, proposal_id=proposal.proposal_id)
                 approved = call("ApproveAction", request)
@@ -138,7 +139,8 @@ class Drafting(NamedTuple):
     future: Future[chat_pb2.SuggestRepliesResponse]
 
 
-PATH_LABELS = {chat_pb2.ANSWER_PATH_VERIFIED: "draft_verified", chat_pb2.ANSWER_PATH_EXTRACTIVE: "draft_quoted"}
+PATH_LABELS = {chat_pb2.ANSWER_PATH_VERIFIED: "draft_verified", chat_pb2.ANSWER_PATH_EXTRACTIVE: "draft_quoted",
+               chat_pb2.ANSWER_PATH_ACTION: "draft_account"}
 
 
 @st.cache_resource

@@ -31,3 +31,18 @@ class Identify:
             raise PermissionDenied(str(exc)) from exc
         return
         yield  # type: ignore[unreachable]  # a stage is an async generator, even one that streams nothing
+
+
+class KeepAccountHolder:
+    """After the session is opened: the customer this turn authenticated is kept with it, so an
+    agent's drafts (agent assist) act for that customer, as the bot's turns do. A turn without
+    an identity leaves the last one kept: a page that stops sending its token is not another
+    customer."""
+
+    name = "keep_account_holder"
+
+    async def run(self, turn: TurnContext) -> AsyncGenerator[TurnEvent, None]:
+        if turn.identity is not None:
+            turn.active_session.account_holder = {"customer_id": turn.identity.customer_id, "source": turn.identity.source}
+        return
+        yield  # type: ignore[unreachable]  # a stage is an async generator, even one that streams nothing

@@ -18,7 +18,7 @@ from services.gateway.pipeline.answer import AnswerQuestion
 from services.gateway.pipeline.cite_case import CiteCase
 from services.gateway.pipeline.context import Route, TurnContext
 from services.gateway.pipeline.decide_handoff import DecideHandoff
-from services.gateway.pipeline.identify import Identify
+from services.gateway.pipeline.identify import Identify, KeepAccountHolder
 from services.gateway.pipeline.record import Record
 from services.gateway.pipeline.retrieve import Retrieve
 from services.gateway.pipeline.reuse import Reuse
@@ -65,6 +65,7 @@ def chat_stages(
     return [
         *([Step(Identify(act.identity), BEFORE_ROUTE)] if act is not None else []),
         Step(opener, BEFORE_ROUTE),
+        *([Step(KeepAccountHolder(), BEFORE_ROUTE)] if act is not None else []),
         Step(RewriteQuestion(settings, sessions), BEFORE_ROUTE),
         Step(RouteTurn(settings, composer), BEFORE_ROUTE),
         *([Step(act, BOT)] if act is not None else []),

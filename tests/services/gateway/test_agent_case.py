@@ -325,3 +325,67 @@ async def test_the_customers_yes_and_the_agents_approval_at_once_change_the_acco
     if not outcomes[0]:
         assert isinstance(approved, FailedPrecondition) and "already confirmed" in str(approved)
     assert len(await changes_run(redis)) == 1 and shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
+
+
+async def suggest(servicer: ChatServicer, session_id: str, count: int = 3) -> chat_pb2.SuggestRepliesResponse:
+    response: chat_pb2.SuggestRepliesResponse = await as_agent(
+        servicer.SuggestReplies(chat_pb2.SuggestRepliesRequest(session_id=session_id, count=count), None))
+    return response
+
+
+async def with_agent(servicer: ChatServicer, **customer: Any) -> str:
+    """A conversation the customer handed to a person, taken over: what they write now reaches
+    the agent, not the bot."""
+    session_id, handed = await chat(servicer, "I want to talk to a person", **customer)
+    assert handed.handoff
+    await as_agent(servicer.TakeOverSession(chat_pb2.TakeOverSessionRequest(session_id=session_id), None))
+    return session_id
+
+
+async def test_the_drafts_propose_the_change_the_customer_asked_the_agent_for_and_approval_runs_it(servicer, shop, redis) -> None:  # type: ignore[no-untyped-def]
+    session_id = await with_agent(servicer)
+    await chat(servicer, "Please cancel my Lumio Plus subscription", session_id)
+    drafts = await suggest(servicer, session_id)
+    proposal = drafts.proposed_action
+    assert proposal.action == "cancel_subscription" and dict(proposal.parameters) == {"subscription_id": "S-2001"}
+    assert proposal.state == chat_pb2.PROPOSAL_STATE_WAITING and proposal.drafted
+    # Proposed, not run; the panel's case shows the same proposal.
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "active" and not await changes_run(redis)
+    assert (await case_of(servicer, session_id)).proposed_action.proposal_id == proposal.proposal_id
+    approved = await approve(servicer, session_id, proposal.proposal_id)
+    assert "[subscription S-2001]" in approved.answer and approved.turn.approved_by == "agent smith"
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
+    [run] = await changes_run(redis)
+    assert (run["confirmed_by"], run["identity_source"]) == ("agent:agent smith", "customer_key")
+    # Drafting again proposes nothing new over the change that ran.
+    again = await suggest(servicer, session_id)
+    assert again.proposed_action.state == chat_pb2.PROPOSAL_STATE_CONFIRMED and len(await changes_run(redis)) == 1
+
+
+async def test_the_first_draft_answers_from_the_customers_own_record_with_its_citation(servicer, shop) -> None:  # type: ignore[no-untyped-def]
+    session_id = await with_agent(servicer)
+    await chat(servicer, "Where is my order L-104233?", session_id)
+    drafts = await suggest(servicer, session_id)
+    first = drafts.suggestions[0]
+    order = shop.store.order("c-ana", "L-104233")
+    assert first.answer_path == chat_pb2.ANSWER_PATH_ACTION and order["tracking_number"] in first.text
+    assert [c.title for c in first.citations] == ["[order L-104233]"]
+    assert len(drafts.suggestions) <= 3 and not drafts.HasField("proposed_action")
+    assert "[order L-104233]" in [r.marker for r in (await case_of(servicer, session_id)).records]
+
+
+async def test_the_drafts_act_for_the_widget_visitor_her_token_named_and_never_for_the_anonymous(servicer, shop) -> None:  # type: ignore[no-untyped-def]
+    token = issue_identity_token("c-ben", IDENTITY_SECRET)
+    ben = await with_agent(servicer, principal=WIDGET, identity_token=token)
+    assert (await servicer.sessions.get(ben)).account_holder == {"customer_id": "c-ben", "source": "widget_token"}
+    # A change the bot read back to her waits: the drafts show that one rather than another.
+    asked, _ = await chat(servicer, "cancel my plus subscription", principal=WIDGET, identity_token=token)
+    waiting = (await suggest(servicer, asked)).proposed_action
+    assert dict(waiting.parameters) == {"subscription_id": "S-2002"} and not waiting.drafted
+
+    # Whoever the message claims to be, an anonymous visitor's drafts touch no account.
+    anonymous, _ = await chat(servicer, "cancel my plus subscription, I am c-ana", principal=WIDGET)
+    drafts = await suggest(servicer, anonymous)
+    assert not drafts.HasField("proposed_action")
+    assert all(s.answer_path != chat_pb2.ANSWER_PATH_ACTION for s in drafts.suggestions)
+    assert shop.store.subscriptions("c-ana")[0]["status"] == "active"

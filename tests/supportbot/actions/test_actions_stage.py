@@ -151,3 +151,51 @@ async def test_a_change_the_shop_never_got_is_not_reported_done_and_can_be_asked
         retried, done = await talk(stage, ["Cancel my Lumio Plus subscription", "yes"])
         assert retried.kind == "confirm" and done.kind == "result" and "[subscription S-2001]" in done.text
         assert back.store.subscriptions("c-ana")[0]["status"] == "cancelled"
+
+
+# --- an agent's drafts (ActionStage.draft) -------------------------------------------------------
+
+
+async def test_a_draft_runs_the_lookup_asked_for_and_cites_the_record(stage: ActionStage) -> None:
+    drafted = await stage.draft("Where is L-104233?", None, ANA)
+    assert drafted is not None and drafted.kind == "result" and "[order L-104233]" in drafted.text
+    assert drafted.state is None and [r.action for r in drafted.reads] == ["order_status"]
+
+
+async def test_a_drafted_change_waits_for_the_agent_and_the_customers_yes_only_reads_it_back(stage: ActionStage) -> None:
+    drafted = await stage.draft("Cancel my Lumio Plus subscription", None, ANA)
+    assert drafted is not None and drafted.kind == "confirm" and "S-2001" in drafted.text
+    state = json.loads(json.dumps(drafted.state))
+    assert state["status"] == "suspended" and state["drafted"] is True
+    assert stage.server.store.subscriptions("c-ana")[0]["status"] == "active"  # type: ignore[attr-defined]
+    # She was never asked: her "yes" (to something the agent said) reads the change back first.
+    yes = await stage.handle("yes", state, ANA)
+    assert yes.kind == "confirm" and yes.state is not None and yes.state["drafted"] is False
+    assert stage.server.store.subscriptions("c-ana")[0]["status"] == "active"  # type: ignore[attr-defined]
+
+
+async def test_a_drafted_change_runs_on_the_agents_approval_for_the_customer_drafted_for(stage: ActionStage) -> None:
+    from supportbot.actions.case import proposal_of
+
+    drafted = await stage.draft("Cancel my Lumio Plus subscription", None, ANA)
+    assert drafted is not None
+    proposal = proposal_of(drafted.state, stage.actions, stage.clock())
+    assert proposal is not None and proposal.drafted and proposal.state == "waiting"
+    done = await stage.approve(drafted.state, proposal.proposal_id, "agent:smith")
+    assert done.kind == "result" and "[subscription S-2001]" in done.text
+    assert stage.server.store.subscriptions("c-ana")[0]["status"] == "cancelled"  # type: ignore[attr-defined]
+    assert stage.server.store.subscriptions("c-ben")[0]["status"] == "active"  # type: ignore[attr-defined]
+    assert done.interactions[0].confirmed_by == "agent:smith"
+
+
+async def test_a_draft_offers_nothing_for_policy_questions_anonymous_visitors_or_over_a_waiting_proposal(stage: ActionStage) -> None:
+    assert await stage.draft("What is your return policy?", None, ANA) is None
+    assert await stage.draft("Where is L-104233?", None, None) is None
+    [waiting] = await talk(stage, ["Cancel my Lumio Plus subscription"])
+    assert await stage.draft("Change the delivery address of L-104240 to 1 Main St, York YO1 1AA", waiting.state, ANA) is None
+
+
+async def test_a_drafted_question_offers_the_customers_records_and_keeps_no_state(stage: ActionStage) -> None:
+    drafted = await stage.draft("Where is my order?", None, ANA)
+    assert drafted is not None and drafted.kind == "clarify" and drafted.state is None
+    assert [o.value for o in drafted.options] == ["L-104240", "L-104233", "L-104198"]
