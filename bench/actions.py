@@ -19,6 +19,13 @@ Three splits, so no figure is reported on what chose it:
   held-out GIMP en/ko sets of bench/corpora.py and general support questions), written by someone
   who had not read the routing code; run once, at the end, at the defaults in routing.py.
   Hand-written: --write-splits leaves them alone.
+- heldout2: bench/data/action_conversations-heldout2.jsonl (40 conversations, 24 English and 16
+  Korean) and bench/data/action_negatives-heldout2.jsonl (20 English and 20 Korean questions: the
+  sample shop's own policy questions and other help centers' computer and software questions), a
+  second held-out split written on 2026-12-02 by someone who had not read the routing, slot,
+  pending, combined or stage code nor the other conversation sets (expectations checked against
+  the shop's seed and the reply templates only); to be run once, at the defaults in routing.py,
+  never swept. Hand-written: --write-splits leaves them alone.
 - combined: bench/data/action_conversations-combined.jsonl (18 conversations, 7 Korean: 11 whose
   first message holds a case question and a policy question, "where is my order and can I still
   return it?", and 7 that look alike but must stay one request or one question), a dev split for
@@ -80,7 +87,7 @@ from supportbot.actions.stage import ActionStage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
-SPLITS = ("tune", "report", "heldout", "combined")
+SPLITS = ("tune", "report", "heldout", "heldout2", "combined")
 SAMPLE = ROOT / "supportbot" / "sample"
 TOKEN = "bench-shop-token-" + "b" * 24
 THRESHOLDS = [round(x, 2) for x in np.arange(0.30, 0.86, 0.05)]
