@@ -145,6 +145,8 @@ def report(outcomes: list[Outcome], *, verbose: bool) -> None:
     for split, language, chosen in groups:
         group = [o for o in outcomes if chosen(o)]
         n = len(group)
+        if not n:
+            continue
 
         def share(*kinds: str, group: list[Outcome] = group, n: int = n) -> str:
             k = sum(o.verdict in kinds for o in group)
