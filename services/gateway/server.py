@@ -250,16 +250,19 @@ async def build_service(settings: GatewaySettings) -> GrpcService:
         await sessions.index_existing()
     except RedisError as exc:  # Redis not up yet: serve anyway, index on the next start
         log.warning("sessions not indexed at start", extra={"error": str(exc)})
+    generator_stub = generator_pb2_grpc.GeneratorServiceStub(generator_channel)
     servicer = build_chat(
         settings,
         sessions,
         interactions,
         retriever_pb2_grpc.RetrieverServiceStub(retriever_channel),
-        generator_pb2_grpc.GeneratorServiceStub(generator_channel),
-        # None unless SUPPORTBOT_ACTIONS_FILE names an actions file; routing embeds on the retriever.
+        generator_stub,
+        # None unless SUPPORTBOT_ACTIONS_FILE names an actions file; routing embeds on the retriever,
+        # free-text parameters fill on the generator when SUPPORTBOT_ACTIONS_GENERATOR_SLOT_FILLING is on.
         act=Act.configured(
             ActionSettings(), IdentitySettings(),
             Embeddings(retriever_pb2_grpc.RetrieverServiceStub(retriever_channel), settings.backends.retrieval_timeout_s),
+            generator_stub,
         ),
     )
     interceptors = []

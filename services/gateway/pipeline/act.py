@@ -12,9 +12,11 @@ help center answers as before; a pending action waits in the session either way
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
@@ -26,6 +28,7 @@ from supportbot.actions.case import remember
 from supportbot.actions.declarations import load_actions
 from supportbot.actions.identity import IdentitySettings
 from supportbot.actions.replies import RecordCitation
+from supportbot.actions.slots import stub_caller
 from supportbot.actions.stage import ActionStage, ActionTurn
 from supportbot.actions.wiring import ActionSettings, build_action_stage
 from supportbot.answers.sources import Citation
@@ -113,12 +116,17 @@ class Act:
         return cls(identity, built)
 
     @classmethod
-    def configured(cls, settings: ActionSettings, identity: IdentitySettings, embeddings: Embeddings) -> Act | None:
+    def configured(cls, settings: ActionSettings, identity: IdentitySettings, embeddings: Embeddings,
+                   generator: Any = None) -> Act | None:
         """The stage for the configured actions file; None (no stage at all) without one. The file
         is read now, so a malformed one stops the gateway at start naming its line; the routers are
-        built at the first turn, when the retriever that embeds their examples is surely up."""
+        built at the first turn, when the retriever that embeds their examples is surely up.
+        `generator` (a GeneratorService stub) fills free-text parameters when
+        settings.generator_slot_filling is on; a failed or slow fill asks the customer instead."""
         if settings.file is None:
             return None
+        generate = (stub_caller(generator, timeout_s=settings.generator_slot_timeout_s)
+                    if settings.generator_slot_filling and generator is not None else None)
         load_actions(settings.file, base_url=settings.base_url)
         loop = asyncio.get_running_loop()
         embedders = {
@@ -127,7 +135,7 @@ class Act:
         }
 
         async def build() -> ActionStage:
-            stage = await asyncio.to_thread(build_action_stage, settings, embedders)
+            stage = await asyncio.to_thread(functools.partial(build_action_stage, settings, embedders, generate=generate))
             assert stage is not None  # a file is configured
             return stage
 

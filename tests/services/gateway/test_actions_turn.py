@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import numpy as np
@@ -34,7 +35,7 @@ from supportbot.actions.wiring import ActionSettings
 from supportbot.core import auth
 from supportbot.core.auth import Principal
 from supportbot.core.errors import InvalidArgument, PermissionDenied
-from supportbot.v1 import chat_pb2, retriever_pb2
+from supportbot.v1 import chat_pb2, generator_pb2, retriever_pb2
 from tests.fakes import REFUNDS, FakeGenerator, FakeRetriever
 
 SHOP_TOKEN = "turn-test-token-" + "t" * 24
@@ -369,3 +370,44 @@ async def test_the_embed_rpc_refuses_more_texts_than_it_takes() -> None:
     with pytest.raises(InvalidArgument):
         await RetrieverServicer(HashingKnowledgeBase()).Embed(  # type: ignore[arg-type]
             retriever_pb2.EmbedRequest(texts=["x"] * (MAX_EMBED_TEXTS + 1)), None)
+
+
+class RecordingGeneratorStub:
+    """GeneratorService.Generate as the gateway's stub streams it, recording the requests."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.requests: list[Any] = []
+        self.timeouts: list[float] = []
+
+    def Generate(self, request: Any, timeout: float):  # type: ignore[no-untyped-def]  # noqa: N802
+        self.requests.append(request)
+        self.timeouts.append(timeout)
+
+        async def stream():  # type: ignore[no-untyped-def]
+            yield generator_pb2.GenerateResponse(result=generator_pb2.GenerateResult(text=self.text))
+
+        return stream()
+
+
+@pytest.mark.parametrize("on", [True, False])
+async def test_the_gateway_hands_the_generator_to_slot_filling_only_when_the_setting_is_on(shop, monkeypatch, on: bool) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SUPPORTBOT_SHOP_SERVICE_TOKEN", SHOP_TOKEN)
+    stub = RecordingGeneratorStub(json.dumps({"address": "22 Station Road, York YO1 7AA"}))
+    settings = ActionSettings(file=sample_actions_path(), base_url=shop.url, generator_slot_filling=on, generator_slot_timeout_s=3.0)
+    act = Act.configured(settings, IdentitySettings(), Embeddings(InProcessRetriever(), 5.0), stub)
+    assert act is not None
+    stage = await act.stage()
+    assert (stage.generate is not None) is on
+    if on:
+        assert stage.generate is not None
+        text = await stage.generate(generator_pb2.GenerateRequest(max_tokens=4))
+        assert text == json.dumps({"address": "22 Station Road, York YO1 7AA"}) and stub.timeouts == [3.0]
+    await stage.executor.aclose()
+
+
+def test_slot_filling_by_the_generator_is_off_by_default(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("SUPPORTBOT_ACTIONS_GENERATOR_SLOT_FILLING", raising=False)
+    assert ActionSettings().generator_slot_filling is False
+    monkeypatch.setenv("SUPPORTBOT_ACTIONS_GENERATOR_SLOT_FILLING", "true")
+    assert ActionSettings().generator_slot_filling is True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import grpc
 import pytest
 
 from supportbot.actions.declarations import load_actions, sample_actions_path
@@ -136,3 +137,52 @@ def test_korean_and_no_candidate_questions() -> None:
     plain = ADDRESS.parameters["address"].model_copy(update={"ask": {}})
     assert clarifying_question("address", plain, [], "en").text == (
         "Could you tell me the new delivery address, with street, number, city and postcode?")
+
+
+def test_the_decoding_schema_leaves_the_python_pattern_out_and_bounds_the_string() -> None:
+    # vLLM's xgrammar could not compile the address pattern (a lookahead and {5,300}): every
+    # request was aborted with no text (bench/slot_filling.py).
+    schema = json.loads(slot_request(ADDRESS, "send it to 22 Station Road, York YO1 7AA", ["address"]).json_schema)
+    string = next(option for option in schema["properties"]["address"]["anyOf"] if option.get("type") == "string")
+    assert "pattern" not in string and string["maxLength"] == 300
+    assert schema["required"] == ["address"] and schema["additionalProperties"] is False
+
+
+def test_a_value_not_in_the_message_or_holding_an_order_number_is_refused() -> None:
+    message = "My order L-104240 hasn't shipped yet, I want to change where it goes to 5 Abbey Road"
+    assert accept_generated(ADDRESS, message, ["address"], json.dumps({"address": "L-104240"})) == {}
+    assert accept_generated(ADDRESS, message, ["address"], json.dumps({"address": "order L-104240 hasn't"})) == {}
+    assert accept_generated(ADDRESS, message, ["address"], json.dumps({"address": "10 Downing Street"})) == {}
+    assert accept_generated(ADDRESS, message, ["address"], json.dumps({"address": "5  abbey road"})) == {"address": "5 abbey road"}
+
+
+class FailingGenerator:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        self.calls = 0
+
+    async def __call__(self, request: generator_pb2.GenerateRequest) -> str:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [
+    grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down"),
+    grpc.aio.AioRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(), grpc.aio.Metadata(), "slow"),
+    grpc.aio.AioRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.aio.Metadata(), grpc.aio.Metadata(), "busy"),
+    TimeoutError(),
+], ids=["unavailable", "deadline", "busy", "timeout"])
+async def test_a_failed_or_slow_generator_leaves_the_parameter_to_ask(error: BaseException) -> None:
+    message = "please send order L-104240 to 22 Station Road, York YO1 7AA"
+    generate = FailingGenerator(error)
+    filled = await fill_by_generator(ADDRESS, message, fill_by_pattern(ADDRESS, message), generate)
+    assert generate.calls == 1
+    assert filled.values == {"order_id": "L-104240"} and filled.missing(ADDRESS) == ["address"]
+
+
+@pytest.mark.parametrize("text", ["", "{", '{"address": 42}', '{"address": "22 Station Road, York YO1 7AA', "null"])
+async def test_garbage_from_the_generator_leaves_the_parameter_to_ask(text: str) -> None:
+    message = "please send order L-104240 to 22 Station Road, York YO1 7AA"
+    filled = await fill_by_generator(ADDRESS, message, fill_by_pattern(ADDRESS, message), stub_caller(FakeGeneratorStub(text)))
+    assert filled.missing(ADDRESS) == ["address"]
+

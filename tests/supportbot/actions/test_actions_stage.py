@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import grpc
 import pytest
 
 from services.shop.server import ShopServer
@@ -67,6 +68,31 @@ async def test_the_address_is_asked_for_then_read_back(stage: ActionStage) -> No
     assert proposal.kind == "confirm" and "L-104240" in proposal.text and "22 Station Road" in proposal.text
     assert done.kind == "result"
     assert stage.server.store.order("c-ana", "L-104240")["shipping_address"] == "22 Station Road, York YO1 7AA"  # type: ignore[attr-defined]
+
+
+async def test_the_generator_fills_the_address_and_a_failing_one_leaves_it_asked(stage: ActionStage) -> None:
+    message = "Change the delivery address of my open order to 22 Station Road, York YO1 7AA"
+
+    async def filled(request):  # type: ignore[no-untyped-def]
+        return json.dumps({"address": "22 Station Road, York YO1 7AA"})
+
+    async def down(request):  # type: ignore[no-untyped-def]
+        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), "down")
+
+    stage.generate = filled
+    [proposal] = await talk(stage, [message])
+    assert proposal.kind == "confirm" and "22 Station Road, York YO1 7AA" in proposal.text
+    for failing in (down, filled_slowly(), None):
+        stage.generate = failing
+        [asked] = await talk(stage, [message])
+        assert asked.kind == "clarify" and "address" in asked.text
+
+
+def filled_slowly():  # type: ignore[no-untyped-def]
+    async def slow(request):  # type: ignore[no-untyped-def]
+        raise TimeoutError
+
+    return slow
 
 
 async def test_help_center_questions_pass_through_and_anonymous_visitors_are_asked_to_sign_in(stage: ActionStage) -> None:
