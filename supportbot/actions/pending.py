@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from supportbot.actions.declarations import Action
-from supportbot.actions.slots import Option, answer_to_question, fill_by_pattern
+from supportbot.actions.slots import Option, answer_to_question, fill_by_pattern, picked_option
 
 # Ten minutes: long enough to look up an order number, short enough that a "yes" tomorrow does
 # not cancel a subscription.
@@ -271,10 +271,13 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
 
 def _values_given(pending: PendingAction, message: str, action: Action) -> dict[str, Any]:
     """The parameter values the message gives: by their patterns, and for the parameter the
-    clarifying question asked for, as an answer to it ("the hub" to "which order?")."""
+    clarifying question asked for, as an answer to it ("L-104240", or one of the options it
+    offered picked by its place or its label: "the hub one", "두 번째 거요")."""
     found = fill_by_pattern(action, message).values
     if pending.asking and pending.asking not in found:
         value = answer_to_question(action.parameters[pending.asking], message)
+        if value is None:
+            value = picked_option(message, pending.offered, pending.labels)
         if value is not None:
             found[pending.asking] = value
     return found

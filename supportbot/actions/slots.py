@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,38 @@ def answer_to_question(parameter: Parameter, answer: str) -> str | None:
         values = pattern_values(parameter, text)
         return values[0] if len(values) == 1 else None
     return text if text and parameter.matches(text) else None
+
+
+# Picking one of the options a question offered, by its place ("the first one", "두 번째 거요")
+# or by the words of its label ("the hub one" for "L-104233, Lumio Hub"). Only short replies name
+# a place: "the bulb I bought last week" is no pick of the last option.
+_ORDINALS_EN = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3, "last": -1}
+_ORDINAL_EN = re.compile(r"\b(" + "|".join(_ORDINALS_EN) + r")\b", re.IGNORECASE)
+_ORDINALS_KO = {"첫": 0, "두": 1, "세": 2, "네": 3}
+_ORDINAL_KO = re.compile(r"(첫|두|세|네)\s?(?:번째|째)|(마지막)")
+_PLACE_WORDS = 5
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def picked_option(message: str, offered: Sequence[str], labels: Mapping[str, str]) -> str | None:
+    """The offered value the reply picks by its place or by its label's own words; None when it
+    picks none, or more than one equally."""
+    if not offered:
+        return None
+    if len(message.split()) <= _PLACE_WORDS:
+        place = _ORDINAL_EN.search(message)
+        index = _ORDINALS_EN[place.group(1).casefold()] if place else None
+        if index is None and (korean := _ORDINAL_KO.search(message)):
+            index = -1 if korean.group(2) else _ORDINALS_KO[korean.group(1)]
+        if index is not None and -len(offered) <= index < len(offered):
+            return offered[index]
+    said = {word.casefold() for word in _WORD.findall(message)}
+    words = {value: {w.casefold() for w in _WORD.findall(labels.get(value, "").replace(value, " "))} for value in offered}
+    shared = set.intersection(*words.values()) if len(words) > 1 else set()
+    overlap = {value: len((own - shared) & said) for value, own in words.items()}
+    best = max(overlap.values())
+    chosen = [value for value, count in overlap.items() if count == best]
+    return chosen[0] if best > 0 and len(chosen) == 1 else None
 
 
 # --- the generator adapter ---------------------------------------------------------------------

@@ -66,7 +66,9 @@ MALFORMED = [
     ("      id_field: order_id\n      fields: [order_id, status, placed_on, delivered_on",
      "      id_field: number\n      fields: [order_id, status, placed_on, delivered_on", "id_field: number", "id_field"),
     ("        - 제 구독 정보 보여주세요\n        - 루미오 플러스 구독 언제 갱신돼요?\n        - 제가 어떤 구독을 쓰고 있나요?\n"
-     "        - 내 멤버십 다음 결제일이 언제예요?\n        - 구독 S-2003 상태가 어떻게 돼요?\n",
+     "        - 내 멤버십 다음 결제일이 언제예요?\n        - 구독 S-2003 상태가 어떻게 돼요?\n"
+     "        - 제 구독 요금 언제 결제돼요?\n        - 아직 플러스 구독 중인가요?\n        - 내 구독 아직 유효한지 확인해 줘\n"
+     "        - 다음 달 구독료 언제 빠져나가요?\n",
      "        - 제 구독 정보 보여주세요\n", "ko:\n        - 제 구독 정보", "at least two"),
     ("      ko:\n        - 제 주문 어디쯤 왔나요?", "      jp:\n        - 제 주문 어디쯤 왔나요?", "jp:", "not one of"),
     ("candidates_from: list_orders", "candidates_from: cancel_subscription", "candidates_from: cancel", "read-only list action"),

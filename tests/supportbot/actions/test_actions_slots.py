@@ -17,6 +17,7 @@ from supportbot.actions.slots import (
     clarifying_question,
     fill_by_generator,
     fill_by_pattern,
+    picked_option,
     slot_request,
     stub_caller,
 )
@@ -186,3 +187,28 @@ async def test_garbage_from_the_generator_leaves_the_parameter_to_ask(text: str)
     filled = await fill_by_generator(ADDRESS, message, fill_by_pattern(ADDRESS, message), stub_caller(FakeGeneratorStub(text)))
     assert filled.missing(ADDRESS) == ["address"]
 
+
+
+# --- an offered option picked by its place or its label (supportbot.actions.slots.picked_option) --
+
+OFFERED = ["L-104240", "L-104233", "L-104198"]
+LABELS = {"L-104240": "L-104240, Lumio Color Bulb A19", "L-104233": "L-104233, Lumio Hub", "L-104198": "L-104198, Lumio Light Strip 2 m"}
+
+
+@pytest.mark.parametrize(("reply", "picked"), [
+    ("the lumio hub one", "L-104233"), ("the light strip", "L-104198"), ("Bulb please", "L-104240"),
+    ("the first one", "L-104240"), ("2nd", "L-104233"), ("the last one please", "L-104198"),
+    ("첫 번째 거요", "L-104240"), ("두번째요", "L-104233"), ("마지막 거", "L-104198"),
+])
+def test_a_reply_picks_an_offered_option_by_its_place_or_its_label(reply: str, picked: str) -> None:
+    assert picked_option(reply, OFFERED, LABELS) == picked
+
+
+@pytest.mark.parametrize("reply", [
+    "lumio",  # in every label: picks none
+    "the one I bought last week, not sure which it was",  # a long reply names no place
+    "what is your return policy?", "the fifth one",
+])
+def test_a_reply_that_picks_no_single_option_picks_none(reply: str) -> None:
+    assert picked_option(reply, OFFERED, LABELS) is None
+    assert picked_option(reply, [], {}) is None

@@ -225,3 +225,10 @@ async def test_a_drafted_question_offers_the_customers_records_and_keeps_no_stat
     drafted = await stage.draft("Where is my order?", None, ANA)
     assert drafted is not None and drafted.kind == "clarify" and drafted.state is None
     assert [o.value for o in drafted.options] == ["L-104240", "L-104233", "L-104198"]
+
+
+async def test_an_offered_order_is_picked_by_its_item_or_its_place(stage: ActionStage) -> None:
+    _, by_item = await talk(stage, ["Where is my order?", "the lumio hub one"])
+    assert by_item.kind == "result" and "[order L-104233]" in by_item.text
+    _, by_place = await talk(stage, ["제 주문 어디쯤 왔나요?", "첫 번째 거요"], CustomerIdentity("c-jiwoo", "widget_token"))
+    assert by_place.kind == "result" and by_place.citations[0].record_id == "L-200103"
