@@ -180,13 +180,18 @@ _NO = _REFUSAL + r"|cancel|stop|keep it|취소|취소해|취소해\s?주세요|�
 _COURTESY = r"please|thanks|thank you|감사합니다|고마워요"
 _YES_ONLY = re.compile(rf"^(?:{_YES})(?:\s+(?:{_YES}|{_COURTESY}))*$")
 _NO_START = re.compile(rf"^(?:{_NO})(?:\s|$)")
+_YES_START = re.compile(rf"^(?:{_YES})\s")
 _REFUSAL_START = re.compile(rf"^(?:{_REFUSAL})(?:\s|$)")
+
+
+# Words that open a reply without changing what it says: "actually never mind", "아 됐어요".
+_FILLER = re.compile(r"^(?:(?:actually|oh|ah|hmm+|um+|uh+|wait|well|아|앗|어|음|잠깐만?)\s+)+")
 
 
 def _plain(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = re.sub(r"[!.,~…\s]+", " ", text).strip()
-    return text
+    return _FILLER.sub("", text)
 
 
 def reply_intent(message: str) -> str:
@@ -200,6 +205,12 @@ def reply_intent(message: str) -> str:
     if _NO_START.match(plain):
         return "no"
     return "other"
+
+
+def restates_with_yes(message: str) -> bool:
+    """An explicit yes followed by more words ("yes, cancel it"), not a question: a yes when the
+    words ask for the very action waiting (the caller checks that)."""
+    return "?" not in message and bool(_YES_START.match(_plain(message)))
 
 
 @dataclass(frozen=True)
@@ -216,6 +227,9 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
     """The pending action after the customer's message. `action` is the pending one's
     declaration; `routed_action` is what routing made of the message on its own."""
     intent = reply_intent(message)
+    if intent == "other" and pending is not None and routed_action == pending.action and restates_with_yes(message):
+        # "Yes, cancel it", "넵 해지해 주세요": a yes that says again what it agrees to.
+        intent = "yes"
     if pending is None or pending.customer_id != customer_id or pending.status in (Status.CANCELLED, Status.EXPIRED):
         if intent == "yes":
             error = ConfirmationError("never_proposed", "There is nothing waiting for your confirmation.")

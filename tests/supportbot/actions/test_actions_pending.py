@@ -199,3 +199,25 @@ def test_the_offered_labels_survive_the_session_and_a_state_stored_without_them_
     del stored["labels"]  # written before the labels were kept
     assert states.PendingAction.from_dict(stored).waiting_for(NOW) == ("clarify", [Option("L-104233", "L-104233")])
     assert states.propose(asking, NOW).labels == {}  # read back: nothing offered any more
+
+
+@pytest.mark.parametrize("message", ["actually never mind", "oh wait, no", "Hmm no thanks", "아 됐어요", "잠깐만 아니요"])
+def test_a_refusal_opened_by_a_filler_word_cancels(message: str) -> None:
+    transition = step(proposed(), message)
+    assert transition.kind == "cancelled" and transition.pending.status == states.Status.CANCELLED
+
+
+@pytest.mark.parametrize("message", ["yes, cancel it", "Yes please cancel my subscription", "넵 해지해주세요", "네 구독 해지해 주세요"])
+def test_a_yes_that_restates_the_waiting_action_runs_it(message: str) -> None:
+    assert step(proposed(), message, routed="cancel_subscription").kind == "run"
+
+
+@pytest.mark.parametrize(("message", "routed"), [
+    ("yes, cancel it", None),  # the words after the yes do not ask for it
+    ("yes, and where is my order", "order_status"),  # they ask for something else
+    ("yes, cancel it?", "cancel_subscription"),  # a question
+])
+def test_a_yes_followed_by_anything_else_does_not_run_it(message: str, routed: str | None) -> None:
+    transition = step(proposed(), message, routed=routed)
+    assert transition.kind != "run"
+    assert transition.pending is None or transition.pending.status != states.Status.CONFIRMED
