@@ -207,6 +207,15 @@ def reply_intent(message: str) -> str:
     return "other"
 
 
+def _intent(pending: PendingAction | None, message: str, routed_action: str | None) -> str:
+    """reply_intent, and a yes that says again what it agrees to ("yes, cancel it", "넵 해지해
+    주세요"): one whose words route to the action waiting."""
+    intent = reply_intent(message)
+    if intent == "other" and pending is not None and routed_action == pending.action and restates_with_yes(message):
+        return "yes"
+    return intent
+
+
 def restates_with_yes(message: str) -> bool:
     """An explicit yes followed by more words ("yes, cancel it"), not a question: a yes when the
     words ask for the very action waiting (the caller checks that)."""
@@ -226,10 +235,7 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
             routed_action: str | None = None) -> Transition:
     """The pending action after the customer's message. `action` is the pending one's
     declaration; `routed_action` is what routing made of the message on its own."""
-    intent = reply_intent(message)
-    if intent == "other" and pending is not None and routed_action == pending.action and restates_with_yes(message):
-        # "Yes, cancel it", "넵 해지해 주세요": a yes that says again what it agrees to.
-        intent = "yes"
+    intent = _intent(pending, message, routed_action)
     if pending is None or pending.customer_id != customer_id or pending.status in (Status.CANCELLED, Status.EXPIRED):
         if intent == "yes":
             error = ConfirmationError("never_proposed", "There is nothing waiting for your confirmation.")
