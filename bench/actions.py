@@ -397,7 +397,10 @@ async def run_conversations(routers: dict[str, ActionRouter], embedders: list[Ti
                 if ran and result.action != turn.get("action"):
                     wrong = True
                 if ran and declared is not None and declared.changes:
-                    if states.reply_intent(turn["say"]) == "yes" and previous_kind == "confirm":
+                    # An explicit yes right after the read-back: alone, or opening words that say
+                    # again what it agrees to ("넵 해지해주세요", "yes, cancel it").
+                    said_yes = states.reply_intent(turn["say"]) == "yes" or states.restates_with_yes(turn["say"])
+                    if said_yes and previous_kind == "confirm":
                         confirmed_runs += 1
                     else:
                         figures["unconfirmed_changes"] += 1

@@ -285,9 +285,11 @@ _OWN_CASE_EN = re.compile(
 # 제/내/저/나 as words (제 주문, 내가, 저는, 제가); Korean drops the pronoun, so also "what I
 # ordered/bought" (주문한, 구매한, 시킨); and request endings (해 주세요, 해줘, 싶어요, 할게요,
 # 할래요, 부탁, 요청).
+# Syllables ending in ㄹ: with 래/게 after them, the speaker's own intent ("끊을래", "그만둘게요").
+_RIEUL_FINAL = "".join(chr(0xAC00 + code) for code in range(11172) if code % 28 == 8)
 _OWN_CASE_KO = re.compile(
     r"(?:^|\s)(?:제|내|저|나|제가|내가|저는|나는|저의|나의|저희)(?=\s|$)|주문한|구매한|시킨|"
-    r"주세요|주시겠어요|줘|싶어요|싶습니다|싶은데|할게요|할래요|부탁|요청")
+    rf"주세요|주시겠어요|줘|싶어요|싶습니다|싶은데|[{_RIEUL_FINAL}](?:래|게)(?:요)?(?=\s|$|[.!?~,])|부탁|요청")
 
 
 # Korean drops the pronoun in questions about one particular thing of the customer's too: where it

@@ -19,6 +19,7 @@ import grpc
 
 from supportbot.actions.declarations import Action, Parameter
 from supportbot.actions.replies import fill
+from supportbot.core.language import has_hangul, loanword_of
 from supportbot.v1 import common_pb2, generator_pb2
 
 log = logging.getLogger(__name__)
@@ -101,9 +102,14 @@ def picked_option(message: str, offered: Sequence[str], labels: Mapping[str, str
         if index is not None and -len(offered) <= index < len(offered):
             return offered[index]
     said = {word.casefold() for word in _WORD.findall(message)}
+    hangul = [word for word in said if has_hangul(word)]
     words = {value: {w.casefold() for w in _WORD.findall(labels.get(value, "").replace(value, " "))} for value in offered}
     shared = set.intersection(*words.values()) if len(words) > 1 else set()
-    overlap = {value: len((own - shared) & said) for value, own in words.items()}
+
+    def mentioned(word: str) -> bool:  # as written, or spelt in Hangul ("스트립" for "Strip")
+        return word in said or any(loanword_of(spelt, word) for spelt in hangul)
+
+    overlap = {value: sum(mentioned(word) for word in own - shared) for value, own in words.items()}
     best = max(overlap.values())
     chosen = [value for value, count in overlap.items() if count == best]
     return chosen[0] if best > 0 and len(chosen) == 1 else None

@@ -10,6 +10,8 @@ from supportbot.actions.declarations import load_actions, sample_actions_path
 from supportbot.actions.routing import (
     ActionRouter,
     HashingEmbedder,
+    Spelling,
+    asks_to_be_done,
     asks_what_a_change_would_do,
     decide,
     help_center_examples,
@@ -221,3 +223,27 @@ def test_help_center_examples_are_titles_headings_and_sentences(tmp_path) -> Non
     assert "Lumio Plus plans" in examples and "Plus costs 4.99 a month." in examples
     assert "Annual plans save 20%." in examples and "Standard shipping takes 3-5 days." in examples
     assert "Shipping times" in examples and not any("var x" in text for text in examples)
+
+
+@pytest.mark.parametrize("message", ["플러스 구독 끊을래", "이제 그만둘게요", "반품할래요"])
+def test_korean_endings_of_the_speakers_own_intent_speak_of_their_own_case(message: str) -> None:
+    assert speaks_of_own_case(message)
+
+
+@pytest.mark.parametrize(("message", "mended"), [
+    ("pls cancel my subscripton", "please cancel my subscription"),
+    ("wheres my pakage", "where is my package"),
+    ("my orders were shipped along the way", "my orders were shipped along the way"),  # real words stay
+])
+def test_chat_shorthand_and_misspellings_are_mended_against_the_routers_words(message: str, mended: str) -> None:
+    spelling = Spelling(["Please cancel my subscription", "Where is my package?", "My order shipped", "Where were you?"])
+    assert spelling.mend(message) == mended
+
+
+@pytest.mark.parametrize(("message", "asks"), [
+    ("please cancel lumio plus for me", True), ("can you pull up my orders", True), ("I'd like to return it", True),
+    ("can I cancel Lumio Plus?", False), ("there's a charge on my statement", False),
+    ("please tell me what happens if I cancel", False), ("플러스 해지해 주세요", False),
+])
+def test_asking_to_be_done_in_so_many_words(message: str, asks: bool) -> None:
+    assert asks_to_be_done(message) is asks

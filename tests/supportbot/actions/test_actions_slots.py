@@ -199,6 +199,7 @@ LABELS = {"L-104240": "L-104240, Lumio Color Bulb A19", "L-104233": "L-104233, L
     ("the lumio hub one", "L-104233"), ("the light strip", "L-104198"), ("Bulb please", "L-104240"),
     ("the first one", "L-104240"), ("2nd", "L-104233"), ("the last one please", "L-104198"),
     ("첫 번째 거요", "L-104240"), ("두번째요", "L-104233"), ("마지막 거", "L-104198"),
+    ("라이트 스트립 주문이요", "L-104198"), ("컬러 벌브", "L-104240"),  # the label's words spelt in Hangul
 ])
 def test_a_reply_picks_an_offered_option_by_its_place_or_its_label(reply: str, picked: str) -> None:
     assert picked_option(reply, OFFERED, LABELS) == picked
