@@ -71,6 +71,22 @@ def finish_reason(output: Any) -> common_pb2.FinishReason:
     return common_pb2.FINISH_REASON_ABORTED
 
 
+def ending(request: generator_pb2.GenerateRequest, last: Any, *, repeated: bool, produced: bool) -> common_pb2.FinishReason:
+    """Why a request that ran to its end ended. Raises INVALID_ARGUMENT for a structured request
+    the engine ended itself before its first token: its grammar backend could not compile the
+    schema (xgrammar failed on the sample address's `{5,300}` pattern, bench/slot_filling.py),
+    which is said rather than answered as empty text."""
+    if repeated:
+        return common_pb2.FINISH_REASON_REPETITION
+    reason = finish_reason(last) if last is not None else common_pb2.FINISH_REASON_END_OF_TURN
+    if request.json_schema and reason == common_pb2.FINISH_REASON_ABORTED and not produced:
+        FINISHED.labels("aborted").inc()
+        raise InvalidArgument(
+            "the engine could not decode under this json_schema (its grammar backend supports a subset of JSON "
+            "schema: drop lookaheads and large repeat counts from patterns, or bound strings with maxLength)")
+    return reason
+
+
 class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
     def __init__(self, settings: GeneratorSettings, engine: Any) -> None:
         self.settings = settings
@@ -275,11 +291,7 @@ class GeneratorServicer(generator_pb2_grpc.GeneratorServiceServicer):
                     log.info("generation aborted", extra={"engine_request_id": request_id})
 
         ended = time.perf_counter()
-        reason: common_pb2.FinishReason
-        if repeated:
-            reason = common_pb2.FINISH_REASON_REPETITION
-        else:
-            reason = finish_reason(last) if last is not None else common_pb2.FINISH_REASON_END_OF_TURN
+        reason = ending(request, last, repeated=repeated, produced=bool(text_parts))
         FINISHED.labels(_FINISH_NAMES.get(reason, "other")).inc()
         if first_token_at is not None and completion_tokens > 1 and ended > first_token_at:
             TOKENS_PER_SECOND.observe((completion_tokens - 1) / (ended - first_token_at))
