@@ -411,3 +411,20 @@ def test_slot_filling_by_the_generator_is_off_by_default(monkeypatch) -> None:  
     assert ActionSettings().generator_slot_filling is False
     monkeypatch.setenv("SUPPORTBOT_ACTIONS_GENERATOR_SLOT_FILLING", "true")
     assert ActionSettings().generator_slot_filling is True
+
+
+async def test_in_generative_mode_the_case_part_is_the_actions_and_the_policy_part_the_models(redis, tmp_path, shop) -> None:  # type: ignore[no-untyped-def]
+    generator = FakeGenerator()
+    generator.text = "Returns are accepted within 30 days of delivery [1]."
+    settings = GatewaySettings(data_dir=tmp_path, auth_enabled=False, answer_mode="generative")
+    servicer = build_chat(settings, SessionStore(redis, 600), InteractionLog(redis, STREAM), refunds_help_center(), generator,
+                          act=act_stage(shop))
+    _, result = await chat(servicer, "Has my order L-104240 shipped yet, and how long do card refunds take?")
+    reply, _, policy = result.answer.partition("\n\n")
+    # The record's status comes from the shop, never from the model; the model answers only the
+    # policy part, asked as a question of its own.
+    assert shop.store.order("c-ana", "L-104240")["status"] in reply and "[order L-104240]" in reply
+    assert [r.question for r in generator.requests] == ["how long do card refunds take?"]
+    assert policy.startswith("Returns are accepted within 30 days") and result.answer_path == chat_pb2.ANSWER_PATH_GENERATED
+    record = next(c for c in result.citations if c.title == "[order L-104240]")
+    assert record.index == max(c.index for c in result.citations)
