@@ -389,6 +389,7 @@ async def run_conversations(routers: dict[str, ActionRouter], embedders: list[Ti
             for turn in conversation["turns"]:
                 embedded_before = sum(e.seconds for e in embedders)
                 started = time.perf_counter()
+                before_state = state
                 result = await stage.handle(turn["say"], state, identity)
                 elapsed = (time.perf_counter() - started) * 1000
                 embedding_ms = (sum(e.seconds for e in embedders) - embedded_before) * 1000
@@ -409,9 +410,12 @@ async def run_conversations(routers: dict[str, ActionRouter], embedders: list[Ti
                 if ran and result.action != turn.get("action"):
                     wrong = True
                 if ran and declared is not None and declared.changes:
-                    # An explicit yes right after the read-back: alone, or opening words that say
-                    # again what it agrees to ("넵 해지해주세요", "yes, cancel it").
-                    said_yes = states.reply_intent(turn["say"]) == "yes" or states.restates_with_yes(turn["say"])
+                    # An explicit yes right after the read-back: alone, or opening a few words that
+                    # ask for that very change again ("넵 해지해주세요", "yes, cancel it").
+                    routed = result.route.action if result.route else None
+                    waiting = states.restore(before_state)
+                    waited_for = actions.action(waiting.action) if waiting else None
+                    said_yes = states.intent_of(waiting, turn["say"], routed, waited_for) == "yes"
                     if said_yes and previous_kind == "confirm":
                         confirmed_runs += 1
                     else:

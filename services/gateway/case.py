@@ -22,7 +22,7 @@ from services.gateway.convert import status_event, turn_event
 from services.gateway.domain import ActionReply
 from services.gateway.pipeline.act import Act, record_citation
 from services.gateway.pipeline.session_stage import authorize
-from services.gateway.sessions import TurnRecord, new_turn_id
+from services.gateway.sessions import SessionRecord, TurnRecord, new_turn_id
 from supportbot.actions.case import CaseRecord, Proposal, case_records, proposal_of, remember
 from supportbot.actions.pending import ConfirmationError
 from supportbot.actions.stage import ActionStage
@@ -40,6 +40,17 @@ class Approval:
     turn: TurnRecord | None
     reply: ActionReply
     answer: str
+
+
+def unanswered_message(session: SessionRecord) -> str:
+    """The customer's latest message when the bot has not answered it (written to the agent, or
+    not answered yet); "" otherwise: what the bot answered, its own action handled."""
+    for turn in reversed(session.turns):
+        if turn.role == Speaker.ASSISTANT:
+            return ""
+        if turn.role == Speaker.CUSTOMER:
+            return turn.content
+    return ""
 
 
 @dataclass(frozen=True)
@@ -82,20 +93,30 @@ class CaseDesk:
             proposal = proposal_of(session.pending_action, stage.actions, stage.clock())
         return case_records(session.case_records), proposal
 
-    async def draft(self, session_id: str, message: str) -> ActionDraft:
-        """What the agent's drafts offer for the customer's `message` from their account (see
-        ActionStage.draft): a lookup's cited reply or a question's options as a draft, and the
-        change asked for proposed for the agent's approval (or the proposal already waiting).
-        Nothing without actions configured, without an authenticated customer, or while the
-        retriever cannot embed (the help center's drafts still come)."""
+    async def draft(self, session_id: str) -> ActionDraft:
+        """What the agent's drafts offer from the customer's account (see ActionStage.draft) for
+        the customer's latest message, when the bot has not answered it (they wrote it to the
+        agent): a lookup's cited reply or a question's options as a draft, and the change asked
+        for proposed for the agent's approval. The proposal already in the conversation is shown
+        either way. Nothing without actions configured, for a closed conversation, without an
+        authenticated customer, or while the retriever cannot embed (the help center's drafts
+        still come). The session is locked, and written, only when an action is drafted."""
         if self.act is None:
             return ActionDraft(None, None)
-        stage = await self.act.routed(message)
+        session = await self.conversations.load(session_id)
+        message = unanswered_message(session)
+        stage = await self.act.routed(message) if message and session.status != SessionStatus.CLOSED else None
         if stage is None:
-            return ActionDraft(None, None)
+            return ActionDraft(None, await self._proposal(session))
+        if not stage.may_draft(message, session.pending_action, session.account_identity()):
+            return ActionDraft(None, proposal_of(session.pending_action, stage.actions, stage.clock()))
         async with self.sessions.locked(session_id) as session:
             authorize(session)
-            out = await stage.draft(message, session.pending_action, session.account_identity())
+            ensure_open(session)
+            # Read again under the lock: the customer may have written (or said no) meanwhile.
+            out = None
+            if unanswered_message(session) == message:
+                out = await stage.draft(message, session.pending_action, session.account_identity())
             if out is not None:
                 if out.state is not None:
                     session.pending_action = out.state
@@ -106,9 +127,18 @@ class CaseDesk:
         for run in out.interactions:  # the lookups the draft ran, as the bot's turns log theirs
             run.session_id = session.session_id
             await self.conversations.interactions.append(run)
-        if out.kind == "confirm":  # proposed to the agent, not a reply to send
+        if out.kind in ("confirm", "error"):  # proposed to the agent; or nothing worth sending
             return ActionDraft(None, proposal)
         return ActionDraft(DraftReply(out.text, ActionReply(action=out.action, kind=out.kind, records=tuple(out.citations))), proposal)
+
+    async def _proposal(self, session: SessionRecord) -> Proposal | None:
+        if not session.pending_action or self.act is None:
+            return None
+        try:
+            stage = await self._stage()
+        except Unavailable:
+            return None
+        return proposal_of(session.pending_action, stage.actions, stage.clock())
 
     async def approve(self, session_id: str, proposal_id: str) -> Approval:
         """Runs the proposed change for the conversation's customer, approved by the calling

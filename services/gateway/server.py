@@ -173,7 +173,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             raise FailedPrecondition(f"the help center cannot be searched right now ({turn.retrieval_error})")
         sources = turn.sources
         # The customer's own account first: what their records say is what they asked about.
-        account = await self.cases.draft(session.session_id, turn.message)
+        account = await self.cases.draft(session.session_id)
         wanted = count - 1 if account.reply else count
         drafts = await self.assistant.drafts(turn, wanted) if wanted else []
         suggestions = [convert.suggested_reply(d.text, d.path, d.citations(sources), d.cited_sources(sources)) for d in drafts]

@@ -184,42 +184,66 @@ _YES_START = re.compile(rf"^(?:{_YES})\s")
 _REFUSAL_START = re.compile(rf"^(?:{_REFUSAL})(?:\s|$)")
 
 
-# Words that open a reply without changing what it says: "actually never mind", "아 됐어요".
+# Words that open a refusal without changing it: "actually never mind", "아 됐어요". Never
+# stripped before a yes: "wait, yes" or "hmm ok" is a hesitation, not an explicit yes.
 _FILLER = re.compile(r"^(?:(?:actually|oh|ah|hmm+|um+|uh+|wait|well|아|앗|어|음|잠깐만?)\s+)+")
+# After a yes, words that take it back or point elsewhere: "yes, but cancel the other one".
+_NOT_ONLY_YES = re.compile(
+    r"\b(?:but|however|instead|other|another|not|no|don'?t|never|actually|wait|if|unless|except|rather)\b|"
+    r"근데|그런데|하지만|말고|다른|아니|안\s|마세요|말아")
+# A yes that restates the action says it in a few words ("yes, cancel it", "넵 해지해주세요").
+_RESTATING_WORDS = 5
 
 
 def _plain(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"[!.,~…\s]+", " ", text).strip()
-    return _FILLER.sub("", text)
+    return re.sub(r"[!.,~…\s]+", " ", text).strip()
+
+
+def _refusal_text(message: str) -> str:
+    return _FILLER.sub("", _plain(message))
 
 
 def reply_intent(message: str) -> str:
     """"yes" only for an explicit, unconditional yes (a question or a "yes, but" is not one),
-    "no" for a refusal (possibly followed by a correction), else "other". English and Korean."""
+    "no" for a refusal (possibly opened by a filler word, possibly followed by a correction),
+    else "other". English and Korean."""
     if "?" in message:
         return "other"
-    plain = _plain(message)
-    if _YES_ONLY.match(plain):
+    if _YES_ONLY.match(_plain(message)):
         return "yes"
-    if _NO_START.match(plain):
+    if _NO_START.match(_refusal_text(message)):
         return "no"
     return "other"
 
 
-def _intent(pending: PendingAction | None, message: str, routed_action: str | None) -> str:
+def refuses(message: str) -> bool:
+    """A refusal whatever follows it ("no, don't cancel my subscription", "아니요 ..."): unlike
+    "cancel ..." or "stop ...", never a request of its own."""
+    return bool(_REFUSAL_START.match(_refusal_text(message)))
+
+
+def intent_of(pending: PendingAction | None, message: str, routed_action: str | None, action: Action | None) -> str:
     """reply_intent, and a yes that says again what it agrees to ("yes, cancel it", "넵 해지해
-    주세요"): one whose words route to the action waiting."""
+    주세요"): one whose words route to the action waiting and give no other value for it."""
     intent = reply_intent(message)
     if intent == "other" and pending is not None and routed_action == pending.action and restates_with_yes(message):
-        return "yes"
+        given = fill_by_pattern(action, message).values if action is not None else {}
+        if all(pending.slots.get(name) == value for name, value in given.items()):
+            return "yes"
     return intent
 
 
 def restates_with_yes(message: str) -> bool:
-    """An explicit yes followed by more words ("yes, cancel it"), not a question: a yes when the
-    words ask for the very action waiting (the caller checks that)."""
-    return "?" not in message and bool(_YES_START.match(_plain(message)))
+    """An explicit yes followed by a few more words that neither take it back nor point
+    elsewhere ("yes, cancel it"; not "yes, but cancel the other one"), and no question: a yes
+    when those words ask for the very action waiting (the caller checks that)."""
+    plain = _plain(message)
+    start = _YES_START.match(plain)
+    if "?" in message or start is None:
+        return False
+    rest = plain[start.end():]
+    return len(rest.split()) <= _RESTATING_WORDS and not _NOT_ONLY_YES.search(rest)
 
 
 @dataclass(frozen=True)
@@ -235,7 +259,7 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
             routed_action: str | None = None) -> Transition:
     """The pending action after the customer's message. `action` is the pending one's
     declaration; `routed_action` is what routing made of the message on its own."""
-    intent = _intent(pending, message, routed_action)
+    intent = intent_of(pending, message, routed_action, action)
     if pending is None or pending.customer_id != customer_id or pending.status in (Status.CANCELLED, Status.EXPIRED):
         if intent == "yes":
             error = ConfirmationError("never_proposed", "There is nothing waiting for your confirmation.")
@@ -249,8 +273,8 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
     if pending.expired(now):
         # "Cancel my subscription" starts like a no, but routing takes it for a request of its
         # own; "no, don't cancel my subscription" is a refusal whatever routing makes of it.
-        refuses = intent == "no" and (routed_action is None or bool(_REFUSAL_START.match(_plain(message))))
-        replies = intent == "yes" or refuses or _answers_the_question(pending, message, action)
+        refused = intent == "no" and (routed_action is None or refuses(message))
+        replies = intent == "yes" or refused or _answers_the_question(pending, message, action)
         pending.status = Status.EXPIRED
         if not replies:
             # Asked something else after the request lapsed: answered as if nothing waited
@@ -265,6 +289,15 @@ def advance(pending: PendingAction | None, message: str, *, action: Action | Non
             pending.status = Status.CANCELLED
             return Transition("switched", pending)
         return collected
+    return _answer_to_proposal(pending, message, action, intent, switched=switched, customer_id=customer_id, now=now)
+
+
+def _answer_to_proposal(pending: PendingAction, message: str, action: Action, intent: str, *, switched: bool,
+                        customer_id: str, now: float) -> Transition:
+    """What the message does to a change read back (awaiting its yes) or set aside (suspended)."""
+    if pending.drafted and intent == "no":
+        # A "no" to something else: the customer was never asked about the drafted change.
+        return Transition("unrelated", pending)
     new_values = {name: value for name, value in fill_by_pattern(action, message).values.items()
                   if pending.slots.get(name) != value}
     if new_values and (intent == "no" or (intent == "other" and not switched)):

@@ -101,8 +101,9 @@ _TOKEN = re.compile(r"[A-Za-z']+")
 class Spelling:
     """Mends English chat shorthand and misspelt words against the words the router knows (its
     examples and the help center's sentences): a word it does not know, of five letters or more,
-    becomes the most used known word one edit away (two for words of nine letters or more) that
-    starts and ends as it does, if one is clearly that. "hows my oder comming along" and "pls cancel my subscripton" embed as
+    becomes the most used known word that starts and ends as it does and is one letter left out,
+    doubled or swapped away from it (for words of nine letters or more, any two edits), if one is
+    clearly that. "hows my oder comming along" and "pls cancel my subscripton" embed as
     what they mean; all-MiniLM-L6-v2 reads a misspelt word as other word pieces."""
 
     def __init__(self, texts: Iterable[str]) -> None:
@@ -122,16 +123,25 @@ class Spelling:
             return word
         allowed = 2 if len(lowered) >= 9 else 1
         # Same first and last letter: a slip inside the word ("subscripton", "adress"), not
-        # another word ("along" is not "long", "orders" not "order").
+        # another word ("along" is not "long", "orders" not "order"). Below nine letters, a
+        # letter left out, doubled or swapped, never one letter for another: "changed" and
+        # "charged" are both words.
         near = [(count, known) for known, count in self.counts.items()
                 if known[0] == lowered[0] and known[-1] == lowered[-1]
-                and abs(len(known) - len(lowered)) <= allowed and _edits(lowered, known, allowed) <= allowed]
+                and abs(len(known) - len(lowered)) <= allowed and _edits(lowered, known, allowed) <= allowed
+                and (allowed > 1 or len(known) != len(lowered) or _swapped(lowered, known))]
         if not near:
             return word
         near.sort(reverse=True)
         if len(near) > 1 and near[0][0] == near[1][0]:
             return word  # two known words as likely: leave it
         return near[0][1]
+
+
+def _swapped(a: str, b: str) -> bool:
+    """Whether two words of one length differ by two neighbouring letters swapped ("chnage")."""
+    differ = [index for index, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return len(differ) == 2 and differ[1] == differ[0] + 1 and a[differ[0]] == b[differ[1]] and a[differ[1]] == b[differ[0]]
 
 
 def _edits(a: str, b: str, limit: int) -> int:
@@ -316,11 +326,16 @@ _GENERAL_KO = re.compile(r"보통|일반|평균|대개|며칠|얼마나|방법|�
 # Measured with `python -m bench.actions` on every split; see README "Actions".
 _ASKS_TO_BE_DONE_EN = re.compile(
     r"^(?:kindly|can you|could you|would you|i want|i'd like|i would like|i need)\b|\b(?:please|pls|plz)\b", re.IGNORECASE)
+# Polite wording around a question or a refusal is neither: "please, how do I reset my bulb?",
+# "can you tell me how returns work?", "I'd like to know if you ship abroad", "please don't cancel".
+_ASKS_TO_KNOW_EN = re.compile(
+    r"\b(?:how|what|why|when|where|which|who|whether|know|tell me|explain|policy|policies|don'?t|do not|never|not)\b",
+    re.IGNORECASE)
 
 
 def asks_to_be_done(message: str) -> bool:
     return not has_hangul(message) and not asks_what_a_change_would_do(message) \
-        and bool(_ASKS_TO_BE_DONE_EN.search(message))
+        and bool(_ASKS_TO_BE_DONE_EN.search(message)) and not _ASKS_TO_KNOW_EN.search(message)
 
 
 def speaks_of_own_case(message: str) -> bool:

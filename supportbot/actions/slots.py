@@ -79,29 +79,34 @@ def answer_to_question(parameter: Parameter, answer: str) -> str | None:
 
 
 # Picking one of the options a question offered, by its place ("the first one", "두 번째 거요")
-# or by the words of its label ("the hub one" for "L-104233, Lumio Hub"). Only short replies name
-# a place: "the bulb I bought last week" is no pick of the last option.
+# or by the words of its label ("the hub one" for "L-104233, Lumio Hub"). Only a short reply that
+# is no question picks: "how do I reset my hub?" asks the help center, "my order from last week"
+# names no place. A reply that rules one out ("not the first one", "세 번째 말고") picks none.
+_PLACE_EN = re.compile(
+    r"^(?:the\s+)?(first|1st|second|2nd|third|3rd|fourth|4th|last)(?:\s+(?:one|order|item))?(?:\s+please)?$")
 _ORDINALS_EN = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3, "last": -1}
-_ORDINAL_EN = re.compile(r"\b(" + "|".join(_ORDINALS_EN) + r")\b", re.IGNORECASE)
-_ORDINALS_KO = {"첫": 0, "두": 1, "세": 2, "네": 3}
-_ORDINAL_KO = re.compile(r"(첫|두|세|네)\s?(?:번째|째)|(마지막)")
-_PLACE_WORDS = 5
+_PLACE_KO = re.compile(r"(첫|두|세|네)\s?번\s?째|(첫|둘|셋|넷)째|(마지막)")
+_ORDINALS_KO = {"첫": 0, "두": 1, "둘": 1, "세": 2, "셋": 2, "네": 3, "넷": 3}
+_SHORT_REPLY_WORDS = 5
+_RULES_OUT = re.compile(r"\b(?:not|no|don'?t|except|other than)\b|말고|아니|빼고")
+_ASKS = re.compile(r"\?|^(?:how|what|why|when|where|which|who|is|are|can|could|do|does)\b|나요|까요|어떻게|뭐")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 
 def picked_option(message: str, offered: Sequence[str], labels: Mapping[str, str]) -> str | None:
-    """The offered value the reply picks by its place or by its label's own words; None when it
-    picks none, or more than one equally."""
-    if not offered:
+    """The offered value a short reply picks by its place or by its label's own words; None when
+    it picks none, rules one out, asks something, or picks more than one equally."""
+    plain = " ".join(message.casefold().replace(",", " ").replace(".", " ").split())
+    if not offered or len(plain.split()) > _SHORT_REPLY_WORDS or _RULES_OUT.search(plain) or _ASKS.search(plain):
         return None
-    if len(message.split()) <= _PLACE_WORDS:
-        place = _ORDINAL_EN.search(message)
-        index = _ORDINALS_EN[place.group(1).casefold()] if place else None
-        if index is None and (korean := _ORDINAL_KO.search(message)):
-            index = -1 if korean.group(2) else _ORDINALS_KO[korean.group(1)]
-        if index is not None and -len(offered) <= index < len(offered):
-            return offered[index]
-    said = {word.casefold() for word in _WORD.findall(message)}
+    index = None
+    if place := _PLACE_EN.match(plain):
+        index = _ORDINALS_EN[place.group(1)]
+    elif korean := _PLACE_KO.search(plain):
+        index = -1 if korean.group(3) else _ORDINALS_KO[korean.group(1) or korean.group(2)]
+    if index is not None:
+        return offered[index] if -len(offered) <= index < len(offered) else None
+    said = set(_WORD.findall(plain))
     hangul = [word for word in said if has_hangul(word)]
     words = {value: {w.casefold() for w in _WORD.findall(labels.get(value, "").replace(value, " "))} for value in offered}
     shared = set.intersection(*words.values()) if len(words) > 1 else set()

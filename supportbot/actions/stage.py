@@ -324,24 +324,30 @@ class ActionStage:
         identity = CustomerIdentity(pending.customer_id, cast(IdentitySource, pending.identity_source) if known else "session")
         return await self._execute(pending, action, identity, None)
 
+    def may_draft(self, message: str, state: dict[str, Any] | None, identity: CustomerIdentity | None) -> bool:
+        """Whether `draft` would act on this message (no side effects): a customer authenticated,
+        nothing live in the conversation's pending state (a question asked, a change waiting, one
+        run: the conversation already holds its case), no yes and no refusal ("no, don't cancel
+        it"), and a message routed to an action."""
+        if identity is None or states.reply_intent(message) == "yes" or states.refuses(message):
+            return False
+        live = states.restore(state)
+        if live is not None and live.status not in (states.Status.CANCELLED, states.Status.EXPIRED) \
+                and not live.expired(self.clock()):
+            return False
+        return self.routers[self.language_of(message)].route(message).is_action
+
     async def draft(self, message: str, state: dict[str, Any] | None, identity: CustomerIdentity | None) -> StageResult | None:
         """What an agent's drafts can offer for the customer's message (agent assist), for the
-        customer the conversation authenticated: None when it asks for no account action, the
-        visitor is anonymous, or a proposal already waits (the agent sees that one). A lookup is
-        run (it reads, changes nothing) and its cited reply is the draft; a question's options
-        are offered as the draft; a change with all its values is proposed to the agent only
-        (kept suspended and drafted: the agent's approval runs it, the customer's yes reads it
-        back first), never run here."""
-        if identity is None:
-            return None
-        waiting = states.restore(state)
-        if waiting is not None and waiting.status in (states.Status.AWAITING, states.Status.SUSPENDED) \
-                and not waiting.expired(self.clock()):
+        customer the conversation authenticated; None unless `may_draft`. A lookup is run (it
+        reads, changes nothing) and its cited reply is the draft; a question's options are
+        offered as the draft; a change with all its values is proposed to the agent only (kept
+        suspended and drafted: the agent's approval runs it, the customer's yes reads it back
+        first), never run here."""
+        if identity is None or not self.may_draft(message, state, identity):
             return None
         language = self.language_of(message)
         route = self.routers[language].route(message)
-        if route.action is None:
-            return None
         drafted = await self._start(message, route, identity, language, self.clock())
         pending = states.restore(drafted.state)
         if drafted.kind == "confirm" and pending is not None:

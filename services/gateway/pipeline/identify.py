@@ -35,14 +35,16 @@ class Identify:
 
 class KeepAccountHolder:
     """After the session is opened: the customer this turn authenticated is kept with it, so an
-    agent's drafts (agent assist) act for that customer, as the bot's turns do. A turn without
-    an identity leaves the last one kept: a page that stops sending its token is not another
-    customer."""
+    agent's drafts (agent assist) act for the one who wrote the latest message, as the bot's
+    turn does. A turn without an identity clears it: on a shared browser the widget keeps its
+    session after its signed-in customer logs out, and whoever writes next must not have the
+    agent's drafts read that customer's account."""
 
     name = "keep_account_holder"
 
     async def run(self, turn: TurnContext) -> AsyncGenerator[TurnEvent, None]:
-        if turn.identity is not None:
-            turn.active_session.account_holder = {"customer_id": turn.identity.customer_id, "source": turn.identity.source}
+        identity = turn.identity
+        turn.active_session.account_holder = (
+            {"customer_id": identity.customer_id, "source": identity.source} if identity is not None else None)
         return
         yield  # type: ignore[unreachable]  # a stage is an async generator, even one that streams nothing

@@ -344,7 +344,7 @@ async def with_agent(servicer: ChatServicer, **customer: Any) -> str:
 
 async def test_the_drafts_propose_the_change_the_customer_asked_the_agent_for_and_approval_runs_it(servicer, shop, redis) -> None:  # type: ignore[no-untyped-def]
     session_id = await with_agent(servicer)
-    await chat(servicer, "Please cancel my Lumio Plus subscription", session_id)
+    await chat(servicer, "Please cancel my Lumio Plus subscription S-2001", session_id)
     drafts = await suggest(servicer, session_id)
     proposal = drafts.proposed_action
     assert proposal.action == "cancel_subscription" and dict(proposal.parameters) == {"subscription_id": "S-2001"}
@@ -357,9 +357,13 @@ async def test_the_drafts_propose_the_change_the_customer_asked_the_agent_for_an
     assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
     [run] = await changes_run(redis)
     assert (run["confirmed_by"], run["identity_source"]) == ("agent:agent smith", "customer_key")
-    # Drafting again proposes nothing new over the change that ran.
+    # Drafting again, for the same message naming the same subscription, proposes nothing new
+    # over the change that ran: a second approval cannot run it twice.
     again = await suggest(servicer, session_id)
-    assert again.proposed_action.state == chat_pb2.PROPOSAL_STATE_CONFIRMED and len(await changes_run(redis)) == 1
+    assert again.proposed_action.state == chat_pb2.PROPOSAL_STATE_CONFIRMED
+    with pytest.raises(FailedPrecondition, match="already confirmed"):
+        await approve(servicer, session_id, again.proposed_action.proposal_id)
+    assert len(await changes_run(redis)) == 1
 
 
 async def test_the_first_draft_answers_from_the_customers_own_record_with_its_citation(servicer, shop) -> None:  # type: ignore[no-untyped-def]
@@ -389,3 +393,33 @@ async def test_the_drafts_act_for_the_widget_visitor_her_token_named_and_never_f
     assert not drafts.HasField("proposed_action")
     assert all(s.answer_path != chat_pb2.ANSWER_PATH_ACTION for s in drafts.suggestions)
     assert shop.store.subscriptions("c-ana")[0]["status"] == "active"
+
+
+async def test_a_message_the_bot_answered_is_not_acted_on_again_by_the_drafts(servicer, shop, redis) -> None:  # type: ignore[no-untyped-def]
+    session_id, answered = await chat(servicer, "Cancel my Lumio Plus subscription")
+    assert answered.action.kind == chat_pb2.ACTION_REPLY_KIND_CONFIRM
+    _, refused = await chat(servicer, "no", session_id)
+    drafts = await suggest(servicer, session_id)
+    # The customer said no to the bot: nothing is proposed to the agent behind her back.
+    assert not drafts.HasField("proposed_action") and shop.store.subscriptions("c-ana")[0]["status"] == "active"
+    assert all(s.answer_path != chat_pb2.ANSWER_PATH_ACTION for s in drafts.suggestions)
+    # A lookup the bot answered is in the case; the drafts do not run it again.
+    looked_up, _ = await chat(servicer, "What's the status of order L-104233?")
+    runs = len([r for r in await redis.xrange(STREAM) if r[1][b"kind"] == b"action"])
+    drafts = await suggest(servicer, looked_up)
+    assert all(s.answer_path != chat_pb2.ANSWER_PATH_ACTION for s in drafts.suggestions)
+    assert len([r for r in await redis.xrange(STREAM) if r[1][b"kind"] == b"action"]) == runs
+
+
+async def test_after_the_signed_in_customer_leaves_the_next_visitors_drafts_touch_no_account(servicer, shop) -> None:  # type: ignore[no-untyped-def]
+    # The widget keeps its session in the browser after its customer logs out (a shared computer).
+    site = Principal("widget", "publishable", customer_id="widget:site")
+    token = issue_identity_token("c-ana", IDENTITY_SECRET)
+    session_id = await with_agent(servicer, principal=site, identity_token=token)
+    assert (await servicer.sessions.get(session_id)).account_holder == {"customer_id": "c-ana", "source": "widget_token"}
+    await chat(servicer, "where is my order L-104233?", session_id, principal=site)
+    assert (await servicer.sessions.get(session_id)).account_holder is None
+    drafts = await suggest(servicer, session_id)
+    assert not drafts.HasField("proposed_action")
+    assert all(s.answer_path != chat_pb2.ANSWER_PATH_ACTION for s in drafts.suggestions)
+    assert all("L-104233" not in s.text for s in drafts.suggestions)

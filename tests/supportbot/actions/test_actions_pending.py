@@ -221,3 +221,23 @@ def test_a_yes_followed_by_anything_else_does_not_run_it(message: str, routed: s
     transition = step(proposed(), message, routed=routed)
     assert transition.kind != "run"
     assert transition.pending is None or transition.pending.status != states.Status.CONFIRMED
+
+
+@pytest.mark.parametrize(("message", "routed"), [
+    ("yes, but cancel the other one", "cancel_subscription"), ("yes cancel it... actually no", "cancel_subscription"),
+    ("yes, but don't cancel it", "cancel_subscription"), ("yes cancel S-2002 instead", "cancel_subscription"),
+    ("yes cancel S-2002", "cancel_subscription"),  # another value than the one read back
+    ("correct me if I'm wrong, cancel it", "cancel_subscription"), ("네 근데 다른 거 해지해 주세요", "cancel_subscription"),
+    ("wait ok", None), ("hmm yes", None), ("잠깐만 네", None),  # a hesitation is no explicit yes
+])
+def test_a_yes_that_takes_itself_back_or_points_elsewhere_does_not_run_it(message: str, routed: str | None) -> None:
+    transition = step(proposed(), message, routed=routed)
+    assert transition.kind != "run"
+    assert transition.pending is None or transition.pending.status != states.Status.CONFIRMED
+
+
+def test_the_customers_no_leaves_a_change_drafted_for_the_agent_which_they_were_never_asked() -> None:
+    drafted = proposed()
+    drafted.status, drafted.drafted = states.Status.SUSPENDED, True
+    transition = step(drafted, "no")
+    assert transition.kind == "unrelated" and transition.pending.status == states.Status.SUSPENDED

@@ -234,9 +234,12 @@ def test_korean_endings_of_the_speakers_own_intent_speak_of_their_own_case(messa
     ("pls cancel my subscripton", "please cancel my subscription"),
     ("wheres my pakage", "where is my package"),
     ("my orders were shipped along the way", "my orders were shipped along the way"),  # real words stay
+    ("can you chnage the adress", "can you change the address"),  # swapped, left out
+    ("I want it changed, I waited", "I want it changed, I waited"),  # one letter for another: both words
 ])
 def test_chat_shorthand_and_misspellings_are_mended_against_the_routers_words(message: str, mended: str) -> None:
-    spelling = Spelling(["Please cancel my subscription", "Where is my package?", "My order shipped", "Where were you?"])
+    spelling = Spelling(["Please cancel my subscription", "Where is my package?", "My order shipped", "Where were you?",
+                         "We charged your card", "I wanted to change my address"])
     assert spelling.mend(message) == mended
 
 
@@ -244,6 +247,8 @@ def test_chat_shorthand_and_misspellings_are_mended_against_the_routers_words(me
     ("please cancel lumio plus for me", True), ("can you pull up my orders", True), ("I'd like to return it", True),
     ("can I cancel Lumio Plus?", False), ("there's a charge on my statement", False),
     ("please tell me what happens if I cancel", False), ("플러스 해지해 주세요", False),
+    ("Please, how do I reset my bulb?", False), ("can you tell me how returns work?", False),
+    ("I'd like to know if you ship abroad", False), ("please don't cancel my subscription", False),
 ])
 def test_asking_to_be_done_in_so_many_words(message: str, asks: bool) -> None:
     assert asks_to_be_done(message) is asks

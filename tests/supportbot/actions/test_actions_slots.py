@@ -200,6 +200,7 @@ LABELS = {"L-104240": "L-104240, Lumio Color Bulb A19", "L-104233": "L-104233, L
     ("the first one", "L-104240"), ("2nd", "L-104233"), ("the last one please", "L-104198"),
     ("첫 번째 거요", "L-104240"), ("두번째요", "L-104233"), ("마지막 거", "L-104198"),
     ("라이트 스트립 주문이요", "L-104198"), ("컬러 벌브", "L-104240"),  # the label's words spelt in Hangul
+    ("둘째요", "L-104233"), ("The last one.", "L-104198"),
 ])
 def test_a_reply_picks_an_offered_option_by_its_place_or_its_label(reply: str, picked: str) -> None:
     assert picked_option(reply, OFFERED, LABELS) == picked
@@ -208,7 +209,9 @@ def test_a_reply_picks_an_offered_option_by_its_place_or_its_label(reply: str, p
 @pytest.mark.parametrize("reply", [
     "lumio",  # in every label: picks none
     "the one I bought last week, not sure which it was",  # a long reply names no place
-    "what is your return policy?", "the fifth one",
+    "what is your return policy?", "the fifth one", "my order from last week", "last week's order",
+    "how do I reset my hub?", "is the light strip compatible with Alexa?",  # questions for the help center
+    "not the first one", "not the hub", "세 번째 말고 첫 번째",  # ruling one out picks none
 ])
 def test_a_reply_that_picks_no_single_option_picks_none(reply: str) -> None:
     assert picked_option(reply, OFFERED, LABELS) is None
