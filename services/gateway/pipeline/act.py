@@ -16,7 +16,6 @@ import functools
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
 
 import grpc
 import numpy as np
@@ -32,6 +31,7 @@ from supportbot.actions.slots import stub_caller
 from supportbot.actions.stage import ActionStage, ActionTurn
 from supportbot.actions.wiring import ActionSettings, build_action_stage
 from supportbot.answers.sources import Citation
+from supportbot.v1 import generator_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class Act:
 
     @classmethod
     def configured(cls, settings: ActionSettings, identity: IdentitySettings, embeddings: Embeddings,
-                   generator: Any = None) -> Act | None:
+                   generator: generator_pb2_grpc.GeneratorServiceStub | None = None) -> Act | None:
         """The stage for the configured actions file; None (no stage at all) without one. The file
         is read now, so a malformed one stops the gateway at start naming its line; the routers are
         built at the first turn, when the retriever that embeds their examples is surely up.
