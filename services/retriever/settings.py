@@ -54,6 +54,12 @@ class RetrieverSettings(ServiceSettings):
     # the models embed, documents in flight through them, and chunks embedded and upserted as
     # one group (across documents; bench/ingest_bench.py).
     ingest_parse_workers: int = Field(default=2, ge=1)
+    # Processes that parse and chunk instead of those threads (services/retriever/parse_processes.py):
+    # in threads the parsing took the GIL from the model's Python side. 0: the threads above.
+    # FIGURES-PENDING
+    ingest_parse_processes: int = Field(default=0, ge=0)
+    # A document a parse process spends longer on fails (the process is stopped and replaced).
+    ingest_parse_timeout_s: float = Field(default=300.0, gt=0)
     ingest_parse_window: int = Field(default=96, ge=2)
     ingest_embed_chunks: int = Field(default=256, ge=1)
     # Documents (and their bytes) a server takes from one Ingest call before it commits them,
