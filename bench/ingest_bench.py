@@ -99,6 +99,31 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def children_peak_rss_mb(pid: int) -> dict[str, float]:
+    """Peak RSS (VmHWM) of the process's living children, by pid and role: the ingest's parse
+    worker processes (RetrieverSettings.ingest_parse_processes) and multiprocessing's resource
+    tracker."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != pid:
+                continue
+            child = int(stat.parent.name)
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            role = "resource tracker" if "resource_tracker" in command else "parse worker" if "spawn_main" in command else "other"
+            found[f"{role} {child}"] = peak_rss_mb(child)
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def show_children(pid: int) -> None:
+    children = children_peak_rss_mb(pid)
+    if children:
+        console.print("retriever's child processes, peak RSS: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in sorted(children.items())))
+
+
 def rss_by_kind_mb(pid: int) -> dict[str, float]:
     """The process's resident memory now, by kind of mapping (/proc/PID/smaps): the C heap
     (glibc's `[heap]`), other anonymous memory (mmapped blocks, thread stacks), files."""
@@ -265,6 +290,7 @@ def main() -> None:
         show_run("first", first)
         console.print(f"retriever peak RSS after it: {peak_rss_mb(retriever_pid):.0f} MB; RSS now by kind: " + ", ".join(
             f"{kind} {mb:.0f} MB" for kind, mb in rss_by_kind_mb(retriever_pid).items()))
+        show_children(retriever_pid)
         hit_first = asyncio.run(hit_at_5("lohelp", stack))
         again = asyncio.run(ingest(folder, "lohelp", stack))
         show_run("again, nothing changed", again)
@@ -273,6 +299,7 @@ def main() -> None:
         console.print(f"hit@5 on {len(QUESTIONS)} questions: {hit_first:.2f} after the first run, {hit_again:.2f} after the re-run")
         console.print(f"peak RSS: retriever {peak_rss_mb(retriever_pid):.0f} MB, client {own_peak_rss_mb():.0f} MB "
                       "(before this process loads models)")
+        show_children(retriever_pid)
     finally:
         stack.stop()
     if args.synthetic:

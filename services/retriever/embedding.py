@@ -6,12 +6,16 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import shutil
+import tempfile
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
 
+from services.retriever.parse_processes import TokenizerFileCounter, UseTokenCounter
 from supportbot.answers.answerability import WORD
 from supportbot.core.language import has_hangul, korean_search_terms, korean_terms
 
@@ -81,9 +85,21 @@ class DenseEmbedder:
         self.max_seq_length = int(self.model.max_seq_length)
         self._special_tokens = int(self.tokenizer.num_special_tokens_to_add())
         self._embed_query_cached = functools.lru_cache(maxsize=cache_size)(self._embed_query)
+        self._counter_file = ""
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def portable_token_counter(self) -> TokenizerFileCounter:
+        """count_tokens for a parse worker process: the same tokenizer, saved to a file it loads
+        (services/retriever/parse_processes.py), so the worker never loads the model."""
+        if not self._counter_file:
+            folder = tempfile.mkdtemp(prefix="supportbot-tokenizer-")
+            weakref.finalize(self, shutil.rmtree, folder, True)
+            path = os.path.join(folder, "tokenizer.json")
+            self._counter.save(path)
+            self._counter_file = path
+        return TokenizerFileCounter(self._counter_file)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not self.batch_tokens:
@@ -135,6 +151,10 @@ class UniversalSentenceEncoder:
 
     def count_tokens(self, text: str) -> int:
         return len(self.model._tokenizer.encode(text))  # noqa: SLF001 (the package exposes no other way)
+
+    def portable_token_counter(self) -> UseTokenCounter:
+        """count_tokens for a parse worker process: the same tokenizer, without the weights."""
+        return UseTokenCounter()
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         # Batches of similar lengths pad less (sentence-transformers sorts the same way).

@@ -1,5 +1,6 @@
-"""Ingestion as a pipeline rather than a loop over documents: worker threads parse and chunk the
-next documents while the current group's chunks are embedded together (one large batch across
+"""Ingestion as a pipeline rather than a loop over documents: worker threads (or worker processes,
+RetrieverSettings.ingest_parse_processes: services/retriever/parse_processes.py) parse and chunk
+the next documents while the current group's chunks are embedded together (one large batch across
 documents, which the models sort by length), and a group's new versions are upserted in one call.
 
 What the per-document loop guaranteed still holds: a document's new version is written whole
@@ -16,17 +17,18 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from services.retriever.chunking import Chunk, chunk_document, document_hash
 from services.retriever.embedding import Embedder
 from services.retriever.memory import release_free_memory
+from services.retriever.parse_processes import ParseJob, ParseProcesses, Submitted
 from services.retriever.parsing import DocumentError, ParsedDocument, parse_document
-from services.retriever.stores import StoredPoint, point_id
+from services.retriever.stores import DocumentVersion, StoredPoint, point_id
 from supportbot.core.documents import (
     MAX_DOCUMENT_ID_CHARS,
     document_id_for,
@@ -110,6 +112,11 @@ class StageTimes:
             with self._lock:
                 self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
+    def add(self, name: str, seconds: float) -> None:
+        """Seconds spent elsewhere (a parse worker process's own clock)."""
+        with self._lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
     def snapshot(self) -> dict[str, float]:
         with self._lock:
             return dict(self.seconds)
@@ -129,6 +136,44 @@ class _Prepared:
     @property
     def texts(self) -> list[str]:
         return [chunk.embedding_text() for chunk in self.chunks]
+
+
+class _Pending(Protocol):
+    """A document in stage 1: a thread's future, a worker process's job, or an outcome known."""
+
+    def result(self) -> _Prepared | IngestOutcome: ...
+
+
+@dataclass
+class _Ready:
+    outcome: IngestOutcome
+
+    def result(self) -> IngestOutcome:
+        return self.outcome
+
+
+@dataclass
+class _InProcess:
+    """A document parsed and chunked in a worker process (services/retriever/parse_processes.py)."""
+
+    pipeline: IngestPipeline
+    processes: ParseProcesses
+    submitted: Submitted
+    job: ParseJob
+    document: DocumentInput
+    received: str
+    previous: DocumentVersion | None
+
+    def result(self) -> _Prepared | IngestOutcome:
+        done = self.processes.result(self.submitted, self.job)
+        document, document_id = self.document, self.job.document_id
+        self.pipeline.times.add("parse", done.seconds)
+        if done.error:
+            return IngestOutcome(document_id, "failed", error=done.error, source_path=document.source_path)
+        if done.unchanged:
+            assert self.previous is not None
+            return IngestOutcome(document_id, "unchanged", version=self.previous.number, source_path=document.source_path)
+        return _Prepared(document, document_id, done.url, done.content_hash, done.chunks, self.received)
 
 
 class IngestPipeline:
@@ -165,19 +210,56 @@ class IngestPipeline:
             return
         # Documents in flight in the parse workers: what bounds memory, with the group below.
         window = max(2, self.settings.ingest_parse_window)
-        with ThreadPoolExecutor(self.settings.ingest_parse_workers, thread_name_prefix="ingest-parse") as pool:
-            pending: deque[Future[_Prepared | IngestOutcome]] = deque()
-            for document in itertools.chain(sample, stream):
-                if self.stop.is_set():
-                    return
-                pending.append(pool.submit(self._prepare_safely, document))
-                if len(pending) >= window:
-                    yield from self._take(pending, keep=window // 2)
-            yield from self._take(pending, keep=0)
+        documents = itertools.chain(sample, stream)
+        processes = self.kb.parse_processes()
+        counter = getattr(self.embedder, "portable_token_counter", None)
+        if processes is not None and counter is not None:
+            yield from self._run_in_processes(documents, processes, counter(), window)
+        else:
+            with ThreadPoolExecutor(self.settings.ingest_parse_workers, thread_name_prefix="ingest-parse") as pool:
+                pending: deque[_Pending] = deque()
+                for document in documents:
+                    if self.stop.is_set():
+                        return
+                    pending.append(pool.submit(self._prepare_safely, document))
+                    if len(pending) >= window:
+                        yield from self._take(pending, keep=window // 2)
+                yield from self._take(pending, keep=0)
         if self._group and not self.stop.is_set():
             yield from self._commit(self._flush())
 
-    def _take(self, pending: deque[Future[_Prepared | IngestOutcome]], keep: int) -> Iterator[IngestOutcome]:
+    def _run_in_processes(
+        self, documents: Iterable[DocumentInput], processes: ParseProcesses, count: Callable[[str], int], window: int,
+    ) -> Iterator[IngestOutcome]:
+        """Stage 1 in worker processes: each document is checked against its stored version
+        here (an unchanged one is never sent), then parsed and chunked in a worker."""
+        pending: deque[_Pending] = deque()
+        for document in documents:
+            if self.stop.is_set():
+                return
+            pending.append(self._submit_to(processes, count, document))
+            if len(pending) >= window:
+                yield from self._take(pending, keep=window // 2)
+        yield from self._take(pending, keep=0)
+
+    def _submit_to(self, processes: ParseProcesses, count: Callable[[str], int], document: DocumentInput) -> _Pending:
+        try:
+            checked = self._check(document)
+        except Exception as error:  # noqa: BLE001 (as _prepare_safely)
+            checked = IngestOutcome(self._id_of(document), "failed", error=f"could not be read: {error}", source_path=document.source_path)
+        if isinstance(checked, IngestOutcome):
+            return _Ready(checked)
+        previous, received = checked
+        assert self.embedder is not None
+        job = ParseJob(
+            document.content, document.source_path, document.mime_type, document.title, document.url, document.metadata,
+            self._id_of(document), self.collection, budget=self._budget(self.embedder),
+            overlap=self.settings.chunk_overlap_tokens, procedure_budget=self.settings.procedure_chunk_tokens,
+            count=count, previous_content_hash=previous.content_hash if previous is not None else "",
+        )
+        return _InProcess(self, processes, processes.submit(job), job, document, received, previous)
+
+    def _take(self, pending: deque[_Pending], keep: int) -> Iterator[IngestOutcome]:
         """Takes finished preparations in order until `keep` are left in flight; a group that
         holds enough chunks for one large embedding batch is committed."""
         while len(pending) > keep:
@@ -281,7 +363,9 @@ class IngestPipeline:
         except Exception as error:  # noqa: BLE001 (reported per document, logged by the server)
             return IngestOutcome(self._id_of(document), "failed", error=f"could not be read: {error}", source_path=document.source_path)
 
-    def _prepare(self, document: DocumentInput) -> _Prepared | IngestOutcome:
+    def _check(self, document: DocumentInput) -> IngestOutcome | tuple[DocumentVersion | None, str]:
+        """What is known before parsing: the document's outcome when it is refused or unchanged
+        (its stored version has the same input hash), else its stored version and input hash."""
         document_id = self._id_of(document)
 
         def failed(error: str) -> IngestOutcome:
@@ -299,6 +383,18 @@ class IngestPipeline:
                 return failed(collision(document_id, previous.source, document.source))
             if previous.input_hash == received:
                 return IngestOutcome(document_id, "unchanged", version=previous.number, source_path=document.source_path)
+        return previous, received
+
+    def _prepare(self, document: DocumentInput) -> _Prepared | IngestOutcome:
+        checked = self._check(document)
+        if isinstance(checked, IngestOutcome):
+            return checked
+        previous, received = checked
+        document_id = self._id_of(document)
+
+        def failed(error: str) -> IngestOutcome:
+            return IngestOutcome(document_id, "failed", error=error, source_path=document.source_path)
+
         with self.times.stage("parse"):
             try:
                 parsed = parse_document(document.content, document.source_path, document.mime_type)
@@ -316,6 +412,9 @@ class IngestPipeline:
             chunks = self._chunks(parsed, document_id, url, content_hash, metadata)
         return _Prepared(document, document_id, url, content_hash, chunks, received)
 
+    def _budget(self, embedder: Embedder) -> int:
+        return min(self.settings.chunk_tokens, embedder.max_seq_length - 32)
+
     def _chunks(self, parsed: ParsedDocument, document_id: str, url: str, content_hash: str, metadata: dict[str, str]) -> list[Chunk]:
         assert self.embedder is not None
         return chunk_document(
@@ -325,7 +424,7 @@ class IngestPipeline:
             url=url,
             content_hash=content_hash,
             metadata=metadata,
-            budget=min(self.settings.chunk_tokens, self.embedder.max_seq_length - 32),
+            budget=self._budget(self.embedder),
             overlap=self.settings.chunk_overlap_tokens,
             count=self.embedder.count_tokens,
             procedure_budget=self.settings.procedure_chunk_tokens,

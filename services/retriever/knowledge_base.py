@@ -28,6 +28,7 @@ from services.retriever.ingestion import (  # noqa: F401 (the knowledge base's i
     StageTimes,
     derive_document_id,
 )
+from services.retriever.parse_processes import ParseProcesses
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import DENSE, MULTILINGUAL, QueryPlan, SearchModeName, VectorStore
 from supportbot.answers.answerability import UnknownTerm
@@ -177,6 +178,10 @@ class KnowledgeBase:
         # (loanword_spelling).
         self._spellings: dict[str, tuple[int, dict[str, str]]] = {}
         self._spellings_lock = threading.Lock()
+        # Ingest's parse worker processes (settings.ingest_parse_processes), started when first
+        # needed and shared by the ingests that follow.
+        self._parse_processes: ParseProcesses | None = None
+        self._parse_processes_lock = threading.Lock()
 
     # -- validation -------------------------------------------------------------------------
     def collection_name(self, name: str) -> str:
@@ -267,6 +272,21 @@ class KnowledgeBase:
         """Ingests a stream of documents through the pipeline; an outcome per document, in the
         order they are committed (none after `stop` is set)."""
         return IngestPipeline(self, self.collection_name(collection), times, stop).run(documents)
+
+    def parse_processes(self) -> ParseProcesses | None:
+        """The ingest's parse worker processes, or None when parsing runs in threads."""
+        if not self.settings.ingest_parse_processes:
+            return None
+        with self._parse_processes_lock:
+            if self._parse_processes is None:
+                self._parse_processes = ParseProcesses(self.settings.ingest_parse_processes, self.settings.ingest_parse_timeout_s)
+            return self._parse_processes
+
+    def close_parse_processes(self) -> None:
+        with self._parse_processes_lock:
+            processes, self._parse_processes = self._parse_processes, None
+        if processes is not None:
+            processes.close()
 
     def ingest(self, collection: str, document: DocumentInput) -> IngestOutcome:
         return next(iter(self.ingest_many(collection, [document])))

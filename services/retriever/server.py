@@ -268,6 +268,7 @@ async def build_service(settings: RetrieverSettings) -> GrpcService:
         return [retriever_pb2.DESCRIPTOR.services_by_name["RetrieverService"].full_name]
 
     async def on_stop() -> None:
+        await asyncio.to_thread(knowledge_base.close_parse_processes)
         knowledge_base.store.close()
 
     interceptors = []

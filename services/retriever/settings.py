@@ -51,9 +51,20 @@ class RetrieverSettings(ServiceSettings):
     # the heap that grew for the model's activations does not keep what it grew to.
     malloc_trim_after_commit: bool = True
     # The ingest pipeline (services/retriever/ingestion.py): threads that parse and chunk while
-    # the models embed, documents in flight through them, and chunks embedded and upserted as
-    # one group (across documents; bench/ingest_bench.py).
+    # the models embed (when ingest_parse_processes is 0, or the model offers no tokenizer a
+    # worker process can load), documents in flight through them, and chunks embedded and
+    # upserted as one group (across documents; bench/ingest_bench.py).
     ingest_parse_workers: int = Field(default=2, ge=1)
+    # Processes that parse and chunk instead of those threads (services/retriever/parse_processes.py):
+    # in threads the parsing took the GIL from the model's Python side. 0: the threads above.
+    # Whole LibreOffice help, both vectors (bench/ingest_bench.py --per-document 0 --embed-sample
+    # 1500, 2 cores, same machine, two runs each): threads 515 / 475 s, 35.4 / 38.4 chunks/s, 88% /
+    # 73% of the embedders alone, retriever peak RSS 1,930 / 1,981 MB; 2 processes 395 / 371 s,
+    # 46.1 / 49.1 chunks/s, - / 82% (the first run's embedders were timed beside another job),
+    # peak 1,740 / 1,932 MB and 56-59 MB per worker; hit@5 0.80 in all four. 1 process: not run.
+    ingest_parse_processes: int = Field(default=2, ge=0)
+    # A document a parse process spends longer on fails (the process is stopped and replaced).
+    ingest_parse_timeout_s: float = Field(default=300.0, gt=0)
     ingest_parse_window: int = Field(default=96, ge=2)
     ingest_embed_chunks: int = Field(default=256, ge=1)
     # Documents (and their bytes) a server takes from one Ingest call before it commits them,
