@@ -20,12 +20,13 @@ import grpc
 from services.gateway.conversations import Conversations, agent_name, announce, ensure_open
 from services.gateway.convert import status_event, turn_event
 from services.gateway.domain import ActionReply
-from services.gateway.pipeline.act import Act, record_citation
+from services.gateway.pipeline.act import Act, record_citations
 from services.gateway.pipeline.session_stage import authorize
 from services.gateway.sessions import SessionRecord, TurnRecord, new_turn_id
 from supportbot.actions.case import CaseRecord, Proposal, case_records, proposal_of, remember
 from supportbot.actions.pending import ConfirmationError
 from supportbot.actions.stage import ActionStage
+from supportbot.answers.sources import Citation
 from supportbot.conversation import SessionStatus, Speaker
 from supportbot.core.errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable
 
@@ -55,10 +56,10 @@ def unanswered_message(session: SessionRecord) -> str:
 
 @dataclass(frozen=True)
 class DraftReply:
-    """A draft from the customer's account: its text and the action's reply (the records cited)."""
+    """A draft from the customer's account: its text and the records it cites."""
 
     text: str
-    reply: ActionReply
+    citations: list[Citation]
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,7 @@ class CaseDesk:
     async def case(self, session_id: str) -> tuple[list[CaseRecord], Proposal | None]:
         """The records the conversation's actions read, and the change proposed (None: none)."""
         session = await self.conversations.load(session_id)
-        proposal = None
-        if session.pending_action and self.act is not None:
-            stage = await self._stage()
-            proposal = proposal_of(session.pending_action, stage.actions, stage.clock())
-        return case_records(session.case_records), proposal
+        return case_records(session.case_records), await self._proposal(session)
 
     async def draft(self, session_id: str) -> ActionDraft:
         """What the agent's drafts offer from the customer's account (see ActionStage.draft) for
@@ -107,7 +104,10 @@ class CaseDesk:
         message = unanswered_message(session)
         stage = await self.act.routed(message) if message and session.status != SessionStatus.CLOSED else None
         if stage is None:
-            return ActionDraft(None, await self._proposal(session))
+            try:
+                return ActionDraft(None, await self._proposal(session))
+            except Unavailable:  # the help center's drafts still come
+                return ActionDraft(None, None)
         if not stage.may_draft(message, session.pending_action, session.account_identity()):
             return ActionDraft(None, proposal_of(session.pending_action, stage.actions, stage.clock()))
         async with self.sessions.locked(session_id) as session:
@@ -129,15 +129,14 @@ class CaseDesk:
             await self.conversations.interactions.append(run)
         if out.kind in ("confirm", "error"):  # proposed to the agent; or nothing worth sending
             return ActionDraft(None, proposal)
-        return ActionDraft(DraftReply(out.text, ActionReply(action=out.action, kind=out.kind, records=tuple(out.citations))), proposal)
+        return ActionDraft(DraftReply(out.text, record_citations(out.citations)), proposal)
 
     async def _proposal(self, session: SessionRecord) -> Proposal | None:
+        """The change proposed in the conversation (None: none). UNAVAILABLE while the actions'
+        routers cannot be built."""
         if not session.pending_action or self.act is None:
             return None
-        try:
-            stage = await self._stage()
-        except Unavailable:
-            return None
+        stage = await self._stage()
         return proposal_of(session.pending_action, stage.actions, stage.clock())
 
     async def approve(self, session_id: str, proposal_id: str) -> Approval:
@@ -167,7 +166,7 @@ class CaseDesk:
             if out.kind == "result":
                 added = TurnRecord(
                     new_turn_id(), Speaker.AGENT, out.text, time.time(),
-                    citations=[record_citation(r, i).as_record() for i, r in enumerate(out.citations, 1)],
+                    citations=[citation.as_record() for citation in record_citations(out.citations)],
                     grounded=bool(out.citations), approved_by=name,
                 )
                 session.turns.append(added)

@@ -26,7 +26,7 @@ from services.gateway.case import CaseDesk
 from services.gateway.conversations import Conversations
 from services.gateway.domain import AnswerPath
 from services.gateway.interaction_log import InteractionLog, JsonlExporter
-from services.gateway.pipeline.act import Act, record_citation
+from services.gateway.pipeline.act import Act
 from services.gateway.pipeline.retrieve import Retrieve
 from services.gateway.pipeline.session_stage import OpenSession
 from services.gateway.pipeline.turns import ChatTurns, chat_stages
@@ -179,8 +179,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         suggestions = [convert.suggested_reply(d.text, d.path, d.citations(sources), d.cited_sources(sources)) for d in drafts]
         paths = [draft.path for draft in drafts]
         if account.reply is not None:
-            records = [record_citation(r, i) for i, r in enumerate(account.reply.reply.records, 1)]
-            suggestions.insert(0, convert.suggested_reply(account.reply.text, AnswerPath.ACTION, records, []))
+            suggestions.insert(0, convert.suggested_reply(account.reply.text, AnswerPath.ACTION, account.reply.citations, []))
             paths.insert(0, AnswerPath.ACTION)
         metrics.suggestions_shown(session.collection, paths)
         response = chat_pb2.SuggestRepliesResponse(suggestions=suggestions, sources=source_messages(sources))

@@ -276,9 +276,10 @@ class ActionRouter:
             if decision.is_action:
                 return self._lookup_unless_clearly_a_change(decision, anchored,
                                                            self.change_margin if change_margin is None else change_margin)
-        if speaks_of_own_case(message) and asks_to_be_done(message):
+        own_case = speaks_of_own_case(message)
+        if own_case and asks_to_be_done(message):
             return decide(scores, threshold, None, reason="asked to be done: the help center's questions do not veto it")
-        if not speaks_of_own_case(message):
+        if not own_case:
             # "How do I cancel Lumio Plus?", "일반 배송은 며칠 걸려요?": a general question needs
             # more evidence to be an account action than one about the customer's own things.
             general = self.general_threshold if general_threshold is None else general_threshold

@@ -329,13 +329,18 @@ class ActionStage:
         nothing live in the conversation's pending state (a question asked, a change waiting, one
         run: the conversation already holds its case), no yes and no refusal ("no, don't cancel
         it"), and a message routed to an action."""
+        return self._draftable_route(message, state, identity) is not None
+
+    def _draftable_route(self, message: str, state: dict[str, Any] | None,
+                         identity: CustomerIdentity | None) -> RouteDecision | None:
         if identity is None or states.reply_intent(message) == "yes" or states.refuses(message):
-            return False
+            return None
         live = states.restore(state)
         if live is not None and live.status not in (states.Status.CANCELLED, states.Status.EXPIRED) \
                 and not live.expired(self.clock()):
-            return False
-        return self.routers[self.language_of(message)].route(message).is_action
+            return None
+        route = self.routers[self.language_of(message)].route(message)
+        return route if route.is_action else None
 
     async def draft(self, message: str, state: dict[str, Any] | None, identity: CustomerIdentity | None) -> StageResult | None:
         """What an agent's drafts can offer for the customer's message (agent assist), for the
@@ -344,11 +349,10 @@ class ActionStage:
         offered as the draft; a change with all its values is proposed to the agent only (kept
         suspended and drafted: the agent's approval runs it, the customer's yes reads it back
         first), never run here."""
-        if identity is None or not self.may_draft(message, state, identity):
+        route = self._draftable_route(message, state, identity)
+        if route is None or identity is None:
             return None
-        language = self.language_of(message)
-        route = self.routers[language].route(message)
-        drafted = await self._start(message, route, identity, language, self.clock())
+        drafted = await self._start(message, route, identity, self.language_of(message), self.clock())
         pending = states.restore(drafted.state)
         if drafted.kind == "confirm" and pending is not None:
             pending.status, pending.drafted = states.Status.SUSPENDED, True

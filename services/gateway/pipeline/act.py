@@ -95,6 +95,11 @@ def record_citation(record: RecordCitation, index: int) -> Citation:
     return Citation(index=index, document_id=f"{record.action}:{record.record_id}", title=record.marker)
 
 
+def record_citations(records: Sequence[RecordCitation], first: int = 1) -> list[Citation]:
+    """The records as citations numbered from `first` (after a turn's articles, when it has them)."""
+    return [record_citation(record, index) for index, record in enumerate(records, first)]
+
+
 class Act:
     name = "act"
 
@@ -193,6 +198,6 @@ class Act:
         answer.path, answer.finish, answer.language = AnswerPath.ACTION, FinishReason.NOT_GENERATED, turn.language
         # A result rests on the records the company's API returned, as a help-center answer rests
         # on its articles; questions, confirmations and errors state nothing about a record.
-        answer.citations = [record_citation(record, index) for index, record in enumerate(out.citations, 1)]
+        answer.citations = record_citations(out.citations)
         answer.grounded = out.kind == "result" and bool(out.citations)
         yield AnswerText(answer.add(out.text))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 
 from services.gateway.domain import TurnEvent
-from services.gateway.pipeline.act import record_citation
+from services.gateway.pipeline.act import record_citations
 from services.gateway.pipeline.context import TurnContext
 from supportbot.actions.replies import RecordCitation
 from supportbot.answers.sources import Citation
@@ -17,7 +17,7 @@ from supportbot.answers.sources import Citation
 def cite_records_after(articles: Sequence[Citation], records: Sequence[RecordCitation]) -> list[Citation]:
     """The articles as numbered, then each record numbered after the last of them."""
     last = max((citation.index for citation in articles), default=0)
-    return [*articles, *(record_citation(record, last + n) for n, record in enumerate(records, 1))]
+    return [*articles, *record_citations(records, last + 1)]
 
 
 class CiteCase:
