@@ -23,11 +23,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from services.retriever.chunking import Chunk, chunk_document, document_hash
+from services.retriever.chunking import Chunk, document_hash
 from services.retriever.embedding import Embedder
 from services.retriever.memory import release_free_memory
-from services.retriever.parse_processes import ParseJob, ParseProcesses, Submitted
-from services.retriever.parsing import DocumentError, ParsedDocument, parse_document
+from services.retriever.parse_processes import (
+    ParseJob,
+    ParseProcesses,
+    ParseResult,
+    Submitted,
+    prepare,
+)
+from services.retriever.parsing import DocumentError, parse_document
 from services.retriever.stores import DocumentVersion, StoredPoint, point_id
 from supportbot.core.documents import (
     MAX_DOCUMENT_ID_CHARS,
@@ -166,14 +172,7 @@ class _InProcess:
 
     def result(self) -> _Prepared | IngestOutcome:
         done = self.processes.result(self.submitted, self.job)
-        document, document_id = self.document, self.job.document_id
-        self.pipeline.times.add("parse", done.seconds)
-        if done.error:
-            return IngestOutcome(document_id, "failed", error=done.error, source_path=document.source_path)
-        if done.unchanged:
-            assert self.previous is not None
-            return IngestOutcome(document_id, "unchanged", version=self.previous.number, source_path=document.source_path)
-        return _Prepared(document, document_id, done.url, done.content_hash, done.chunks, self.received)
+        return self.pipeline._prepared(self.document, self.job, done, self.received, self.previous)  # noqa: SLF001
 
 
 class IngestPipeline:
@@ -250,13 +249,7 @@ class IngestPipeline:
         if isinstance(checked, IngestOutcome):
             return _Ready(checked)
         previous, received = checked
-        assert self.embedder is not None
-        job = ParseJob(
-            document.content, document.source_path, document.mime_type, document.title, document.url, document.metadata,
-            self._id_of(document), self.collection, budget=self._budget(self.embedder),
-            overlap=self.settings.chunk_overlap_tokens, procedure_budget=self.settings.procedure_chunk_tokens,
-            count=count, previous_content_hash=previous.content_hash if previous is not None else "",
-        )
+        job = self._job(document, previous, count)
         return _InProcess(self, processes, processes.submit(job), job, document, received, previous)
 
     def _take(self, pending: deque[_Pending], keep: int) -> Iterator[IngestOutcome]:
@@ -386,49 +379,37 @@ class IngestPipeline:
         return previous, received
 
     def _prepare(self, document: DocumentInput) -> _Prepared | IngestOutcome:
+        """Stage 1 in a worker thread: the same parsing and chunking a worker process runs
+        (services.retriever.parse_processes.prepare), counting tokens with the embedder itself."""
         checked = self._check(document)
         if isinstance(checked, IngestOutcome):
             return checked
         previous, received = checked
-        document_id = self._id_of(document)
-
-        def failed(error: str) -> IngestOutcome:
-            return IngestOutcome(document_id, "failed", error=error, source_path=document.source_path)
-
-        with self.times.stage("parse"):
-            try:
-                parsed = parse_document(document.content, document.source_path, document.mime_type)
-            except DocumentError as exc:
-                return failed(str(exc))
-            title = document.title or parsed.title
-            parsed.title = title
-            metadata = {**parsed.metadata, **document.metadata}
-            url = document.url or metadata.pop("url", "") or document.source_path
-            content_hash = document_hash(document.content, title, url, metadata)
-        if previous is not None and previous.content_hash == content_hash:
-            # Stored before input hashes were recorded: unchanged, told after parsing.
-            return IngestOutcome(document_id, "unchanged", version=previous.number, source_path=document.source_path)
-        with self.times.stage("parse"):
-            chunks = self._chunks(parsed, document_id, url, content_hash, metadata)
-        return _Prepared(document, document_id, url, content_hash, chunks, received)
-
-    def _budget(self, embedder: Embedder) -> int:
-        return min(self.settings.chunk_tokens, embedder.max_seq_length - 32)
-
-    def _chunks(self, parsed: ParsedDocument, document_id: str, url: str, content_hash: str, metadata: dict[str, str]) -> list[Chunk]:
         assert self.embedder is not None
-        return chunk_document(
-            parsed,
-            document_id=document_id,
-            collection=self.collection,
-            url=url,
-            content_hash=content_hash,
-            metadata=metadata,
-            budget=self._budget(self.embedder),
-            overlap=self.settings.chunk_overlap_tokens,
-            count=self.embedder.count_tokens,
-            procedure_budget=self.settings.procedure_chunk_tokens,
+        job = self._job(document, previous, self.embedder.count_tokens)
+        return self._prepared(document, job, prepare(job), received, previous)
+
+    def _job(self, document: DocumentInput, previous: DocumentVersion | None, count: Callable[[str], int]) -> ParseJob:
+        """What parsing and chunking one document takes, as plain data a worker process can take."""
+        assert self.embedder is not None
+        return ParseJob(
+            document.content, document.source_path, document.mime_type, document.title, document.url, document.metadata,
+            self._id_of(document), self.collection, budget=min(self.settings.chunk_tokens, self.embedder.max_seq_length - 32),
+            overlap=self.settings.chunk_overlap_tokens, procedure_budget=self.settings.procedure_chunk_tokens,
+            count=count, previous_content_hash=previous.content_hash if previous is not None else "",
         )
+
+    def _prepared(self, document: DocumentInput, job: ParseJob, done: ParseResult, received: str,
+                  previous: DocumentVersion | None) -> _Prepared | IngestOutcome:
+        """A parse's result as stage 1's: the document prepared, failed, or unchanged (a version
+        stored before input hashes were recorded that parses to the same content)."""
+        self.times.add("parse", done.seconds)
+        if done.error:
+            return IngestOutcome(job.document_id, "failed", error=done.error, source_path=document.source_path)
+        if done.unchanged:
+            assert previous is not None
+            return IngestOutcome(job.document_id, "unchanged", version=previous.number, source_path=document.source_path)
+        return _Prepared(document, job.document_id, done.url, done.content_hash, done.chunks, received)
 
     # -- stages 2 and 3: embed a group together, commit it under the collection's lock -------
     def _commit(self, group: list[_Prepared]) -> Iterator[IngestOutcome]:

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.retriever import ingestion
+from services.retriever import ingestion, parse_processes
 from services.retriever.embedding import Embedders, SparseEmbedder
 from services.retriever.knowledge_base import DocumentInput, KnowledgeBase
+from services.retriever.parsing import ParsedDocument
 from services.retriever.settings import RetrieverSettings
 from services.retriever.stores import DENSE, MULTILINGUAL, EdgeStore, QdrantServerStore
 from supportbot.client import count_documents, iter_documents
@@ -167,7 +168,14 @@ def test_an_unchanged_document_is_not_parsed_again(kb: KnowledgeBase, monkeypatc
     assert [o.status for o in kb.ingest_many("", documents())] == ["added", "added"]
     parsed: list[str] = []
     parse = ingestion.parse_document
-    monkeypatch.setattr(ingestion, "parse_document", lambda content, path, mime="": parsed.append(path) or parse(content, path, mime))
+
+    def spy(content: bytes, path: str, mime: str = "") -> ParsedDocument:
+        parsed.append(path)
+        return parse(content, path, mime)
+
+    # Both places that parse: the language sample, and parsing and chunking (threads run it here).
+    monkeypatch.setattr(ingestion, "parse_document", spy)
+    monkeypatch.setattr(parse_processes, "parse_document", spy)
     assert [o.status for o in kb.ingest_many("", documents())] == ["unchanged", "unchanged"] and parsed == []
     # A changed body, or a changed title given with the same body, is parsed and stored again.
     changed = list(kb.ingest_many("", documents("Shipping, revised.", "Refunds and returns")))
