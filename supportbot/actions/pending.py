@@ -227,14 +227,14 @@ def intent_of(pending: PendingAction | None, message: str, routed_action: str | 
     """reply_intent, and a yes that says again what it agrees to ("yes, cancel it", "넵 해지해
     주세요"): one whose words route to the action waiting and give no other value for it."""
     intent = reply_intent(message)
-    if intent == "other" and pending is not None and routed_action == pending.action and restates_with_yes(message):
+    if intent == "other" and pending is not None and routed_action == pending.action and _restates_with_yes(message):
         given = fill_by_pattern(action, message).values if action is not None else {}
         if all(pending.slots.get(name) == value for name, value in given.items()):
             return "yes"
     return intent
 
 
-def restates_with_yes(message: str) -> bool:
+def _restates_with_yes(message: str) -> bool:
     """An explicit yes followed by a few more words that neither take it back nor point
     elsewhere ("yes, cancel it"; not "yes, but cancel the other one"), and no question: a yes
     when those words ask for the very action waiting (the caller checks that)."""
