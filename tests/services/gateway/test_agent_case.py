@@ -314,6 +314,47 @@ def test_the_agent_page_shows_the_case_and_approves_with_one_click(redis_url, tm
         assert mine.turns[-1].approved_by == "agent smith" and "[subscription S-2001]" in mine.turns[-1].content
 
 
+def test_the_agent_page_says_a_drafted_change_was_not_asked_of_the_customer_and_approves_it(redis_url, tmp_path, shop, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A change the drafts proposed from a message the customer wrote to the agent: the page
+    says the customer was not asked (not that it waits for their yes), and Approve runs it."""
+    import ui.gateway
+
+    with served_gateway(redis_url, tmp_path, shop) as address, grpc.insecure_channel(address) as channel:
+        stub = chat_pb2_grpc.ChatServiceStub(channel)
+        widget = (("x-api-key", TEST_KEYS["publishable"]["key"]),)
+        agent = (("x-api-key", TEST_KEYS["agent"]["key"]),)
+        token = issue_identity_token("c-ana", IDENTITY_SECRET)
+
+        def say(message: str, session_id: str = "") -> str:
+            request = chat_pb2.ChatRequest(message=message, session_id=session_id, identity_token=token)
+            responses = list(stub.Chat(request, metadata=widget))  # the whole stream (see above)
+            return next(r.session.session_id for r in responses if r.HasField("session"))
+
+        session_id = say("I want to talk to a person")
+        stub.TakeOverSession(chat_pb2.TakeOverSessionRequest(session_id=session_id), metadata=agent)
+        say("Please cancel my Lumio Plus subscription S-2001", session_id)
+        drafts = stub.SuggestReplies(chat_pb2.SuggestRepliesRequest(session_id=session_id, count=3), metadata=agent)
+        assert drafts.proposed_action.drafted
+        monkeypatch.setattr(ui.gateway, "GATEWAY", address)
+        monkeypatch.setattr(ui.gateway, "AGENT_KEY", TEST_KEYS["agent"]["key"])
+        ui.gateway.stub.clear()
+        try:
+            app = AppTest.from_file(str(REPO / "ui" / "views" / "agent.py"), default_timeout=60)
+            app.session_state.selected = session_id
+            app.run()
+            assert not app.exception
+            captions = [c.value for c in app.caption]
+            assert any("they were not asked" in c for c in captions), captions
+            assert not any("Waiting for the customer's yes" in c for c in captions)
+            assert shop.store.subscriptions("c-ana")[0]["status"] == "active"
+            next(b for b in app.button if b.label == "Approve for the customer").click().run()
+            assert not app.exception
+        finally:
+            ui.gateway.stub.clear()
+        assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
+        assert any("[subscription S-2001]" in s.value for s in app.success)
+
+
 async def test_the_customers_yes_and_the_agents_approval_at_once_change_the_account_once(servicer, shop, redis) -> None:  # type: ignore[no-untyped-def]
     session_id, _ = await chat(servicer, "Cancel my Lumio Plus subscription")
     proposal_id = (await case_of(servicer, session_id)).proposed_action.proposal_id
