@@ -292,7 +292,7 @@ class ActionRouter:
 # customer speaking of themselves, or asking for something to be done. Closed word classes, as
 # the follow-up detector uses (services/gateway/followups.py), not words of any action.
 _OWN_CASE_EN = re.compile(
-    r"\b(?:i|i'm|i've|i'd|i'll|im|me|my|mine|myself|please|can you|could you|would you|will you)\b", re.IGNORECASE)
+    r"\b(?:i|i'm|i've|i'd|i'll|im|me|my|mine|myself|please|pls|plz|can you|could you|would you|will you)\b", re.IGNORECASE)
 # 제/내/저/나 as words (제 주문, 내가, 저는, 제가); Korean drops the pronoun, so also "what I
 # ordered/bought" (주문한, 구매한, 시킨); and request endings (해 주세요, 해줘, 싶어요, 할게요,
 # 할래요, 부탁, 요청).
@@ -328,15 +328,21 @@ _GENERAL_KO = re.compile(r"보통|일반|평균|대개|며칠|얼마나|방법|�
 _ASKS_TO_BE_DONE_EN = re.compile(
     r"^(?:kindly|can you|could you|would you|i want|i'd like|i would like|i need)\b|\b(?:please|pls|plz)\b", re.IGNORECASE)
 # Polite wording around a question or a refusal is neither: "please, how do I reset my bulb?",
-# "can you tell me how returns work?", "I'd like to know if you ship abroad", "please don't cancel".
+# "can you tell me how returns work?", "I'd like to know if you ship abroad".
 _ASKS_TO_KNOW_EN = re.compile(
-    r"\b(?:how|what|why|when|where|which|who|whether|know|tell me|explain|policy|policies|don'?t|do not|never|not)\b",
-    re.IGNORECASE)
+    r"\b(?:how|what|why|when|where|which|who|whether|know|tell me|explain|policy|policies)\b", re.IGNORECASE)
+# A refusal negates the request itself ("please don't cancel", "I don't want to return it",
+# "do not change anything"); a negation in the reason given for it does not ("please cancel
+# lumio plus for me, I'm not using it anymore": held-out conversation h2-en-cancel-yes).
+_REFUSES_EN = re.compile(
+    r"^\W*(?:no|nope|don'?t|do not|never)\b|\b(?:please|pls|plz|kindly|you|i|we)\s+(?:don'?t|do not|never|won'?t)\b|"
+    r"\b(?:not|no longer)\s+(?:to\s+)?(?:cancel|return|change|stop|send|ship|do|go ahead)\b", re.IGNORECASE)
 
 
 def asks_to_be_done(message: str) -> bool:
     return not has_hangul(message) and not asks_what_a_change_would_do(message) \
-        and bool(_ASKS_TO_BE_DONE_EN.search(message)) and not _ASKS_TO_KNOW_EN.search(message)
+        and bool(_ASKS_TO_BE_DONE_EN.search(message)) \
+        and not _ASKS_TO_KNOW_EN.search(message) and not _REFUSES_EN.search(message)
 
 
 def speaks_of_own_case(message: str) -> bool:

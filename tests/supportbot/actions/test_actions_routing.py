@@ -230,6 +230,11 @@ def test_korean_endings_of_the_speakers_own_intent_speak_of_their_own_case(messa
     assert speaks_of_own_case(message)
 
 
+@pytest.mark.parametrize("message", ["need an update on a delivery pls", "plz check where it is"])
+def test_chat_shorthand_for_please_speaks_of_the_customers_own_case(message: str) -> None:
+    assert speaks_of_own_case(message)
+
+
 @pytest.mark.parametrize(("message", "mended"), [
     ("pls cancel my subscripton", "please cancel my subscription"),
     ("wheres my pakage", "where is my package"),
@@ -249,6 +254,10 @@ def test_chat_shorthand_and_misspellings_are_mended_against_the_routers_words(me
     ("please tell me what happens if I cancel", False), ("플러스 해지해 주세요", False),
     ("Please, how do I reset my bulb?", False), ("can you tell me how returns work?", False),
     ("I'd like to know if you ship abroad", False), ("please don't cancel my subscription", False),
+    # A negation in the reason for a request does not refuse it; one of the request does.
+    ("please cancel lumio plus for me, I'm not using it anymore", True), ("I don't want to return it, please", False),
+    ("please do not change anything", False), ("no, please keep my plan", False),
+    ("need an update on a delivery pls", True),
 ])
 def test_asking_to_be_done_in_so_many_words(message: str, asks: bool) -> None:
     assert asks_to_be_done(message) is asks
