@@ -219,7 +219,8 @@ def sweep(routers: dict[str, ActionRouter], conversations: list[dict[str, Any]],
         for threshold in THRESHOLDS:
             for margin in MARGINS:
                 for anchored, general, change in itertools.product(ANCHORED, GENERAL, CHANGE):
-                    setting = RoutingThresholds(float(threshold), margin, anchored, general, change)
+                    setting = RoutingThresholds(float(threshold), margin, anchored, general, change,
+                                                lead=DEFAULT_ROUTING[language].lead, lead_margin=DEFAULT_ROUTING[language].lead_margin)
                     decisions = [(router.decide(text, s, **setting.as_kwargs()).action, label) for text, s, label in scored]
                     accuracy = sum(action == label for action, label in decisions) / len(decisions)
                     # A policy question answered with an account action (or the wrong action)

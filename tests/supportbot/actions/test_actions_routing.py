@@ -8,6 +8,7 @@ import pytest
 
 from supportbot.actions.declarations import load_actions, sample_actions_path
 from supportbot.actions.routing import (
+    DEFAULT_ROUTING,
     ActionRouter,
     HashingEmbedder,
     Spelling,
@@ -261,3 +262,19 @@ def test_chat_shorthand_and_misspellings_are_mended_against_the_routers_words(me
 ])
 def test_asking_to_be_done_in_so_many_words(message: str, asks: bool) -> None:
     assert asks_to_be_done(message) is asks
+
+
+def test_an_own_case_message_well_ahead_of_the_help_center_starts_its_action_below_the_threshold() -> None:
+    router = ActionRouter(ACTIONS.actions, HashingEmbedder(), HELP_CENTER, languages=["en"], threshold=0.6, margin=0.0,
+                          lead_threshold=0.45, lead_margin=0.12)
+    moving = "I'm moving next week, can my bulbs go to my new place instead?"
+    ahead = {"change_delivery_address": 0.51, "start_return": 0.40, "": 0.38}
+    decision = router.decide(moving, ahead)
+    assert decision.action == "change_delivery_address" and "well ahead" in decision.reason
+    assert not router.decide(moving, {**ahead, "": 0.40}).is_action  # ahead by 0.11 only
+    assert not router.decide(moving, {"change_delivery_address": 0.44, "start_return": 0.1, "": 0.1}).is_action
+    # A message not about the customer's own case gets no such tier, and without one nothing changes.
+    assert not router.decide("can bulbs go to a new place after they ship", ahead).is_action
+    plain = ActionRouter(ACTIONS.actions, HashingEmbedder(), HELP_CENTER, languages=["en"], threshold=0.6, margin=0.0)
+    assert not plain.decide(moving, ahead).is_action
+    assert DEFAULT_ROUTING["en"].lead < DEFAULT_ROUTING["en"].threshold
