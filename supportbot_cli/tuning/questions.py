@@ -30,7 +30,23 @@ if TYPE_CHECKING:
     from supportbot_cli.tuning.gate import LocalGenerator
 
 # Questions asked per section by default (`supportbot tune --generated-questions`; 0: none).
-DEFAULT_GENERATED_QUESTIONS = 0
+# Measured with `python bench/tune_questions.py --max 3 --check 12 --threads 2` on the sample help
+# center's 73 training sections (2 cores, load 3-4 with other jobs, 2026-12-02):
+#   N  lines  cleaned  kept  rejected (another section found first / no quote)  writing
+#   1     73       66    23    41 / 2                                             336 s (4.6 s a section)
+#   2    146      130    45    77 / 8                                             582 s (8.0 s)
+#   3    219      164    63    92 / 9                                             803 s (11.0 s)
+# (model loaded in 7 s; the figures for 1 and 2 are the first lines of the run asked for 3, which
+# 12 sections asked again for 1 and 2 matched exactly). About a third of the cleaned questions pass
+# the search check at every N. The second line keeps 22 more for 246 s (11 s a kept question; the
+# first line 15 s); the third 18 more for 221 s, and only 34 of 73 third lines survive cleaning
+# (repeats of an earlier line or the heading). Hence 2: the training set grows from 133 to 178
+# examples for about 10 minutes of writing here. Read by hand, about 6 in 10 kept questions are
+# ones a customer would ask ("How do I cancel my Lumio Plus subscription?"); the rest are odd
+# ("What is the maximum amount of damage that can be caused by a product?") but still get the
+# section's own sentences as their target. Whether the adapter answers better for them is not
+# yet measured (bench/tune.py --generated-questions 0 against 2).
+DEFAULT_GENERATED_QUESTIONS = 2
 # A question of 25 words is about 35 tokens, and the line's end one more.
 TOKENS_PER_QUESTION = 40
 MIN_WORDS = 3

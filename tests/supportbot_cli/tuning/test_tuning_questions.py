@@ -18,6 +18,7 @@ from supportbot_cli.tuning.dataset import (
     sections_from_folder,
 )
 from supportbot_cli.tuning.questions import (
+    DEFAULT_GENERATED_QUESTIONS,
     EXAMPLE_QUESTIONS,
     clean_question,
     clean_questions,
@@ -179,6 +180,23 @@ def test_cleaning_drops_near_duplicates_of_the_heading_and_of_each_other() -> No
     ]
     assert "Is there a character limit for gift messages?" in EXAMPLE_QUESTIONS
     assert clean_questions(["Where is my order?", "where is my order?"]) == ["Where is my order?"]
+
+
+def test_the_tune_command_takes_the_number_of_questions(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from supportbot_cli import app
+    from supportbot_cli.tuning import command
+
+    seen = []
+    monkeypatch.setattr(command, "run_tune", lambda options, console: seen.append(options))
+    base = ["tune", "--collection", "c", "--from", str(HELPCENTER), "--data-dir", str(tmp_path)]
+    assert CliRunner().invoke(app, [*base, "--generated-questions", "3"]).exit_code == 0
+    assert CliRunner().invoke(app, base).exit_code == 0
+    assert [o.generated_questions for o in seen] == [3, DEFAULT_GENERATED_QUESTIONS]
+    assert command.TuneOptions("c", HELPCENTER, tmp_path).generated_questions == (
+        DEFAULT_GENERATED_QUESTIONS
+    )
 
 
 @pytest.mark.integration  # the bundled model, in this process
