@@ -9,8 +9,13 @@ extractive on the same questions) with its verdict. Nothing is registered.
   choose a default; only its questions about held-out articles are asked, with the passages the
   lexical search finds for them among the held-out articles.
 
+With --generated-questions N the base model writes up to N questions per section
+(supportbot_cli/tuning/questions.py; bench/tune_questions.py measures that step alone): the
+training set's sizes count those kept as "generated_question".
+
 Run: python bench/tune.py [--sets sample,python-faq] [--steps 60] [--batch-size 4]
-     [--gate-questions 0] [--max-new-tokens 96] [--threads 2] [--json out.json]
+     [--gate-questions 0] [--max-new-tokens 96] [--threads 2] [--generated-questions N]
+     [--json out.json]
 Short configurations (fewer steps or questions) are for smoke runs: say so with their figures.
 """
 
@@ -32,7 +37,7 @@ from rich.console import Console  # noqa: E402
 from bench.corpora import CORPORA  # noqa: E402
 from supportbot.core.settings import default_data_dir  # noqa: E402
 from supportbot.models import default_model_dir  # noqa: E402
-from supportbot_cli.tuning import dataset, gate, train  # noqa: E402
+from supportbot_cli.tuning import dataset, gate, questions, train  # noqa: E402
 
 console = Console()
 
@@ -80,13 +85,30 @@ def run_corpus(name: str, args: argparse.Namespace, cache: Path) -> dict:
     golden = [json.loads(line) for line in corpus.golden.read_text().splitlines() if line.strip()]
     # The python-faq golden set is held out from tuning altogether.
     trained_golden = [] if name == "python-faq" else golden
-    training = dataset.build_training_set(sections, trained_golden, min_examples=args.batch_size)
+    model = str(default_model_dir(default_data_dir()))
+    writer = None
+    if args.generated_questions > 0:
+        writer = questions.ModelQuestionWriter(
+            model, args.generated_questions, threads=args.threads
+        )
+    training = dataset.build_training_set(
+        sections, trained_golden, min_examples=args.batch_size, writer=writer
+    )
     sizes = training.sizes()
     console.print(
         f"[bold]{name}[/bold]: training set {sizes['train']}, held out {sizes['held_out']}"
     )
-
-    model = str(default_model_dir(default_data_dir()))
+    generated: dict = {"asked": 0, "seconds": 0.0}
+    if writer is not None:
+        generated = {"asked": writer.calls, "seconds": writer.seconds}
+        generated["rejected"] = {
+            r: n for r, n in training.skipped.items() if "generated_question" in r
+        }
+        console.print(
+            f"generated questions: {writer.calls} sections asked in {writer.seconds:.0f} s, "
+            f"rejected {generated['rejected'] or 'none'}"
+        )
+        del writer  # its model is not needed for training
     config = train.TrainConfig(
         base_model=model, output=cache / f"tune-{name}", steps=args.steps, batch_size=args.batch_size,
         rank=args.rank, alpha=2 * args.rank, max_seq_len=args.max_seq_len, threads=args.threads,
@@ -126,6 +148,7 @@ def run_corpus(name: str, args: argparse.Namespace, cache: Path) -> dict:
     )
     return {
         "sizes": sizes,
+        "generated_questions": generated,
         "held_out_articles": training.held_out_articles,
         "training": result.to_json(),
         "questions": {s: len(e) for s, e in sets.items()},
@@ -148,6 +171,12 @@ def main() -> None:
     )
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument(
+        "--generated-questions",
+        type=int,
+        default=questions.DEFAULT_GENERATED_QUESTIONS,
+        help="questions the base model writes per section (0: none)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     started = time.perf_counter()

@@ -23,6 +23,7 @@ def tune(
     steps: Annotated[int, typer.Option(help="Training steps.")] = 60,
     threads: Annotated[int, typer.Option(help="CPU threads for training (0: torch's default).")] = 0,
     gate_questions: Annotated[int, typer.Option(help="Questions per gate set (0: all).")] = 0,
+    generated_questions: Annotated[int | None, typer.Option(help="Questions the base model writes per help-center section, each kept when search finds its section first (0: none; default 2, see supportbot_cli/tuning/questions.py).")] = None,
     register: Annotated[bool, typer.Option(help="Register the adapter when the gate passes.")] = True,
     data_dir: DataDir = default_data_dir(),
 ) -> None:
@@ -33,6 +34,8 @@ def tune(
     log_paths = logs if logs is not None else [p for p in [data_dir / "interactions"] if p.exists()]
     options = TuneOptions(collection, help_center, data_dir, golden, log_paths, steps=steps, threads=threads,
                           gate_questions=gate_questions, register=register)
+    if generated_questions is not None:
+        options.generated_questions = generated_questions
     try:
         run_tune(options, console)
     except user_errors() as exc:

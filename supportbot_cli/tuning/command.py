@@ -1,7 +1,8 @@
 """`supportbot tune --collection NAME`: training set, training, gate, registration, one report.
 
     supportbot tune --collection helpcenter --from supportbot/sample/helpcenter \\
-        --golden supportbot/sample/golden.jsonl [--log DATA_DIR/interactions] [--steps 60]
+        --golden supportbot/sample/golden.jsonl [--log DATA_DIR/interactions] [--steps 60] \\
+        [--generated-questions N]
 
 Writes `<data_dir>/tuning/<collection>/` (the training set, checkpoints, the trained adapter and
 gate.json) and, when the gate passes, registers the adapter in the generator's data directory
@@ -21,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from supportbot_cli.tuning import dataset, gate, train
+from supportbot_cli.tuning import dataset, gate, questions, train
 
 
 @dataclass
@@ -41,6 +42,8 @@ class TuneOptions:
     # Held-out and golden questions the gate asks each model (0: all).
     gate_questions: int = 0
     max_new_tokens: int = 96
+    # Questions the base model writes per help-center section (questions.py; 0: none).
+    generated_questions: int = questions.DEFAULT_GENERATED_QUESTIONS
     register: bool = True
     seed: int = 0
 
@@ -82,13 +85,27 @@ def run_tune(options: TuneOptions, console: Console | None = None) -> TuneReport
             json.loads(line) for line in options.golden.read_text().splitlines() if line.strip()
         ]
     log = dataset.log_candidates(options.logs, options.collection)
-    training_set = dataset.build_training_set(sections, golden, log, seed=options.seed)
+    writer = None
+    if options.generated_questions > 0:
+        writer = questions.ModelQuestionWriter(
+            base_model, options.generated_questions, threads=options.threads
+        )
+    training_set = dataset.build_training_set(
+        sections, golden, log, seed=options.seed, writer=writer
+    )
     training_set.write(work / "data")
     seconds["dataset"] = time.perf_counter() - started
     sizes = training_set.sizes()
     console.print(
         f"training set: {sizes['train']} (held out: {sizes['held_out']}, articles {training_set.held_out_articles})"
     )
+    if writer is not None:
+        rejected = {r: n for r, n in training_set.skipped.items() if "generated_question" in r}
+        console.print(
+            f"generated questions: {writer.calls} sections asked in {writer.seconds:.0f} s; "
+            f"rejected: {rejected or 'none'}"
+        )
+        del writer  # the model it loaded is not needed for training
 
     config = train.TrainConfig(
         base_model=base_model,

@@ -11,6 +11,10 @@ Examples come from what the company already has:
   extractive answer (supportbot.answers.compose) as the target (`heading`), and a question made
   from any other heading, kept only when the search finds its own section first for it
   (`heading_paraphrase`);
+- questions the bundled instruct model writes for each section of the training articles (QAG,
+  question-answer generation: supportbot_cli/tuning/questions.py), each kept only when the
+  search finds its own section first for it, with the same grounded extractive target
+  (`generated_question`);
 - from the interaction log, replies agents accepted or edited (what `supportbot eval export`
   finds) and answers customers rated up, personal data redacted (`agent_accepted`,
   `agent_edited`, `thumbs_up`);
@@ -19,7 +23,9 @@ Examples come from what the company already has:
 
 The split is by article, never by question: the held-out articles, their sections and every
 question about them are kept out of training, and the search that picks a split's distractors
-only sees that split's articles, so no held-out text reaches the adapter.
+only sees that split's articles, so no held-out text reaches the adapter. Questions are written
+for the training articles only: the gate asks the same held-out questions whether they were
+written or not, so adapters tuned with and without them are compared on one set.
 """
 
 from __future__ import annotations
@@ -33,12 +39,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supportbot.answers.compose import extractive_answer
 from supportbot.answers.grounding import Evidence
 from supportbot.answers.text import terms
+from supportbot.core.language import detect_language
 from supportbot.sample import conversational_query
+
+if TYPE_CHECKING:
+    from supportbot_cli.tuning.questions import QuestionWriter
 
 # What the gateway says when the help center does not cover a question (GatewaySettings.fixed_replies,
 # "ungrounded" in English): the model learns the same honest reply the customer would read.
@@ -58,6 +68,7 @@ SOURCES = (
     "golden",
     "heading",
     "heading_paraphrase",
+    "generated_question",
     "agent_accepted",
     "agent_edited",
     "thumbs_up",
@@ -226,6 +237,15 @@ def _question_from_heading(heading: str) -> str:
     return f"{opener} {lowered}?"
 
 
+def heading_question(section: Section) -> tuple[str, str]:
+    """The question a section's heading asks, and its source: the heading (or the article's title)
+    as written when it is a question ("heading"), else one made from it ("heading_paraphrase")."""
+    heading = section.heading_path[-1] if section.heading_path else section.title
+    if heading.strip().endswith("?"):
+        return heading.strip(), "heading"
+    return _question_from_heading(heading), "heading_paraphrase"
+
+
 def _facts_in(texts: Iterable[str], key_facts: Sequence[str]) -> bool:
     joined = " ".join(texts).lower()
     return any(
@@ -322,38 +342,66 @@ class Builder:
                     self.skipped["not_covered: a distractor holds a key fact"] += 1
         return examples
 
+    def found_first(self, question: str, section: Section) -> bool:
+        """The search finds this very section first for the question."""
+        found = self.search(question, 1)
+        return bool(question) and bool(found) and found[0] == section
+
+    def from_section(self, section: Section, question: str, source: str) -> Example | None:
+        """The question asked of the section among distractors, the section's own sentences of
+        the grounded extractive answer as the target."""
+        distractors = self.distractors(question, {section.document_id}, SOURCES_PER_EXAMPLE - 1)
+        sources = _raft_sources([section], distractors, self.rng)
+        number = sources.index(section) + 1
+        composed = extractive_answer(question, Evidence(sources))
+        # The answer numbers articles in reading order; the section's article is the one
+        # whose source is the section (distractors come from other articles).
+        article = next((a.number for a in composed.articles if a.source == number), None)
+        # Only the right section's sentences: the target never leans on a distractor.
+        quoted = [
+            s.text for s in composed.sentences if article is not None and s.sources == [article]
+        ]
+        if not quoted:
+            self.skipped[f"{source}: the extractive answer does not quote the section"] += 1
+            return None
+        return Example(
+            question, sources, f"{' '.join(quoted)} [{number}]", source, section.document_id
+        )
+
     def from_sections(self) -> list[Example]:
         examples = []
         for section in self.sections:
-            heading = section.heading_path[-1] if section.heading_path else section.title
-            if heading.strip().endswith("?"):
-                question, source = heading.strip(), "heading"
-            else:
-                question, source = _question_from_heading(heading), "heading_paraphrase"
-                # Kept only when the search finds this very section first for it.
-                found = self.search(question, 1)
-                if not question or not found or found[0] != section:
-                    self.skipped["heading_paraphrase: search finds another section first"] += 1
-                    continue
-            distractors = self.distractors(question, {section.document_id}, SOURCES_PER_EXAMPLE - 1)
-            sources = _raft_sources([section], distractors, self.rng)
-            number = sources.index(section) + 1
-            composed = extractive_answer(question, Evidence(sources))
-            # The answer numbers articles in reading order; the section's article is the one
-            # whose source is the section (distractors come from other articles).
-            article = next((a.number for a in composed.articles if a.source == number), None)
-            # Only the right section's sentences: the target never leans on a distractor.
-            quoted = [
-                s.text for s in composed.sentences if article is not None and s.sources == [article]
-            ]
-            if not quoted:
-                self.skipped[f"{source}: the extractive answer does not quote the section"] += 1
+            question, source = heading_question(section)
+            # A made question is kept only when the search finds this very section first for it.
+            if source == "heading_paraphrase" and not self.found_first(question, section):
+                self.skipped["heading_paraphrase: search finds another section first"] += 1
                 continue
-            examples.append(
-                Example(
-                    question, sources, f"{' '.join(quoted)} [{number}]", source, section.document_id
-                )
+            made = self.from_section(section, question, source)
+            examples += [made] if made else []
+        return examples
+
+    def from_generated(self, writer: QuestionWriter) -> list[Example]:
+        """The writer's questions for each section of this split (QAG), each kept only when the
+        search finds its own section first for it, as a made heading question is."""
+        examples = []
+        for section in self.sections:
+            # The bundled model (SmolLM2-135M-Instruct) writes English only in practice: asked
+            # about a Korean section it writes English questions, or Korean ones it cannot spell,
+            # which a Korean customer would not ask; such sections are left to their headings.
+            language = detect_language(
+                " ".join([section.title, *section.heading_path, section.text])
             )
+            if language not in writer.languages:
+                self.skipped[
+                    f"generated_question: a section in {language}, which the writer does not write"
+                ] += 1
+                continue
+            for question in writer(section):
+                if not self.found_first(question, section):
+                    self.skipped["generated_question: search finds another section first"] += 1
+                    continue
+                made = self.from_section(section, question, "generated_question")
+                examples += [made] if made else []
         return examples
 
     def from_log(self, candidates: Iterable[dict[str, Any]]) -> list[Example]:
@@ -420,7 +468,10 @@ def build_training_set(
     held_out_fraction: float = HELD_OUT_FRACTION,
     min_examples: int = MIN_TRAINING_EXAMPLES,
     seed: int = 0,
+    writer: QuestionWriter | None = None,
 ) -> TrainingSet:
+    """The split training set; with a question `writer`, its questions for each section of the
+    training articles too (`generated_question`; None: none are written)."""
     articles = sorted({s.document_id for s in sections})
     if len(articles) < MIN_HELD_OUT_ARTICLES + 1:
         raise TooSmallToTune(
@@ -456,6 +507,9 @@ def build_training_set(
         examples = (
             builder.from_golden(own_golden) + builder.from_sections() + builder.from_log(own_log)
         )
+        # Last, so the other examples (their distractors and order) are the same with or without.
+        if writer is not None and name == "train":
+            examples += builder.from_generated(writer)
         splits[name] = examples
         skipped.update({f"{name}: {reason}": n for reason, n in builder.skipped.items()})
     if len(splits["train"]) < min_examples:

@@ -295,19 +295,27 @@ class LocalGenerator:
         self.system_prompt = DEFAULT_SYSTEM_PROMPT
 
     def __call__(self, example: Example) -> Generated:
-        import torch
-
         from supportbot_cli.tuning.train import render
 
         prompt, _ = render(example, self.tokenizer, self.system_prompt)
+        return self.complete(prompt)
+
+    def complete(
+        self, prompt: str, *, max_new_tokens: int = 0, stopping_criteria: Any = None
+    ) -> Generated:
+        """The greedy continuation of a prompt already in the chat template (the question
+        writer's prompts, supportbot_cli/tuning/questions.py, as well as the gate's)."""
+        import torch
+
         ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
         started = time.perf_counter()
         with torch.no_grad():
             output = self.model.generate(
                 **ids,
-                max_new_tokens=self.max_new_tokens,
+                max_new_tokens=max_new_tokens or self.max_new_tokens,
                 do_sample=False,
                 pad_token_id=self.tokenizer.eos_token_id,
+                stopping_criteria=stopping_criteria,
             )
         new = output[0, ids["input_ids"].shape[1] :]
         text = self.tokenizer.decode(new, skip_special_tokens=True)
