@@ -23,7 +23,7 @@ def tune(
     steps: Annotated[int, typer.Option(help="Training steps.")] = 60,
     threads: Annotated[int, typer.Option(help="CPU threads for training (0: torch's default).")] = 0,
     gate_questions: Annotated[int, typer.Option(help="Questions per gate set (0: all).")] = 0,
-    generated_questions: Annotated[int | None, typer.Option(help="Questions the base model writes per help-center section, each kept when search finds its section first (0: none; default 2, see supportbot_cli/tuning/questions.py).")] = None,
+    generated_questions: Annotated[int | None, typer.Option(help="Questions the base model writes per help-center section, each kept when search finds its section first (0: none, the default until the gate shows a gain; 2 is the measured choice, see supportbot_cli/tuning/questions.py).")] = None,
     register: Annotated[bool, typer.Option(help="Register the adapter when the gate passes.")] = True,
     data_dir: DataDir = default_data_dir(),
 ) -> None:
