@@ -153,20 +153,50 @@ def read_examples(path: Path) -> list[Example]:
 
 # -- the help center --------------------------------------------------------------------------
 def sections_from_folder(folder: Path) -> list[Section]:
-    """Every section of every supported file under `folder`, with the retriever's parser and
-    the document ids ingest gives them (the path relative to the folder)."""
+    """Every passage of every supported file under `folder`, as the retriever would pass it to
+    the generator: its parser, its chunker at its default sizes (a long section in passages of
+    about 200 tokens, a procedure in one of up to 400), and the document ids ingest gives them
+    (the path relative to the folder). Whole sections would train on prompts the generator
+    never sees: the Python FAQ's run to thousands of tokens, so not one of its examples fit
+    the 512-token training length (bench/tune.py --sets python-faq, 2026-12-02)."""
+    from tokenizers import Tokenizer
+
+    from services.retriever.chunking import chunk_document
+    from services.retriever.embedding import bundled_model_path
     from services.retriever.parsing import parse_document
+    from services.retriever.settings import RetrieverSettings
     from supportbot.client import iter_documents
+
+    sizes = RetrieverSettings.model_fields
+    # The retriever's default embedder counts its chunks' tokens; its saved tokenizer truncates
+    # at the model's 128 tokens, which a count must not (DenseEmbedder.count_tokens).
+    tokenizer = Tokenizer.from_file(str(Path(bundled_model_path()) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
     sections = []
     for document in iter_documents([folder]):
         parsed = parse_document(document.content, document.source_path)
-        for section in parsed.sections:
-            text = section.text.strip()
-            if text:
-                sections.append(
-                    Section(document.document_id, parsed.title, tuple(section.heading_path), text)
-                )
+        chunks = chunk_document(
+            parsed,
+            document_id=document.document_id,
+            collection="",
+            url="",
+            content_hash="",
+            metadata={},
+            budget=sizes["chunk_tokens"].default,
+            overlap=sizes["chunk_overlap_tokens"].default,
+            count=count,
+            procedure_budget=sizes["procedure_chunk_tokens"].default,
+        )
+        sections += [
+            Section(document.document_id, parsed.title, tuple(c.heading_path), c.text.strip())
+            for c in chunks
+            if c.text.strip()
+        ]
     return sections
 
 

@@ -203,3 +203,15 @@ def test_tune_refuses_a_collection_too_small_with_a_clear_message(tmp_path: Path
     assert "tuning needs at least 3" in " ".join(result.output.split())
     # Nothing was trained or registered.
     assert not (tmp_path / "data" / "adapters").exists()
+
+
+def test_a_long_section_becomes_passages_of_the_retrievers_size_that_fit_the_training_length(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The generator is shown the retriever's passages, never a whole long section: so are the
+    training examples (a whole Python FAQ section left no example under 512 tokens)."""
+    sentences = [f"Answer {n}: the setting number {n} is described in the manual on page {n}." for n in range(120)]
+    (tmp_path / "faq.md").write_text("# FAQ\n\n## A long answer\n\n" + " ".join(sentences) + "\n", encoding="utf-8")
+    passages = sections_from_folder(tmp_path)
+    assert len(passages) > 3
+    assert all(p.document_id == "faq" and p.heading_path[-1] == "A long answer" for p in passages)
+    assert max(len(p.text.split()) for p in passages) < 200
+    assert all(f"page {n}." in " ".join(p.text for p in passages) for n in range(120))  # nothing lost
