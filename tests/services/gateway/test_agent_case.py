@@ -279,9 +279,26 @@ def served_gateway(redis_url: str, tmp_path, shop: ShopServer) -> Iterator[str]:
         loop.close()
 
 
-def test_the_agent_page_shows_the_case_and_approves_with_one_click(redis_url, tmp_path, shop, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@contextmanager
+def agent_page(monkeypatch: pytest.MonkeyPatch, address: str, session_id: str) -> Iterator[AppTest]:
+    """The agent page (Streamlit's AppTest) on the served gateway with the agent's key, the
+    conversation opened and its first run done."""
     import ui.gateway
 
+    monkeypatch.setattr(ui.gateway, "GATEWAY", address)
+    monkeypatch.setattr(ui.gateway, "AGENT_KEY", TEST_KEYS["agent"]["key"])
+    ui.gateway.stub.clear()
+    try:
+        app = AppTest.from_file(str(REPO / "ui" / "views" / "agent.py"), default_timeout=60)
+        app.session_state.selected = session_id
+        app.run()
+        assert not app.exception
+        yield app
+    finally:
+        ui.gateway.stub.clear()
+
+
+def test_the_agent_page_shows_the_case_and_approves_with_one_click(redis_url, tmp_path, shop, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     with served_gateway(redis_url, tmp_path, shop) as address, grpc.insecure_channel(address) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
         widget = (("x-api-key", TEST_KEYS["publishable"]["key"]),)
@@ -290,14 +307,7 @@ def test_the_agent_page_shows_the_case_and_approves_with_one_click(redis_url, tm
         # it stored the proposal.
         responses = list(stub.Chat(request, metadata=widget))
         session_id = next(r.session.session_id for r in responses if r.HasField("session"))
-        monkeypatch.setattr(ui.gateway, "GATEWAY", address)
-        monkeypatch.setattr(ui.gateway, "AGENT_KEY", TEST_KEYS["agent"]["key"])
-        ui.gateway.stub.clear()
-        try:
-            app = AppTest.from_file(str(REPO / "ui" / "views" / "agent.py"), default_timeout=60)
-            app.session_state.selected = session_id
-            app.run()
-            assert not app.exception
+        with agent_page(monkeypatch, address, session_id) as app:
             shown = [e.label for e in app.expander]
             assert "[subscription S-2001]" in shown, (shown, [m.value for m in [*app.error, *app.warning, *app.caption]])
             assert any("Cancel subscription S-2001?" in t.value for t in app.text)
@@ -305,8 +315,6 @@ def test_the_agent_page_shows_the_case_and_approves_with_one_click(redis_url, tm
             assert shop.store.subscriptions("c-ana")[0]["status"] == "active"
             approve_button.click().run()
             assert not app.exception
-        finally:
-            ui.gateway.stub.clear()
         assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
         assert any("[subscription S-2001]" in s.value for s in app.success)
         assert not any(b.label == "Approve for the customer" for b in app.button)
@@ -317,8 +325,6 @@ def test_the_agent_page_shows_the_case_and_approves_with_one_click(redis_url, tm
 def test_the_agent_page_says_a_drafted_change_was_not_asked_of_the_customer_and_approves_it(redis_url, tmp_path, shop, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A change the drafts proposed from a message the customer wrote to the agent: the page
     says the customer was not asked (not that it waits for their yes), and Approve runs it."""
-    import ui.gateway
-
     with served_gateway(redis_url, tmp_path, shop) as address, grpc.insecure_channel(address) as channel:
         stub = chat_pb2_grpc.ChatServiceStub(channel)
         widget = (("x-api-key", TEST_KEYS["publishable"]["key"]),)
@@ -335,22 +341,13 @@ def test_the_agent_page_says_a_drafted_change_was_not_asked_of_the_customer_and_
         say("Please cancel my Lumio Plus subscription S-2001", session_id)
         drafts = stub.SuggestReplies(chat_pb2.SuggestRepliesRequest(session_id=session_id, count=3), metadata=agent)
         assert drafts.proposed_action.drafted
-        monkeypatch.setattr(ui.gateway, "GATEWAY", address)
-        monkeypatch.setattr(ui.gateway, "AGENT_KEY", TEST_KEYS["agent"]["key"])
-        ui.gateway.stub.clear()
-        try:
-            app = AppTest.from_file(str(REPO / "ui" / "views" / "agent.py"), default_timeout=60)
-            app.session_state.selected = session_id
-            app.run()
-            assert not app.exception
+        with agent_page(monkeypatch, address, session_id) as app:
             captions = [c.value for c in app.caption]
             assert any("they were not asked" in c for c in captions), captions
             assert not any("Waiting for the customer's yes" in c for c in captions)
             assert shop.store.subscriptions("c-ana")[0]["status"] == "active"
             next(b for b in app.button if b.label == "Approve for the customer").click().run()
             assert not app.exception
-        finally:
-            ui.gateway.stub.clear()
         assert shop.store.subscriptions("c-ana")[0]["status"] == "cancelled"
         assert any("[subscription S-2001]" in s.value for s in app.success)
 
