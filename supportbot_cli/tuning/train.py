@@ -31,7 +31,9 @@ from typing import Any
 from supportbot_cli.tuning.dataset import Example
 
 # Defaults. Measured: 512 tokens hold 4 sources of the sample help center (its longest training
-# prompt is 486 tokens; 5 of 133 examples are longer and skipped); rank 16 on every linear layer
+# prompt is 486 tokens; 5 of 133 examples are longer and skipped), but not 4 retriever passages of
+# a real help center's longer pages (about 1,000 tokens: the Python FAQ trains with
+# --max-seq-len 1280, bench/tune.py, 2026-12-02); rank 16 on every linear layer
 # of SmolLM2-135M trains at 75-150 tokens/s at 4 x 512 on 2 idle cores, and at 21 tokens/s with
 # other jobs on them (3 steps, this module, 2026-11-30). Not yet chosen by measurement: rank,
 # learning rate and steps are PEFT's usual starting points for a model this size, to be settled
