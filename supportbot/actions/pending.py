@@ -175,7 +175,10 @@ _YES = (
 # A refusal whatever follows it: unlike "cancel" or "stop", these words never start a request.
 _REFUSAL = r"no|nope|nah|n|don'?t|do not|never mind|nevermind|no thanks|not now|아니요|아니|아뇨|아니에요|하지\s?마|하지\s?마세요"
 # The other ways a no starts: "cancel ..." and "stop ..." may also be a request of their own.
-_NO = _REFUSAL + r"|cancel|stop|keep it|취소|취소해|취소해\s?주세요|그만|괜찮아요|됐어요|안\s?할래요"
+# "keep it" in Korean: 유지할게요, 그냥 둘게요, 그대로 둘게요 (held-out splits 2-4 each end a
+# cancellation so: "아 잠깐만요, 아니요 그냥 유지할게요").
+_NO = _REFUSAL + (r"|cancel|stop|keep it|취소|취소해|취소해\s?주세요|그만|괜찮아요|됐어요|안\s?할래요|"
+                  r"(?:그냥\s?|그대로\s?)?(?:유지할게요|유지할래요|유지해\s?주세요|유지해줘|둘게요|놔둘게요|놔\s?주세요)")
 # Courtesy may follow a yes ("yes please", "네 감사합니다"); it is never a yes on its own.
 _COURTESY = r"please|thanks|thank you|감사합니다|고마워요"
 _YES_ONLY = re.compile(rf"^(?:{_YES})(?:\s+(?:{_YES}|{_COURTESY}))*$")
@@ -186,7 +189,7 @@ _REFUSAL_START = re.compile(rf"^(?:{_REFUSAL})(?:\s|$)")
 
 # Words that open a refusal without changing it: "actually never mind", "아 됐어요". Never
 # stripped before a yes: "wait, yes" or "hmm ok" is a hesitation, not an explicit yes.
-_FILLER = re.compile(r"^(?:(?:actually|oh|ah|hmm+|um+|uh+|wait|well|아|앗|어|음|잠깐만?)\s+)+")
+_FILLER = re.compile(r"^(?:(?:actually|oh|ah|hmm+|um+|uh+|wait|well|아|앗|어|음|잠깐만?|잠깐만요|잠깐요)\s+)+")
 # After a yes, words that take it back or point elsewhere: "yes, but cancel the other one".
 _NOT_ONLY_YES = re.compile(
     r"\b(?:but|however|instead|other|another|not|no|don'?t|never|actually|wait|if|unless|except|rather)\b|"

@@ -201,10 +201,17 @@ def test_the_offered_labels_survive_the_session_and_a_state_stored_without_them_
     assert states.propose(asking, NOW).labels == {}  # read back: nothing offered any more
 
 
-@pytest.mark.parametrize("message", ["actually never mind", "oh wait, no", "Hmm no thanks", "아 됐어요", "잠깐만 아니요"])
+@pytest.mark.parametrize("message", ["actually never mind", "oh wait, no", "Hmm no thanks", "아 됐어요", "잠깐만 아니요",
+                                     "아 잠깐만요, 아니요 그냥 유지할게요", "아 잠깐만 그냥 유지할게요", "그냥 둘게요"])
 def test_a_refusal_opened_by_a_filler_word_cancels(message: str) -> None:
     transition = step(proposed(), message)
     assert transition.kind == "cancelled" and transition.pending.status == states.Status.CANCELLED
+
+
+@pytest.mark.parametrize("message", ["유지 기간이 어떻게 되나요?", "네 유지할게요", "유지보수 문의요"])
+def test_keeping_words_that_are_no_refusal_leave_the_change_waiting(message: str) -> None:
+    transition = step(proposed(), message)
+    assert transition.kind != "cancelled" and transition.pending.status != states.Status.CANCELLED
 
 
 @pytest.mark.parametrize("message", ["yes, cancel it", "Yes please cancel my subscription", "넵 해지해주세요", "네 구독 해지해 주세요"])
