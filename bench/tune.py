@@ -100,14 +100,8 @@ def run_corpus(name: str, args: argparse.Namespace, cache: Path) -> dict:
     )
     generated: dict = {"asked": 0, "seconds": 0.0}
     if writer is not None:
-        generated = {"asked": writer.calls, "seconds": writer.seconds}
-        generated["rejected"] = {
-            r: n for r, n in training.skipped.items() if "generated_question" in r
-        }
-        console.print(
-            f"generated questions: {writer.calls} sections asked in {writer.seconds:.0f} s, "
-            f"rejected {generated['rejected'] or 'none'}"
-        )
+        generated = writer.report(training.skipped)
+        console.print(writer.describe(training.skipped))
         del writer  # its model is not needed for training
     config = train.TrainConfig(
         base_model=model, output=cache / f"tune-{name}", steps=args.steps, batch_size=args.batch_size,

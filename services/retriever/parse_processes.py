@@ -56,7 +56,12 @@ class TokenizerFileCounter:
 def _file_tokenizer(path: str) -> Any:  # noqa: ANN401 (tokenizers.Tokenizer, untyped)
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(path)
+    # A model's own tokenizer.json truncates at its sequence length (128 for all-MiniLM-L6-v2):
+    # a count must see every token.
+    tokenizer = Tokenizer.from_file(path)
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
 
 
 class UseTokenCounter:

@@ -100,11 +100,7 @@ def run_tune(options: TuneOptions, console: Console | None = None) -> TuneReport
         f"training set: {sizes['train']} (held out: {sizes['held_out']}, articles {training_set.held_out_articles})"
     )
     if writer is not None:
-        rejected = {r: n for r, n in training_set.skipped.items() if "generated_question" in r}
-        console.print(
-            f"generated questions: {writer.calls} sections asked in {writer.seconds:.0f} s; "
-            f"rejected: {rejected or 'none'}"
-        )
+        console.print(writer.describe(training_set.skipped))
         del writer  # the model it loaded is not needed for training
 
     config = train.TrainConfig(

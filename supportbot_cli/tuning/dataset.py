@@ -159,24 +159,16 @@ def sections_from_folder(folder: Path) -> list[Section]:
     (the path relative to the folder). Whole sections would train on prompts the generator
     never sees: the Python FAQ's run to thousands of tokens, so not one of its examples fit
     the 512-token training length (bench/tune.py --sets python-faq, 2026-12-02)."""
-    from tokenizers import Tokenizer
-
     from services.retriever.chunking import chunk_document
     from services.retriever.embedding import bundled_model_path
+    from services.retriever.parse_processes import TokenizerFileCounter
     from services.retriever.parsing import parse_document
     from services.retriever.settings import RetrieverSettings
     from supportbot.client import iter_documents
 
     sizes = RetrieverSettings.model_fields
-    # The retriever's default embedder counts its chunks' tokens; its saved tokenizer truncates
-    # at the model's 128 tokens, which a count must not (DenseEmbedder.count_tokens).
-    tokenizer = Tokenizer.from_file(str(Path(bundled_model_path()) / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False).ids)
-
+    # Tokens counted as the retriever's default embedder counts its chunks', without loading it.
+    count = TokenizerFileCounter(str(Path(bundled_model_path()) / "tokenizer.json"))
     sections = []
     for document in iter_documents([folder]):
         parsed = parse_document(document.content, document.source_path)

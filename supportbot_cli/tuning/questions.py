@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -235,6 +236,16 @@ class ModelQuestionWriter:
         if self.count <= 0:
             return []
         return questions_for(section, self.lines(section), self.count)
+
+    def report(self, skipped: Counter[str]) -> dict[str, Any]:
+        """What writing cost and what the training set's checks rejected (`TrainingSet.skipped`)."""
+        rejected = {reason: n for reason, n in skipped.items() if "generated_question" in reason}
+        return {"asked": self.calls, "seconds": self.seconds, "rejected": rejected}
+
+    def describe(self, skipped: Counter[str]) -> str:
+        report = self.report(skipped)
+        return (f"generated questions: {report['asked']} sections asked in {report['seconds']:.0f} s; "
+                f"rejected: {report['rejected'] or 'none'}")
 
 
 def questions_for(section: Section, lines: Sequence[str], count: int) -> list[str]:
